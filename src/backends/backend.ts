@@ -1,0 +1,103 @@
+import type { Clock, MaybePromise } from '../types.js';
+
+/**
+ * A stored entry as a backend returns it on a hit. Backends may return the same object on every hit:
+ * callers must not mutate it.
+ */
+export interface CacheHit {
+  readonly hit: true;
+  /** The cached value (already resolved for async methods). */
+  readonly value: unknown;
+  /** True if the method returned a promise: a hit must then be returned as a promise too. */
+  readonly async: boolean;
+  /** The keys this entry depends on (dependencies and child method keys, transitively). */
+  readonly dependencies: readonly string[];
+  /** When the entry expires, absolute ms on the backend's clock; `Infinity` if never. */
+  readonly expiresAt: number;
+}
+
+/** A miss; `token` must be passed to `set` (or `abandon`) so the backend can refuse a stale write. */
+export interface CacheMiss {
+  readonly hit: false;
+  /** Opaque marker of when the computation started (a sequence number, a Redis generation…). */
+  readonly token: unknown;
+}
+
+/** What `get` answers. */
+export type CacheLookup = CacheHit | CacheMiss;
+
+/** What `set` stores. */
+export interface CacheEntryInput {
+  readonly value: unknown;
+  readonly async: boolean;
+  readonly dependencies: readonly string[];
+  /** Absolute expiry in ms on the backend's clock; `Infinity` for none. */
+  readonly expiresAt: number;
+  /** Sliding expiration window in ms (each hit pushes the expiry to `now + sliding`, capped by `expiresAt`); 0 for none. */
+  readonly sliding: number;
+}
+
+/**
+ * What `set` did: `stored`, or why not — `stale` (the key or a dependency was invalidated after the token
+ * was issued), `too-large` (over the backend's size limit), `not-serializable`, `backend-error`.
+ */
+export type StoreOutcome = 'stored' | 'stale' | 'too-large' | 'not-serializable' | 'backend-error';
+
+/** Options of {@link CachingBackend.invalidate}. */
+export interface InvalidateOptions {
+  /**
+   * Keep the entries whose keys are listed (used by `refreshCall` after replacing an entry), but still
+   * remove their dependents and still refuse in-flight writes that depend on them.
+   */
+  readonly preserveRoots?: boolean;
+}
+
+/** What an invalidation removed. */
+export interface InvalidationResult {
+  /** Keys of the entries removed, in removal order. */
+  readonly removed: readonly string[];
+}
+
+/** Why an entry left the backend on its own. */
+export type RemovalReason = 'evict' | 'expire';
+
+/**
+ * The contract every backend implements. The service never assumes more than this, so memory, Redis and
+ * layered backends are interchangeable, and all pass the conformance suite in `aspect-cache/testing`.
+ *
+ * Semantics a backend must guarantee:
+ * - `get` returns the value **with its dependencies and expiry** (a hit hands them to a parent).
+ * - `set(key, entry, token)` does not store (returns `false`) if `key` or any of `entry.dependencies` was
+ *   invalidated after `token` was issued by the miss. This must hold across processes for shared backends.
+ * - `invalidate(keys)` removes the entries with those keys and every entry that recorded one of them as a
+ *   dependency, transitively through the removed entries' own keys (cycle-safe).
+ * - Every method may answer synchronously or with a promise; `isSync` promises synchronous answers, which
+ *   lets synchronous methods be cached.
+ */
+export interface CachingBackend {
+  /** A short name for messages and events ("memory", "redis"…). */
+  readonly name: string;
+  /** True if every method answers synchronously (never a promise). */
+  readonly isSync: boolean;
+  /** The time base of `expiresAt`. */
+  readonly clock: Clock;
+  /** Looks a key up. */
+  get(key: string): MaybePromise<CacheLookup>;
+  /**
+   * Issues a token without looking the key up (used by `refreshCall`, which recomputes even on a hit).
+   * Every token must end in exactly one `set` or `abandon`.
+   */
+  begin(key: string): MaybePromise<unknown>;
+  /** Stores an entry computed after the miss (or `begin`) that issued `token`; says why if it did not. */
+  set(key: string, entry: CacheEntryInput, token: unknown): MaybePromise<StoreOutcome>;
+  /** Releases a token whose computation will not be stored (it threw, or its result is not cached). */
+  abandon(token: unknown): void;
+  /** Removes entries with these keys and their dependents, transitively. */
+  invalidate(keys: readonly string[], options?: InvalidateOptions): MaybePromise<InvalidationResult>;
+  /** Removes every entry. */
+  clear(): MaybePromise<void>;
+  /** Releases resources (timers, connections the backend owns). */
+  dispose(): MaybePromise<void>;
+  /** Optional listener for entries leaving by eviction or expiry (`evict` events). */
+  onRemoval?: ((key: string, reason: RemovalReason) => void) | undefined;
+}

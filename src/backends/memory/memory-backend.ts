@@ -1,0 +1,291 @@
+import { LRUCache } from 'lru-cache';
+import { CachingError, errors } from '../../errors.js';
+import { systemClock, type Clock } from '../../types.js';
+import type {
+  CacheEntryInput,
+  CacheHit,
+  CacheLookup,
+  CachingBackend,
+  InvalidateOptions,
+  InvalidationResult,
+  RemovalReason,
+  StoreOutcome,
+} from '../backend.js';
+import { estimateSize } from './estimate-size.js';
+
+/** Options of {@link MemoryBackend}. */
+export interface MemoryBackendOptions {
+  /**
+   * Maximum number of entries; the least recently used entry is evicted beyond it.
+   * @default 100_000 (when `maxBytes` is not set either)
+   */
+  maxEntries?: number;
+  /** Maximum total estimated size of the values, in bytes (see `sizeOf`). No limit by default. */
+  maxBytes?: number;
+  /** Estimates a value's size in bytes for `maxBytes`. @default a structural estimate (UTF-16 strings, 8-byte numbers, object overhead) */
+  sizeOf?: (value: unknown) => number;
+  /** Time source for expiry. @default Date.now */
+  clock?: Clock;
+  /**
+   * How often expired entries are swept, in ms, so that neither they nor their index entries linger. The
+   * timer is unref'd and only runs while entries with an expiry exist. 0 disables it (`purgeExpired()` can
+   * still be called). @default 60_000
+   */
+  purgeIntervalMs?: number;
+}
+
+/** A stored entry; it is also the hit answer, so a hit allocates nothing. */
+class MemoryRecord implements CacheHit {
+  readonly hit = true as const;
+  constructor(
+    readonly value: unknown,
+    readonly async: boolean,
+    readonly dependencies: readonly string[],
+    /** Effective expiry: `min(absoluteExpiresAt, lastAccess + sliding)`. */
+    public expiresAt: number,
+    readonly absoluteExpiresAt: number,
+    readonly sliding: number,
+    readonly size: number,
+  ) {}
+}
+
+/** Issued with a miss; `start` is the invalidation sequence number when the computation began. */
+class WriteToken {
+  constructor(
+    readonly backend: MemoryBackend,
+    readonly start: number,
+  ) {}
+}
+
+/** Log entries above which the invalidation log is pruned to what in-flight tokens can still need. */
+const LOG_PRUNE_THRESHOLD = 10_000;
+
+/**
+ * The in-process backend: entries in an lru-cache bounded by count and/or bytes, a dependency index kept in
+ * step with the entries (eviction, expiry, overwrite and deletion all clean it), and an invalidation log
+ * that refuses stale writes. It answers synchronously, so synchronous methods can be cached on it.
+ *
+ * Expired entries are never served; they are removed when read and by a periodic sweep.
+ *
+ * @example
+ * const caching = new CachingService({ backend: new MemoryBackend({ maxEntries: 50_000 }) });
+ */
+export class MemoryBackend implements CachingBackend {
+  readonly name = 'memory';
+  readonly isSync = true;
+  readonly clock: Clock;
+  onRemoval: ((key: string, reason: RemovalReason) => void) | undefined;
+
+  readonly #lru: LRUCache<string, MemoryRecord>;
+  /** Dependency key (or child entry key) → keys of the entries that recorded it. */
+  readonly #index = new Map<string, Set<string>>();
+  readonly #sizeOf: ((value: unknown) => number) | undefined;
+  readonly #purgeIntervalMs: number;
+  #purgeTimer: NodeJS.Timeout | undefined;
+  #expiringEntries = 0;
+
+  /** Incremented by each invalidation that happens while a computation is in flight. */
+  #sequence = 0;
+  /** Sequence number of the last `clear()`; tokens issued before it are stale. */
+  #clearedAt = -1;
+  /** Tokens of computations in flight, in issue order (so the first has the smallest start). */
+  readonly #inFlight = new Set<WriteToken>();
+  /** Key → sequence number of its last invalidation; only kept while computations are in flight. */
+  readonly #invalidatedAt = new Map<string, number>();
+  #disposed = false;
+
+  constructor(options: MemoryBackendOptions = {}) {
+    const { maxEntries, maxBytes, sizeOf, clock = systemClock, purgeIntervalMs = 60_000 } = options;
+    checkPositiveInteger('maxEntries', maxEntries);
+    checkPositiveInteger('maxBytes', maxBytes);
+    checkNonNegative('purgeIntervalMs', purgeIntervalMs);
+    if (sizeOf !== undefined && typeof sizeOf !== 'function') {
+      throw new CachingError(errors.E_INVALID_OPTION, 'MemoryBackend: option sizeOf must be a function (value) => bytes.');
+    }
+    this.clock = clock;
+    this.#purgeIntervalMs = purgeIntervalMs;
+    this.#sizeOf = maxBytes !== undefined ? (sizeOf ?? estimateSize) : undefined;
+    this.#lru = new LRUCache<string, MemoryRecord>({
+      max: maxEntries ?? (maxBytes === undefined ? 100_000 : undefined),
+      ...(maxBytes !== undefined ? { maxSize: maxBytes, sizeCalculation: (record: MemoryRecord) => record.size } : {}),
+      dispose: (record, key, reason) => this.#onDispose(record, key, reason),
+    } as LRUCache.Options<string, MemoryRecord, unknown>);
+  }
+
+  /** Number of entries stored (expired ones not yet swept included). */
+  get size(): number {
+    return this.#lru.size;
+  }
+
+  /** Number of keys in the dependency index; never more than the dependencies of live entries. */
+  get indexSize(): number {
+    return this.#index.size;
+  }
+
+  get(key: string): CacheLookup {
+    const record = this.#lru.get(key);
+    if (record === undefined) return { hit: false, token: this.#issue() };
+    if (record.expiresAt !== Infinity) {
+      const now = this.clock.now();
+      if (now >= record.expiresAt) {
+        this.#lru.delete(key);
+        this.onRemoval?.(key, 'expire');
+        return { hit: false, token: this.#issue() };
+      }
+      if (record.sliding > 0) record.expiresAt = Math.min(record.absoluteExpiresAt, now + record.sliding);
+    }
+    return record;
+  }
+
+  begin(_key: string): unknown {
+    return this.#issue();
+  }
+
+  set(key: string, entry: CacheEntryInput, token: unknown): StoreOutcome {
+    if (!this.#release(token)) {
+      throw new CachingError(errors.E_BACKEND, `MemoryBackend.set(${key}): the token was not issued by this backend or was already used.`);
+    }
+    const start = (token as WriteToken).start;
+    const stale = start < this.#clearedAt || this.#wasInvalidatedSince(start, key, entry.dependencies);
+    if (this.#inFlight.size === 0) this.#invalidatedAt.clear();
+    if (stale) return 'stale';
+    const size = this.#sizeOf === undefined ? 0 : Math.max(1, Math.ceil(this.#sizeOf(entry.value)));
+    if (this.#sizeOf !== undefined && size > this.#lru.maxSize) return 'too-large';
+
+    const now = entry.sliding > 0 || entry.expiresAt !== Infinity ? this.clock.now() : 0;
+    if (entry.expiresAt <= now) return 'stored'; // already expired: storing it would only leave residue
+    const expiresAt = entry.sliding > 0 ? Math.min(entry.expiresAt, now + entry.sliding) : entry.expiresAt;
+    const dependencies = entry.dependencies.length === 0 ? EMPTY : Object.freeze([...entry.dependencies]);
+    const record = new MemoryRecord(entry.value, entry.async, dependencies, expiresAt, entry.expiresAt, entry.sliding, size);
+    this.#lru.set(key, record);
+    for (const dependency of dependencies) {
+      let dependents = this.#index.get(dependency);
+      if (dependents === undefined) this.#index.set(dependency, (dependents = new Set()));
+      dependents.add(key);
+    }
+    if (expiresAt !== Infinity) {
+      this.#expiringEntries++;
+      this.#schedulePurge();
+    }
+    return 'stored';
+  }
+
+  abandon(token: unknown): void {
+    this.#release(token);
+    if (this.#inFlight.size === 0) this.#invalidatedAt.clear();
+  }
+
+  invalidate(keys: readonly string[], options?: InvalidateOptions): InvalidationResult {
+    const preserveRoots = options?.preserveRoots === true;
+    const visited = new Set<string>(keys);
+    const queue = [...visited];
+    const roots = queue.length;
+    const removed: string[] = [];
+    // One worklist handles chains, cycles and fan-out: a removed entry's own key is a dependency of its parents.
+    for (let i = 0; i < queue.length; i++) {
+      const key = queue[i]!;
+      if (!(preserveRoots && i < roots) && this.#lru.delete(key)) removed.push(key);
+      const dependents = this.#index.get(key);
+      if (dependents === undefined) continue;
+      this.#index.delete(key);
+      for (const dependent of dependents) {
+        if (!visited.has(dependent)) {
+          visited.add(dependent);
+          queue.push(dependent);
+        }
+      }
+    }
+    if (this.#inFlight.size > 0) this.#logInvalidation(queue);
+    return { removed };
+  }
+
+  clear(): void {
+    this.#lru.clear();
+    this.#index.clear();
+    this.#expiringEntries = 0;
+    this.#clearedAt = ++this.#sequence;
+  }
+
+  dispose(): void {
+    this.#disposed = true;
+    this.clear();
+    if (this.#purgeTimer) clearInterval(this.#purgeTimer);
+    this.#purgeTimer = undefined;
+  }
+
+  /** Removes expired entries now (and their index entries). Returns how many were removed. */
+  purgeExpired(): number {
+    const now = this.clock.now();
+    const expired: string[] = [];
+    for (const [key, record] of this.#lru.entries()) if (record.expiresAt <= now) expired.push(key);
+    for (const key of expired) {
+      this.#lru.delete(key);
+      this.onRemoval?.(key, 'expire');
+    }
+    return expired.length;
+  }
+
+  #issue(): WriteToken {
+    if (this.#disposed) throw new CachingError(errors.E_DISPOSED, 'MemoryBackend: used after dispose().');
+    const token = new WriteToken(this, this.#sequence);
+    this.#inFlight.add(token);
+    return token;
+  }
+
+  #release(token: unknown): boolean {
+    return token instanceof WriteToken && token.backend === this && this.#inFlight.delete(token);
+  }
+
+  #wasInvalidatedSince(start: number, key: string, dependencies: readonly string[]): boolean {
+    const log = this.#invalidatedAt;
+    if (log.size === 0) return false;
+    if ((log.get(key) ?? -1) > start) return true;
+    for (const dependency of dependencies) if ((log.get(dependency) ?? -1) > start) return true;
+    return false;
+  }
+
+  #logInvalidation(keys: readonly string[]): void {
+    const sequence = ++this.#sequence;
+    for (const key of keys) this.#invalidatedAt.set(key, sequence);
+    if (this.#invalidatedAt.size > LOG_PRUNE_THRESHOLD) {
+      // Entries no older than the oldest in-flight computation can never make a write stale.
+      const oldest = this.#inFlight.values().next().value!.start;
+      for (const [key, at] of this.#invalidatedAt) if (at <= oldest) this.#invalidatedAt.delete(key);
+    }
+  }
+
+  #onDispose(record: MemoryRecord, key: string, reason: LRUCache.DisposeReason): void {
+    for (const dependency of record.dependencies) {
+      const dependents = this.#index.get(dependency);
+      if (dependents !== undefined && dependents.delete(key) && dependents.size === 0) this.#index.delete(dependency);
+    }
+    if (record.expiresAt !== Infinity) this.#expiringEntries--;
+    if (reason === 'evict') this.onRemoval?.(key, 'evict');
+  }
+
+  #schedulePurge(): void {
+    if (this.#purgeTimer !== undefined || this.#purgeIntervalMs === 0 || this.#disposed) return;
+    this.#purgeTimer = setInterval(() => {
+      this.purgeExpired();
+      if (this.#expiringEntries <= 0 && this.#purgeTimer) {
+        clearInterval(this.#purgeTimer);
+        this.#purgeTimer = undefined;
+      }
+    }, this.#purgeIntervalMs);
+    this.#purgeTimer.unref();
+  }
+}
+
+const EMPTY: readonly string[] = Object.freeze([]);
+
+function checkPositiveInteger(option: string, value: number | undefined): void {
+  if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
+    throw new CachingError(errors.E_INVALID_OPTION, `MemoryBackend: option ${option} must be a positive integer, got ${String(value)}.`);
+  }
+}
+
+function checkNonNegative(option: string, value: number): void {
+  if (!(typeof value === 'number' && value >= 0 && Number.isFinite(value))) {
+    throw new CachingError(errors.E_INVALID_OPTION, `MemoryBackend: option ${option} must be a finite number ≥ 0, got ${String(value)}.`);
+  }
+}

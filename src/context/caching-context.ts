@@ -1,0 +1,88 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/**
+ * The context of one cached computation: it collects the dependency keys and child method keys the
+ * computation used, and the earliest expiry among the children it was computed from.
+ *
+ * Contexts chain to their caller's context (`parent`), which is how self-recursion is detected. A
+ * *suspended* context (from `suspendDependencyPropagation`) swallows everything added to it.
+ */
+export class CachingContext {
+  /** Dependency keys and child keys collected so far (null until the first one). */
+  dependencies: Set<string> | null = null;
+  /** Earliest absolute expiry among children (ms on the service clock); Infinity when none. */
+  expiresAt = Infinity;
+  /** Set when the computation has returned: late additions (fire-and-forget work) are ignored. */
+  closed = false;
+
+  constructor(
+    /** The cache key being computed; null for a suspended scope. */
+    readonly key: string | null,
+    readonly parent: CachingContext | undefined,
+    /** The key prefix of the service computing it; dependency keys added here get it. */
+    readonly prefix: string = '',
+  ) {}
+
+  /** True if this context accepts dependencies. */
+  get accepting(): boolean {
+    return this.key !== null && !this.closed;
+  }
+
+  /** Adds one dependency key. */
+  add(key: string): void {
+    if (this.key === null || this.closed) return;
+    (this.dependencies ??= new Set()).add(key);
+  }
+
+  /** Receives a child's key, its dependencies and its expiry. */
+  receive(childKey: string, dependencies: readonly string[], expiresAt: number): void {
+    if (this.key === null || this.closed) return;
+    const set = (this.dependencies ??= new Set());
+    set.add(childKey);
+    for (let i = 0; i < dependencies.length; i++) set.add(dependencies[i]!);
+    if (expiresAt < this.expiresAt) this.expiresAt = expiresAt;
+  }
+
+  /** True if this context or one of its ancestors is computing `key`. */
+  isComputing(key: string): boolean {
+    for (let c: CachingContext | undefined = this; c !== undefined; c = c.parent) if (c.key === key) return true;
+    return false;
+  }
+}
+
+// Created on first use: an active AsyncLocalStorage makes every `await` in the process slower, so an
+// application that never misses the cache never pays for it.
+let storage: AsyncLocalStorage<CachingContext> | undefined;
+
+/** The context of the cached computation running now, if any. */
+export function currentContext(): CachingContext | undefined {
+  return storage === undefined ? undefined : storage.getStore();
+}
+
+/** Runs `fn` with `context` as the current context. */
+export function runInContext<T>(context: CachingContext, fn: () => T): T {
+  return (storage ??= new AsyncLocalStorage<CachingContext>()).run(context, fn);
+}
+
+/**
+ * Runs `fn` so that nothing done inside it (dependencies added, cached methods called) reaches the enclosing
+ * context. Cached methods inside still cache normally. Nesting restores the previous state on return.
+ *
+ * @example
+ * suspendDependencyPropagation(() => void warmUpRelatedProducts(id)); // fire-and-forget from a cached method
+ */
+export function suspendDependencyPropagation<T>(fn: () => T): T {
+  const current = currentContext();
+  if (current === undefined) return fn();
+  return runInContext(new CachingContext(null, current), fn);
+}
+
+/**
+ * Adds dependency keys (unprefixed) to the cached computation running now, with its service's prefix.
+ * Outside a cached method (or inside a suspended scope) it does nothing.
+ */
+export function addDependencyKeys(keys: readonly string[]): void {
+  const context = currentContext();
+  if (context === undefined || !context.accepting) return;
+  for (const key of keys) context.add(context.prefix + key);
+}

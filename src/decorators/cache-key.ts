@@ -1,0 +1,44 @@
+import { CachingError, errors } from '../errors.js';
+import { registerCacheKeyProperty } from '../keys/key-builder.js';
+import { memberDecoration } from './decorator-shape.js';
+
+/**
+ * Marks a property (field, getter or accessor) as part of its instances' cache key. An instance with
+ * `@CacheKey` properties can be a cached method's argument or `this`, and a dependency
+ * (`new ObjectDependency(order)`): it is keyed by its class name and these properties, in declaration order.
+ *
+ * @example
+ * class Order { @CacheKey() id: number; @CacheKey() tenant: string; … }
+ */
+export function CacheKey(): (...args: any[]) => any {
+  return function cacheKeyDecorator(...args: unknown[]): any {
+    const decoration = memberDecoration(args, '@CacheKey');
+    if (decoration.mode === 'standard') {
+      const { context } = decoration;
+      const name = String(context.name);
+      if (context.static || context.private || !['field', 'getter', 'accessor'].includes(context.kind)) {
+        const what = context.static ? 'a static member' : context.private ? 'a private member' : `a ${context.kind}`;
+        throw new CachingError(errors.E_DECORATOR_TARGET, `@CacheKey on ${name}: ${what} cannot be part of an instance's key; put @CacheKey on a public instance field or getter.`);
+      }
+      // TC39 member decorators do not see the class: record the property when the first instance is built.
+      context.addInitializer(function (this: object) {
+        registerCacheKeyProperty(declaringClassOf(this, name), name);
+      });
+      return undefined;
+    }
+    const { target, key } = decoration;
+    if (typeof target === 'function' || typeof key === 'symbol') {
+      throw new CachingError(errors.E_DECORATOR_TARGET, `@CacheKey on ${String(key)}: only public instance properties with string names can be part of a key.`);
+    }
+    registerCacheKeyProperty((target as { constructor: Function }).constructor, key);
+    return undefined;
+  };
+}
+
+/** For getters the declaring class owns the property; for fields the instance's class is all we can see. */
+function declaringClassOf(instance: object, name: string): Function {
+  for (let o: object | null = Object.getPrototypeOf(instance); o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+    if (Object.prototype.hasOwnProperty.call(o, name)) return (o as { constructor: Function }).constructor;
+  }
+  return (instance as { constructor: Function }).constructor;
+}

@@ -1,0 +1,75 @@
+import { CachingError, errors } from '../errors.js';
+import { capture, serviceOf } from '../service/caching-service.js';
+import { validateCacheOptions, type CacheOptions } from '../service/options.js';
+import { memberDecoration, qualified, type StandardContext } from './decorator-shape.js';
+import { MethodDescriptor, registerDescriptor } from './method-descriptor.js';
+import { noteCachedMethod } from './definition-state.js';
+
+/**
+ * Caches a method's results (cache-aside) keyed by class, method and arguments. Works on instance and
+ * static methods, sync and async, under legacy (`experimentalDecorators`) and TC39 decorators.
+ *
+ * While the method runs, the dependencies it adds (`addDependency`) and the cached methods it calls are
+ * recorded with its entry; invalidating any of them invalidates it. Async methods cache the resolved value;
+ * rejections are never cached; concurrent misses on one key run the method once.
+ *
+ * @example
+ * class ProductCatalogue {
+ *   @Cache({ ttl: 60_000 })
+ *   async getPrice(id: string) {
+ *     addDependency(`ProductPrice:${id}`);
+ *     return this.db.price(id);
+ *   }
+ * }
+ */
+export function Cache(options?: CacheOptions): (...args: any[]) => any {
+  const validated = validateCacheOptions(options, '@Cache', 'method');
+  return function cacheDecorator(...args: unknown[]): any {
+    const decoration = memberDecoration(args, '@Cache');
+    if (decoration.mode === 'standard') {
+      const { value, context } = decoration;
+      if (context.kind !== 'method' || typeof value !== 'function') throw wrongTarget(context);
+      const descriptor = new MethodDescriptor(String(context.name), context.static === true, value, checked(validated, String(context.name)));
+      noteCachedMethod(context.metadata, descriptor);
+      if (context.static) context.addInitializer(function (this: Function) { descriptor.bindClass(this); });
+      return wrap(descriptor);
+    }
+    const { target, key, descriptor: property } = decoration;
+    const isStatic = typeof target === 'function';
+    const cls = isStatic ? (target as Function) : (target as { constructor: Function }).constructor;
+    const member = qualified(cls.name, String(key));
+    if (property === undefined || typeof property.value !== 'function') {
+      const what = property === undefined ? 'a property' : property.get || property.set ? 'an accessor' : 'a non-function property';
+      throw new CachingError(errors.E_DECORATOR_TARGET, `@Cache on ${member}: ${what} cannot be cached; put @Cache on a method.`);
+    }
+    const descriptor = new MethodDescriptor(String(key), isStatic, property.value as Function, checked(validated, member));
+    descriptor.bindClass(cls);
+    noteCachedMethod(cls, descriptor);
+    return { ...property, value: wrap(descriptor) };
+  };
+}
+
+function checked(options: Readonly<CacheOptions>, member: string): Readonly<CacheOptions> {
+  // Re-validated with the member's name so a message can say where (the first pass had no name yet).
+  return validateCacheOptions(options, `@Cache on ${member}`, 'method');
+}
+
+function wrap(descriptor: MethodDescriptor): Function {
+  const wrapper = function cached(this: unknown, ...args: unknown[]): unknown {
+    if (capture.active) {
+      capture.calls.push({ descriptor, self: this, args });
+      return descriptor.declaredAsync ? Promise.resolve(undefined) : undefined;
+    }
+    return serviceOf(this).invoke(descriptor, this, args);
+  };
+  Object.defineProperty(wrapper, 'name', { value: descriptor.methodName, configurable: true });
+  registerDescriptor(wrapper, descriptor);
+  return wrapper;
+}
+
+function wrongTarget(context: StandardContext): CachingError {
+  return new CachingError(
+    errors.E_DECORATOR_TARGET,
+    `@Cache on ${String(context.name)}: a ${context.kind} cannot be cached; put @Cache on a method.`,
+  );
+}

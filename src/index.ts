@@ -1,0 +1,28 @@
+/**
+ * aspect-cache: aspect-oriented caching for TypeScript. `@Cache` on read methods, `@InvalidateCache` on write
+ * methods, dependencies propagated from nested cached calls to their callers.
+ *
+ * @packageDocumentation
+ */
+export { Cache } from './decorators/cache.js';
+export { InvalidateCache, type InvalidationTarget } from './decorators/invalidate-cache.js';
+export { CacheKey } from './decorators/cache-key.js';
+export { CacheConfiguration } from './decorators/cache-configuration.js';
+export { CachingService, addDependency, bindCachingService, type CachingServiceOptions } from './service/caching-service.js';
+export { suspendDependencyPropagation } from './context/caching-context.js';
+export type { CacheOptions, ProfileOptions } from './service/options.js';
+export { StringDependency, ObjectDependency, type CacheDependency, type DependencyLike } from './dependencies/cache-dependency.js';
+export { MemoryBackend, type MemoryBackendOptions } from './backends/memory/memory-backend.js';
+export type {
+  CachingBackend,
+  CacheLookup,
+  CacheHit,
+  CacheMiss,
+  CacheEntryInput,
+  StoreOutcome,
+  InvalidateOptions,
+  InvalidationResult,
+  RemovalReason,
+} from './backends/backend.js';
+export { CachingError, errors, type CachingErrorCode } from './errors.js';
+export { systemClock, type Clock, type Logger, type CacheStats, type CacheEventMap, type CacheEventName, type SkipReason, type MaybePromise } from './types.js';

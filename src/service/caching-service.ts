@@ -1,0 +1,653 @@
+import type { CacheLookup, CachingBackend, InvalidateOptions, InvalidationResult, StoreOutcome } from '../backends/backend.js';
+import { MemoryBackend } from '../backends/memory/memory-backend.js';
+import { addDependencyKeys, CachingContext, currentContext, runInContext, suspendDependencyPropagation } from '../context/caching-context.js';
+import type { MethodDescriptor } from '../decorators/method-descriptor.js';
+import { cascadeClosure, dependencyKey, type DependencyLike } from '../dependencies/cache-dependency.js';
+import { CachingError, errors } from '../errors.js';
+import { systemClock, type CacheEventMap, type CacheEventName, type CacheStats, type Clock, type Logger, type SkipReason } from '../types.js';
+import { isBackend, validateCacheOptions, type CacheOptions, type ProfileOptions } from './options.js';
+
+/** Options of {@link CachingService}. */
+export interface CachingServiceOptions {
+  /** The backend of the default profile. @default new MemoryBackend({ clock }) */
+  backend?: CachingBackend;
+  /** Named option sets; each may have its own backend. A profile named `default` applies to every method without one. */
+  profiles?: Record<string, ProfileOptions>;
+  /** Options applied to every method (method, class and profile options override them). */
+  defaults?: Omit<CacheOptions, 'key' | 'ignoreArgs' | 'scope'>;
+  /** Prepended to every key (method keys and dependency keys): services with different prefixes never meet. @default '' */
+  keyPrefix?: string;
+  /** Time source for TTLs. Given to the default memory backend. @default Date.now */
+  clock?: Clock;
+  /** Where errors without an `error` listener, and throwing listeners, are reported. @default console */
+  logger?: Logger;
+}
+
+/** A method's options resolved for one service: computed on its first call, then reused. */
+interface Plan {
+  readonly enabled: boolean;
+  readonly backend: CachingBackend;
+  /** Absolute TTL in ms; 0 for none. */
+  readonly ttl: number;
+  readonly sliding: number;
+  readonly cacheUndefined: boolean;
+  readonly prefix: string;
+}
+
+/** What a computation (or a hit inside a flight) hands to its callers. */
+interface Outcome {
+  readonly value: unknown;
+  readonly async: boolean;
+  readonly dependencies: readonly string[];
+  readonly expiresAt: number;
+}
+
+/** A cached call recorded instead of run, for `invalidateCall`/`refreshCall`. */
+interface CapturedCall {
+  readonly descriptor: MethodDescriptor;
+  readonly self: unknown;
+  readonly args: unknown[];
+}
+
+/** Set while `invalidateCall`/`refreshCall` evaluate their lambda: cached wrappers record instead of running. */
+export const capture: { active: boolean; calls: CapturedCall[] } = { active: false, calls: [] };
+
+/** The property under which an instance (or class) carries the service bound to it. */
+export const BOUND_SERVICE = Symbol.for('aspect-cache.service');
+
+type Listener<E extends CacheEventName> = (event: CacheEventMap[E]) => void;
+
+const EMPTY: readonly string[] = Object.freeze([]);
+const NO_TOKEN = Symbol('no-token');
+
+let defaultService: CachingService | undefined;
+
+/** Internal entry points used by the decorators (kept off the public surface). */
+export let serviceInternals: {
+  /** Computes the keys of cached calls now; the returned function invalidates them (undefined when done synchronously). */
+  prepareInvalidation(service: CachingService, calls: readonly CallToInvalidate[]): () => Promise<void> | undefined;
+  reportError(service: CachingService, error: unknown, operation: string): void;
+};
+
+/** A cached call to invalidate: which method, on which `this`, with which arguments. */
+export interface CallToInvalidate {
+  readonly descriptor: MethodDescriptor;
+  readonly self: unknown;
+  readonly args: unknown[];
+}
+
+/**
+ * Runs cached methods: looks keys up, computes misses once per key, stores values with their dependencies,
+ * and invalidates. Decorated methods use the service bound to their instance (see
+ * {@link bindCachingService} and the DI integration), else {@link CachingService.default}.
+ *
+ * @example
+ * const caching = new CachingService({ profiles: { hot: { ttl: 5_000 } } });
+ * bindCachingService(catalogue, caching);
+ * await caching.invalidate('PriceList');
+ */
+export class CachingService {
+  readonly #backend: CachingBackend;
+  readonly #backends: readonly CachingBackend[];
+  readonly #profiles = new Map<string, Readonly<ProfileOptions>>();
+  readonly #defaults: Readonly<CacheOptions>;
+  readonly #prefix: string;
+  readonly #logger: Logger;
+  readonly #plans = new WeakMap<MethodDescriptor, Plan>();
+  readonly #inFlight = new Map<string, Promise<Outcome>>();
+  readonly #listeners = new Map<CacheEventName, Set<Listener<any>>>();
+  /** Shortcuts so the hit and miss paths test one field when nobody listens. */
+  #hitListeners: Set<Listener<'hit'>> | undefined;
+  #missListeners: Set<Listener<'miss'>> | undefined;
+  readonly #counters: CacheStats = { hits: 0, misses: 0, joins: 0, sets: 0, skips: 0, invalidations: 0, invalidatedEntries: 0, errors: 0 };
+  #disposed = false;
+
+  constructor(options: CachingServiceOptions = {}) {
+    const where = 'CachingService';
+    if (options === null || typeof options !== 'object') throw new CachingError(errors.E_INVALID_OPTION, `${where}: options must be an object.`);
+    const known = new Set(['backend', 'profiles', 'defaults', 'keyPrefix', 'clock', 'logger']);
+    for (const name of Object.keys(options)) {
+      if (!known.has(name)) throw new CachingError(errors.E_INVALID_OPTION, `${where}: unknown option '${name}'; allowed: ${[...known].join(', ')}.`);
+    }
+    const { backend, profiles = {}, defaults, keyPrefix = '', clock, logger } = options;
+    if (backend !== undefined && !isBackend(backend)) {
+      throw new CachingError(errors.E_INVALID_OPTION, `${where}: option backend must be a CachingBackend (MemoryBackend, RedisBackend, LayeredBackend…).`);
+    }
+    if (typeof keyPrefix !== 'string') throw new CachingError(errors.E_INVALID_OPTION, `${where}: option keyPrefix must be a string.`);
+    if (clock !== undefined && typeof clock?.now !== 'function') throw new CachingError(errors.E_INVALID_OPTION, `${where}: option clock must have a now() method.`);
+    this.#defaults = validateCacheOptions(defaults, `${where} defaults`, 'defaults');
+    if ((this.#defaults as CacheOptions).key || (this.#defaults as CacheOptions).ignoreArgs || (this.#defaults as CacheOptions).scope) {
+      throw new CachingError(errors.E_INVALID_OPTION, `${where} defaults: key, ignoreArgs and scope are per method; set them on @Cache.`);
+    }
+    this.#prefix = keyPrefix;
+    this.#logger = logger ?? console;
+    this.#backend = backend ?? new MemoryBackend({ clock: clock ?? systemClock });
+    if (profiles === null || typeof profiles !== 'object') throw new CachingError(errors.E_INVALID_OPTION, `${where}: option profiles must be an object of named profiles.`);
+    const backends = new Set<CachingBackend>([this.#backend]);
+    for (const [name, profile] of Object.entries(profiles)) {
+      const validated = validateCacheOptions(profile, `${where} profile '${name}'`, 'profile');
+      if (this.#defaults.ttl !== undefined && validated.slidingExpiration !== undefined && validated.ttl === undefined && validated.slidingExpiration >= this.#defaults.ttl) {
+        throw new CachingError(errors.E_INVALID_OPTION, `${where} profile '${name}': slidingExpiration (${validated.slidingExpiration} ms) must be shorter than the default ttl (${this.#defaults.ttl} ms).`);
+      }
+      this.#profiles.set(name, validated);
+      if (validated.backend) backends.add(validated.backend);
+    }
+    this.#backends = [...backends];
+    for (const b of this.#backends) {
+      if (b.onRemoval === undefined) b.onRemoval = (key, reason) => this.#emit('evict', { key, reason });
+    }
+  }
+
+  /** The service used by decorated methods whose instance has none bound. Created on first use. */
+  static get default(): CachingService {
+    return (defaultService ??= new CachingService());
+  }
+
+  static set default(service: CachingService) {
+    if (!(service instanceof CachingService)) throw new CachingError(errors.E_INVALID_OPTION, 'CachingService.default must be set to a CachingService.');
+    defaultService = service;
+  }
+
+  /** The default profile's backend. */
+  get backend(): CachingBackend {
+    return this.#backend;
+  }
+
+  /** The key prefix of this service. */
+  get keyPrefix(): string {
+    return this.#prefix;
+  }
+
+  // ───────────────────────────── the call path ─────────────────────────────
+
+  /** Runs one call of a cached method (used by the `@Cache` wrapper). */
+  invoke(descriptor: MethodDescriptor, self: unknown, args: unknown[]): unknown {
+    const plan = (descriptor.planOwner === this ? descriptor.plan : this.#planFor(descriptor, self)) as Plan;
+    if (!plan.enabled) return descriptor.fn.apply(self, args);
+    const key = plan.prefix + descriptor.keyFor(self, args);
+    const caller = currentContext();
+    const backend = plan.backend;
+    if (!backend.isSync) return this.#invokeOnAsyncBackend(descriptor, plan, self, args, key, caller);
+    const lookup = backend.get(key) as CacheLookup;
+    if (lookup.hit) {
+      this.#counters.hits++;
+      if (this.#hitListeners !== undefined) this.#emit('hit', { key });
+      if (caller !== undefined) caller.receive(key, lookup.dependencies, lookup.expiresAt);
+      return lookup.async ? Promise.resolve(lookup.value) : lookup.value;
+    }
+    return this.#missOnSyncBackend(descriptor, plan, self, args, key, caller, lookup.token);
+  }
+
+  #missOnSyncBackend(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined, token: unknown): unknown {
+    const backend = plan.backend;
+    const flight = this.#inFlight.get(key);
+    if (caller !== undefined && caller.isComputing(key)) {
+      backend.abandon(token);
+      throw this.#recursion(descriptor, key);
+    }
+    if (flight !== undefined) {
+      backend.abandon(token);
+      this.#counters.joins++;
+      return this.#handUp(flight, key, caller);
+    }
+    this.#counters.misses++;
+    if (this.#missListeners !== undefined) this.#emit('miss', { key });
+    const context = new CachingContext(key, caller, plan.prefix);
+    let result: unknown;
+    try {
+      result = runInContext(context, () => descriptor.fn.apply(self, args));
+    } catch (error) {
+      context.closed = true;
+      backend.abandon(token);
+      throw error;
+    }
+    if (isThenable(result)) {
+      const computation = this.#settle(plan, key, context, token, result);
+      this.#track(key, computation);
+      return this.#handUp(computation, key, caller);
+    }
+    context.closed = true;
+    const outcome = this.#store(plan, key, context, token, result, false) as Outcome;
+    if (caller !== undefined) caller.receive(key, outcome.dependencies, outcome.expiresAt);
+    return result;
+  }
+
+  #invokeOnAsyncBackend(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined): Promise<unknown> {
+    if (caller !== undefined && caller.isComputing(key)) return Promise.reject(this.#recursion(descriptor, key));
+    const flight = this.#inFlight.get(key);
+    if (flight !== undefined) {
+      this.#counters.joins++;
+      return this.#handUp(flight, key, caller);
+    }
+    // The flight covers the lookup too: with an async backend, two callers could otherwise both miss.
+    const computation = this.#lookUpAndCompute(descriptor, plan, self, args, key, caller);
+    this.#track(key, computation);
+    return this.#handUp(computation, key, caller);
+  }
+
+  async #lookUpAndCompute(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined): Promise<Outcome> {
+    const backend = plan.backend;
+    let token: unknown = NO_TOKEN;
+    try {
+      const lookup = await backend.get(key);
+      if (lookup.hit) {
+        this.#counters.hits++;
+        if (this.#hitListeners !== undefined) this.#emit('hit', { key });
+        return lookup;
+      }
+      token = lookup.token;
+    } catch (error) {
+      // A failing backend never fails the call: the method runs and its result is returned unstored.
+      this.#reportError(error, 'get', key);
+    }
+    this.#counters.misses++;
+    if (this.#missListeners !== undefined) this.#emit('miss', { key });
+    const context = new CachingContext(key, caller, plan.prefix);
+    let value: unknown;
+    try {
+      value = await runInContext(context, () => descriptor.fn.apply(self, args));
+    } catch (error) {
+      if (token !== NO_TOKEN) this.#abandon(backend, token);
+      throw error;
+    } finally {
+      context.closed = true;
+    }
+    if (token === NO_TOKEN) return this.#skipped(key, 'backend-error', value, true, context, plan);
+    return this.#store(plan, key, context, token, value, true);
+  }
+
+  async #settle(plan: Plan, key: string, context: CachingContext, token: unknown, promise: PromiseLike<unknown>): Promise<Outcome> {
+    let value: unknown;
+    try {
+      value = await promise;
+    } catch (error) {
+      plan.backend.abandon(token);
+      throw error;
+    } finally {
+      context.closed = true;
+    }
+    return this.#store(plan, key, context, token, value, true);
+  }
+
+  /** Registers a computation as the flight for `key` until it settles. */
+  #track(key: string, computation: Promise<Outcome>): void {
+    this.#inFlight.set(key, computation);
+    const done = () => {
+      if (this.#inFlight.get(key) === computation) this.#inFlight.delete(key);
+    };
+    computation.then(done, done);
+  }
+
+  /** Gives a computation's value to a caller, and its key, dependencies and expiry to the caller's context. */
+  #handUp(computation: Promise<Outcome>, key: string, caller: CachingContext | undefined): Promise<unknown> {
+    return computation.then(outcome => {
+      if (caller !== undefined) caller.receive(key, outcome.dependencies, outcome.expiresAt);
+      return outcome.value;
+    });
+  }
+
+  #store(plan: Plan, key: string, context: CachingContext, token: unknown, value: unknown, async: boolean): Outcome | Promise<Outcome> {
+    const backend = plan.backend;
+    const dependencies = context.dependencies === null ? EMPTY : [...context.dependencies];
+    let expiresAt = context.expiresAt;
+    if (plan.ttl > 0) {
+      const own = backend.clock.now() + plan.ttl;
+      if (own < expiresAt) expiresAt = own;
+    }
+    const outcome: Outcome = { value, async, dependencies, expiresAt };
+    if (value === undefined && !plan.cacheUndefined) {
+      this.#abandon(backend, token);
+      return this.#skipped(key, 'undefined', value, async, context, plan, outcome);
+    }
+    let stored: StoreOutcome | Promise<StoreOutcome>;
+    try {
+      stored = backend.set(key, { value, async, dependencies, expiresAt, sliding: plan.sliding }, token);
+    } catch (error) {
+      this.#reportError(error, 'set', key);
+      return this.#skipped(key, 'backend-error', value, async, context, plan, outcome);
+    }
+    if (typeof stored === 'string') return this.#afterStore(key, stored, outcome);
+    return stored.then(
+      result => this.#afterStore(key, result, outcome),
+      error => {
+        this.#reportError(error, 'set', key);
+        return this.#skipped(key, 'backend-error', value, async, context, plan, outcome);
+      },
+    );
+  }
+
+  #afterStore(key: string, result: StoreOutcome, outcome: Outcome): Outcome {
+    if (result === 'stored') {
+      this.#counters.sets++;
+      if (this.#listeners.has('set')) this.#emit('set', { key, dependencies: outcome.dependencies, expiresAt: outcome.expiresAt });
+    } else {
+      this.#counters.skips++;
+      this.#emit('skip', { key, reason: result });
+    }
+    return outcome;
+  }
+
+  #skipped(key: string, reason: SkipReason, value: unknown, async: boolean, context: CachingContext, _plan: Plan, outcome?: Outcome): Outcome {
+    this.#counters.skips++;
+    this.#emit('skip', { key, reason });
+    return outcome ?? { value, async, dependencies: context.dependencies === null ? EMPTY : [...context.dependencies], expiresAt: context.expiresAt };
+  }
+
+  #abandon(backend: CachingBackend, token: unknown): void {
+    try {
+      backend.abandon(token);
+    } catch (error) {
+      this.#reportError(error, 'abandon');
+    }
+  }
+
+  #planFor(descriptor: MethodDescriptor, self: unknown): Plan {
+    let plan = this.#plans.get(descriptor);
+    if (plan === undefined) {
+      if (this.#disposed) throw new CachingError(errors.E_DISPOSED, `CachingService: ${descriptor.displayName} was called after dispose().`);
+      descriptor.ensureResolved(self);
+      plan = this.#resolvePlan(descriptor);
+      this.#plans.set(descriptor, plan);
+    }
+    descriptor.planOwner = this;
+    descriptor.plan = plan;
+    return plan;
+  }
+
+  #resolvePlan(descriptor: MethodDescriptor): Plan {
+    const method = descriptor.options;
+    const where = `@Cache on ${descriptor.displayName}`;
+    const profileName = method.profile ?? this.#defaults.profile ?? 'default';
+    const profile = this.#profiles.get(profileName);
+    if (profile === undefined && profileName !== 'default') {
+      const known = [...this.#profiles.keys()];
+      throw new CachingError(
+        errors.E_UNKNOWN_PROFILE,
+        `${where}: profile '${profileName}' is not defined by this CachingService (defined: ${known.length ? known.map(k => `'${k}'`).join(', ') : 'none'}); add it to the service's profiles option.`,
+      );
+    }
+    const merged = { ...this.#defaults, ...profile, ...method };
+    if (merged.ttl !== undefined && merged.slidingExpiration !== undefined && merged.slidingExpiration >= merged.ttl) {
+      throw new CachingError(errors.E_INVALID_OPTION, `${where}: slidingExpiration (${merged.slidingExpiration} ms) must be shorter than ttl (${merged.ttl} ms) once profile '${profileName}' and the defaults are applied.`);
+    }
+    const backend = profile?.backend ?? this.#backend;
+    if (!backend.isSync && !descriptor.declaredAsync) {
+      throw new CachingError(
+        errors.E_SYNC_ON_ASYNC_BACKEND,
+        `${where}: the method is synchronous but profile '${profileName}' uses the ${backend.name} backend, which answers asynchronously; make the method async, or give it a profile with a synchronous backend (MemoryBackend).`,
+      );
+    }
+    return {
+      enabled: merged.enabled !== false,
+      backend,
+      ttl: merged.ttl ?? 0,
+      sliding: merged.slidingExpiration ?? 0,
+      cacheUndefined: merged.cacheUndefined !== false,
+      prefix: this.#prefix,
+    };
+  }
+
+  #recursion(descriptor: MethodDescriptor, key: string): CachingError {
+    return new CachingError(
+      errors.E_RECURSION,
+      `@Cache on ${descriptor.displayName}: the call ${key} is already being computed by one of its callers (the method calls itself with the same key, directly or indirectly); waiting for it would deadlock. Vary the arguments, or call the undecorated logic for the inner call.`,
+    );
+  }
+
+  // ───────────────────────────── dependencies ─────────────────────────────
+
+  /**
+   * Adds dependencies to the cached computation running now (of whichever service runs it). Outside a
+   * cached method it does nothing. Only the dependencies' own keys are added; cascades apply on invalidation.
+   */
+  addDependency(...dependencies: DependencyLike[]): void {
+    addDependency(...dependencies);
+  }
+
+  /** Runs `fn` so that nothing inside it reaches the enclosing cached computation; see the free function. */
+  suspendDependencyPropagation<T>(fn: () => T): T {
+    return suspendDependencyPropagation(fn);
+  }
+
+  /**
+   * Invalidates dependencies and, transitively, their `cascadeDependencies`: every entry that recorded one of
+   * their keys (directly or through a nested cached call) is removed from every backend of every profile, and
+   * computations in flight that depend on them will not be stored.
+   *
+   * @example
+   * await caching.invalidate(product);            // a CacheDependency; cascades to the catalogue
+   * await caching.invalidate('PriceList');
+   */
+  invalidate(...dependencies: DependencyLike[]): Promise<void> {
+    try {
+      const keys = cascadeClosure(dependencies, 'CachingService.invalidate');
+      return Promise.resolve(this.#invalidateKeys(keys.map(k => this.#prefix + k)));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Removes the entry of one cached call, and every entry computed from it, without running the method.
+   *
+   * @example
+   * await caching.invalidateCall(() => catalogue.getPrice('corn'));
+   */
+  invalidateCall(call: () => unknown): Promise<void> {
+    try {
+      const calls = captureCalls(call, 'invalidateCall');
+      return Promise.resolve(serviceInternals.prepareInvalidation(this, calls)());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Recomputes one cached call (nested cached calls use the cache), replaces its entry, and invalidates the
+   * entries computed from it. If the method throws, the old entry stays and the error is rethrown.
+   *
+   * @example
+   * const fresh = await caching.refreshCall(() => catalogue.getPrice('corn'));
+   */
+  async refreshCall<T>(call: () => T | Promise<T>): Promise<Awaited<T>> {
+    const calls = captureCalls(call, 'refreshCall');
+    if (calls.length !== 1) {
+      throw new CachingError(errors.E_NO_CACHED_CALL, `refreshCall: the function must call exactly one cached method, it called ${calls.length}.`);
+    }
+    const { descriptor, self, args } = calls[0]!;
+    return serviceOf(self).#refresh(descriptor, self, args) as Promise<Awaited<T>>;
+  }
+
+  async #refresh(descriptor: MethodDescriptor, self: unknown, args: unknown[]): Promise<unknown> {
+    const plan = this.#planFor(descriptor, self);
+    if (!plan.enabled) return await descriptor.fn.apply(self, args);
+    const key = plan.prefix + descriptor.keyFor(self, args);
+    const backend = plan.backend;
+    const caller = currentContext();
+    const token = await backend.begin(key);
+    const context = new CachingContext(key, caller, plan.prefix);
+    let value: unknown;
+    let async = false;
+    try {
+      const result = runInContext(context, () => descriptor.fn.apply(self, args));
+      async = isThenable(result);
+      value = await result;
+    } catch (error) {
+      this.#abandon(backend, token);
+      throw error;
+    } finally {
+      context.closed = true;
+    }
+    const outcome = await this.#store(plan, key, context, token, value, async);
+    // Replace first, then drop what was computed from the old value: a reader in between sees the new entry.
+    await this.#invalidateKeys([key], { preserveRoots: true });
+    if (caller !== undefined) caller.receive(key, outcome.dependencies, outcome.expiresAt);
+    return value;
+  }
+
+  #invalidateKeys(keys: readonly string[], options?: InvalidateOptions): void | Promise<void> {
+    if (keys.length === 0) return;
+    this.#counters.invalidations++;
+    const results: InvalidationResult[] = [];
+    const pending: Promise<unknown>[] = [];
+    for (const backend of this.#backends) {
+      const result = backend.invalidate(keys, options);
+      if (isThenable(result)) pending.push((result as Promise<InvalidationResult>).then(r => results.push(r)));
+      else results.push(result as InvalidationResult);
+    }
+    const finish = () => {
+      const entries = results.length === 1 ? results[0]!.removed : results.flatMap(r => r.removed);
+      this.#counters.invalidatedEntries += entries.length;
+      if (this.#listeners.has('invalidate')) this.#emit('invalidate', { keys, entries });
+    };
+    if (pending.length === 0) return finish();
+    return Promise.all(pending).then(finish);
+  }
+
+  // ───────────────────────────── events and lifecycle ─────────────────────────────
+
+  /**
+   * Subscribes to an event; returns the unsubscribe function. A listener that throws is reported to the
+   * logger and never breaks a call.
+   *
+   * @example
+   * const off = caching.on('invalidate', e => log.info('invalidated', e.entries));
+   */
+  on<E extends CacheEventName>(event: E, listener: (event: CacheEventMap[E]) => void): () => void {
+    if (typeof listener !== 'function') throw new CachingError(errors.E_INVALID_OPTION, `CachingService.on('${event}'): the listener must be a function.`);
+    let set = this.#listeners.get(event);
+    if (set === undefined) this.#listeners.set(event, (set = new Set()));
+    set.add(listener);
+    this.#refreshShortcuts();
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.#listeners.delete(event);
+      this.#refreshShortcuts();
+    };
+  }
+
+  /** A snapshot of the counters. */
+  stats(): CacheStats {
+    return { ...this.#counters };
+  }
+
+  /** Disposes the service's backends and forgets listeners; the default service is recreated on next use. */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#listeners.clear();
+    this.#refreshShortcuts();
+    await Promise.all(this.#backends.map(b => b.dispose()));
+    if (defaultService === this) defaultService = undefined;
+  }
+
+  #refreshShortcuts(): void {
+    this.#hitListeners = this.#listeners.get('hit') as Set<Listener<'hit'>> | undefined;
+    this.#missListeners = this.#listeners.get('miss') as Set<Listener<'miss'>> | undefined;
+  }
+
+  #emit<E extends CacheEventName>(event: E, payload: CacheEventMap[E]): void {
+    const listeners = this.#listeners.get(event);
+    if (listeners === undefined) return;
+    for (const listener of listeners) {
+      try {
+        listener(payload);
+      } catch (error) {
+        this.#counters.errors++;
+        this.#logger.error(`aspect-cache: a '${event}' listener threw; the call was not affected.`, error);
+      }
+    }
+  }
+
+  #reportError(error: unknown, operation: string, key?: string): void {
+    this.#counters.errors++;
+    if (this.#listeners.has('error')) this.#emit('error', { error, operation, ...(key !== undefined ? { key } : {}) });
+    else this.#logger.error(`aspect-cache: backend ${operation}${key !== undefined ? ` of ${key}` : ''} failed; the call went on without the cache.`, error);
+  }
+
+  static {
+    serviceInternals = {
+      prepareInvalidation(service, calls) {
+        // Each call's entry lives in the service bound to its instance (else the given one): group by it.
+        const byService = new Map<CachingService, string[]>();
+        for (const { descriptor, self, args } of calls) {
+          const bound = self !== null && self !== undefined ? (self as Record<symbol, unknown>)[BOUND_SERVICE] : undefined;
+          const owner = bound instanceof CachingService ? bound : service;
+          const plan = owner.#planFor(descriptor, self);
+          const keys = byService.get(owner) ?? [];
+          keys.push(plan.prefix + descriptor.keyFor(self, args));
+          byService.set(owner, keys);
+        }
+        return () => {
+          const pending: Promise<void>[] = [];
+          for (const [owner, keys] of byService) {
+            const result = owner.#invalidateKeys(keys);
+            if (result) pending.push(result);
+          }
+          return pending.length > 0 ? Promise.all(pending).then(() => undefined) : undefined;
+        };
+      },
+      reportError(service, error, operation) {
+        service.#reportError(error, operation);
+      },
+    };
+  }
+}
+
+/** The service a decorated method called on `self` uses. */
+export function serviceOf(self: unknown): CachingService {
+  if (self !== null && self !== undefined) {
+    const bound = (self as Record<symbol, unknown>)[BOUND_SERVICE];
+    if (bound !== undefined) return bound as CachingService;
+  }
+  return CachingService.default;
+}
+
+/**
+ * Binds a service to an instance (or, for static methods, a class): its cached methods use that service
+ * instead of {@link CachingService.default}. The DI integration does this for the instances it creates.
+ *
+ * @example
+ * const catalogue = bindCachingService(new ProductCatalogue(db), caching);
+ */
+export function bindCachingService<T extends object>(target: T, service: CachingService): T {
+  if (!(service instanceof CachingService)) throw new CachingError(errors.E_INVALID_OPTION, 'bindCachingService: the second argument must be a CachingService.');
+  Object.defineProperty(target, BOUND_SERVICE, { value: service, configurable: true, writable: true, enumerable: false });
+  return target;
+}
+
+/**
+ * Adds dependencies to the cached computation running now, whichever service runs it. Outside a cached
+ * method (or inside `suspendDependencyPropagation`) it does nothing.
+ *
+ * @example
+ * @Cache() async getPrice(id: string) { addDependency(`ProductPrice:${id}`); return db.price(id); }
+ */
+export function addDependency(...dependencies: DependencyLike[]): void {
+  const keys = dependencies.map(d => dependencyKey(d, 'addDependency'));
+  addDependencyKeys(keys);
+}
+
+function captureCalls(call: () => unknown, where: string): CapturedCall[] {
+  if (typeof call !== 'function') throw new CachingError(errors.E_NO_CACHED_CALL, `${where}: pass a function that calls the cached method, e.g. ${where}(() => catalogue.getPrice('corn')).`);
+  if (capture.active) throw new CachingError(errors.E_NO_CACHED_CALL, `${where}: cannot be nested inside another invalidateCall/refreshCall lambda.`);
+  capture.active = true;
+  capture.calls = [];
+  let calls: CapturedCall[];
+  try {
+    const result = call();
+    if (isThenable(result)) (result as Promise<unknown>).then(undefined, () => undefined);
+  } finally {
+    capture.active = false;
+    calls = capture.calls;
+    capture.calls = [];
+  }
+  if (calls.length === 0) {
+    throw new CachingError(errors.E_NO_CACHED_CALL, `${where}: the function did not call any @Cache method; write it as ${where}(() => service.cachedMethod(args)).`);
+  }
+  return calls;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function';
+}

@@ -1,0 +1,123 @@
+import { CachingError, errors } from '../errors.js';
+import type { CachingBackend } from '../backends/backend.js';
+
+/**
+ * Options of `@Cache`, of a class (`@CacheConfiguration`), of a profile and of a service (`defaults`).
+ * The most specific wins: method, then class, then profile, then service defaults.
+ */
+export interface CacheOptions {
+  /** Absolute time to live in ms; a parent's expiry is also capped by its children's. @default no expiry */
+  ttl?: number;
+  /** Sliding expiration in ms: each hit extends the entry to `now + slidingExpiration` (capped by `ttl`). @default none */
+  slidingExpiration?: number;
+  /** Name of the profile (an option set with its own backend) this method uses. @default 'default' */
+  profile?: string;
+  /** Leave `this` out of the key even when it has `@CacheKey` properties or `getCacheKey()`. @default false */
+  ignoreThis?: boolean;
+  /** Argument positions (0-based) left out of the key; they keep a `_` placeholder. */
+  ignoreArgs?: readonly number[];
+  /** Replaces argument encoding: return a string, or an array encoded like an argument list. */
+  key?: (...args: any[]) => string | readonly unknown[];
+  /** When false, the method runs directly, with no caching (nested cached calls still propagate to callers). @default true */
+  enabled?: boolean;
+  /** Cache `undefined` results (`null` is always cached). @default true */
+  cacheUndefined?: boolean;
+  /**
+   * Replaces the class name in keys. Use it when two classes share a name (two modules exporting
+   * `UserService`) or when a minifier renames classes. @default the class name
+   */
+  scope?: string;
+}
+
+/** A named option set, optionally with a backend of its own. */
+export interface ProfileOptions extends Omit<CacheOptions, 'profile' | 'key' | 'ignoreArgs' | 'scope'> {
+  /** The backend of methods using this profile. @default the service's backend */
+  backend?: CachingBackend;
+}
+
+const CACHE_OPTION_NAMES = new Set(['ttl', 'slidingExpiration', 'profile', 'ignoreThis', 'ignoreArgs', 'key', 'enabled', 'cacheUndefined', 'scope']);
+const PROFILE_OPTION_NAMES = new Set(['ttl', 'slidingExpiration', 'ignoreThis', 'enabled', 'cacheUndefined', 'backend']);
+
+/**
+ * Checks an options object eagerly and returns a frozen copy. `where` names the place for messages
+ * ("@Cache on ProductCatalogue.getPrice", "CachingService profile 'hot'").
+ */
+export function validateCacheOptions(options: unknown, where: string, kind: 'method' | 'class' | 'profile' | 'defaults'): Readonly<CacheOptions & ProfileOptions> {
+  if (options === undefined) return EMPTY_OPTIONS;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw invalid(where, `options must be an object, got ${describe(options)}`);
+  }
+  const allowed = kind === 'profile' ? PROFILE_OPTION_NAMES : CACHE_OPTION_NAMES;
+  for (const name of Object.keys(options)) {
+    if (!allowed.has(name)) {
+      const hint = closest(name, allowed);
+      throw invalid(where, `unknown option '${name}'${hint ? ` (did you mean '${hint}'?)` : ''}; allowed: ${[...allowed].join(', ')}`);
+    }
+  }
+  const o = options as CacheOptions & ProfileOptions;
+  checkDuration(where, 'ttl', o.ttl);
+  checkDuration(where, 'slidingExpiration', o.slidingExpiration);
+  if (o.ttl !== undefined && o.slidingExpiration !== undefined && o.slidingExpiration >= o.ttl) {
+    throw invalid(where, `slidingExpiration (${o.slidingExpiration} ms) must be shorter than ttl (${o.ttl} ms), otherwise it never applies; drop one of them`);
+  }
+  checkBoolean(where, 'ignoreThis', o.ignoreThis);
+  checkBoolean(where, 'enabled', o.enabled);
+  checkBoolean(where, 'cacheUndefined', o.cacheUndefined);
+  if (o.profile !== undefined && (typeof o.profile !== 'string' || o.profile === '')) throw invalid(where, `option profile must be a non-empty string, got ${describe(o.profile)}`);
+  if (o.scope !== undefined && (typeof o.scope !== 'string' || o.scope === '')) throw invalid(where, `option scope must be a non-empty string, got ${describe(o.scope)}`);
+  if (o.key !== undefined && typeof o.key !== 'function') throw invalid(where, `option key must be a function (...args) => string | unknown[], got ${describe(o.key)}`);
+  if (o.ignoreArgs !== undefined) {
+    if (!Array.isArray(o.ignoreArgs) || !o.ignoreArgs.every(i => Number.isSafeInteger(i) && i >= 0)) {
+      throw invalid(where, `option ignoreArgs must be an array of 0-based argument positions, got ${describe(o.ignoreArgs)}`);
+    }
+    if (o.key !== undefined) throw invalid(where, `options key and ignoreArgs cannot be combined: a custom key replaces argument encoding, so leave the arguments out in the key function instead`);
+  }
+  if (o.backend !== undefined && !isBackend(o.backend)) {
+    throw invalid(where, `option backend must be a CachingBackend (with get, set, invalidate…), got ${describe(o.backend)}`);
+  }
+  return Object.freeze({ ...o, ...(o.ignoreArgs ? { ignoreArgs: Object.freeze([...o.ignoreArgs]) } : {}) });
+}
+
+/** True if `value` looks like a {@link CachingBackend}. */
+export function isBackend(value: unknown): value is CachingBackend {
+  const b = value as Partial<CachingBackend> | null;
+  return (
+    b !== null &&
+    typeof b === 'object' &&
+    typeof b.get === 'function' &&
+    typeof b.set === 'function' &&
+    typeof b.begin === 'function' &&
+    typeof b.invalidate === 'function' &&
+    typeof b.abandon === 'function'
+  );
+}
+
+const EMPTY_OPTIONS: Readonly<CacheOptions & ProfileOptions> = Object.freeze({});
+
+function checkDuration(where: string, name: string, value: unknown): void {
+  if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value) && value > 0)) {
+    throw invalid(where, `option ${name} must be a positive number of milliseconds, got ${describe(value)}`);
+  }
+}
+
+function checkBoolean(where: string, name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'boolean') throw invalid(where, `option ${name} must be true or false, got ${describe(value)}`);
+}
+
+function invalid(where: string, detail: string): CachingError {
+  return new CachingError(errors.E_INVALID_OPTION, `${where}: ${detail}.`);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return JSON.stringify(value);
+  if (value !== null && typeof value === 'object') return `a ${value.constructor?.name ?? 'null-prototype'} object`;
+  return String(value);
+}
+
+function closest(name: string, candidates: Set<string>): string | undefined {
+  const lower = name.toLowerCase();
+  for (const c of candidates) if (c.toLowerCase() === lower || c.toLowerCase().startsWith(lower.slice(0, 3))) return c;
+  return undefined;
+}

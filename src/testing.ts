@@ -1,0 +1,9 @@
+/**
+ * Test helpers for aspect-cache and for custom backends: the backend conformance suite, a chaos backend
+ * that fails on demand, and a fake clock.
+ *
+ * @packageDocumentation
+ */
+export { FakeClock } from './testing/fake-clock.js';
+export { ChaosBackend, type ChaosOperation } from './testing/chaos-backend.js';
+export { describeBackendConformance, type ConformanceOptions } from './testing/conformance-suite.js';

@@ -1,0 +1,57 @@
+/** A source of time in milliseconds. Inject a fake one in tests (see `FakeClock` in `aspect-cache/testing`). */
+export interface Clock {
+  /** Current time in milliseconds on a monotonic-enough scale (default `Date.now()`). */
+  now(): number;
+}
+
+/** The default clock: `Date.now()`. */
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** A minimal logger; `console` fits. */
+export interface Logger {
+  debug?(message: string, data?: unknown): void;
+  warn(message: string, data?: unknown): void;
+  error(message: string, data?: unknown): void;
+}
+
+/** A value or a promise of it. Backends that answer synchronously return plain values. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** Counters returned by `CachingService.stats()`. */
+export interface CacheStats {
+  /** Lookups answered from the cache. */
+  hits: number;
+  /** Lookups that ran the method (or joined a running computation). */
+  misses: number;
+  /** Callers that joined a computation already in flight for the same key (single-flight). */
+  joins: number;
+  /** Values stored. */
+  sets: number;
+  /** Values computed but not stored (stale after a concurrent invalidation, `undefined` not cached…). */
+  skips: number;
+  /** Calls to `invalidate`, `invalidateCall` and `@InvalidateCache` that reached the backends. */
+  invalidations: number;
+  /** Entries removed by invalidations. */
+  invalidatedEntries: number;
+  /** Errors reported through the `error` event (backend failures, throwing listeners…). */
+  errors: number;
+}
+
+/** The payload of each event emitted by `CachingService.on()`. */
+export interface CacheEventMap {
+  hit: { key: string };
+  miss: { key: string };
+  set: { key: string; dependencies: readonly string[]; expiresAt: number };
+  skip: { key: string; reason: SkipReason };
+  invalidate: { keys: readonly string[]; entries: readonly string[] };
+  evict: { key: string; reason: 'evict' | 'expire' };
+  error: { error: unknown; key?: string; operation: string };
+  failsafe: { key: string; error: unknown };
+  circuit: { state: 'open' | 'half-open' | 'closed'; backend: string };
+}
+
+/** A cache event name. */
+export type CacheEventName = keyof CacheEventMap;
+
+/** Why a computed value was not stored. */
+export type SkipReason = 'stale' | 'undefined' | 'disabled' | 'backend-error' | 'too-large' | 'not-serializable';
