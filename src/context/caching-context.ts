@@ -43,9 +43,13 @@ export class CachingContext {
     if (expiresAt < this.expiresAt) this.expiresAt = expiresAt;
   }
 
-  /** True if this context or one of its ancestors is computing `key`. */
+  /**
+   * True if this context or one of its ancestors is computing `key`, up to the nearest suspended scope: work
+   * started inside `suspendDependencyPropagation` is typically fire-and-forget, which the ancestor does not
+   * wait for, so joining the ancestor's computation cannot deadlock.
+   */
   isComputing(key: string): boolean {
-    for (let c: CachingContext | undefined = this; c !== undefined; c = c.parent) if (c.key === key) return true;
+    for (let c: CachingContext | undefined = this; c !== undefined && c.key !== null; c = c.parent) if (c.key === key) return true;
     return false;
   }
 }

@@ -55,13 +55,26 @@ function checked(options: Readonly<CacheOptions>, member: string): Readonly<Cach
 }
 
 function wrap(descriptor: MethodDescriptor): Function {
-  const wrapper = function cached(this: unknown, ...args: unknown[]): unknown {
-    if (capture.active) {
-      capture.calls.push({ descriptor, self: this, args });
-      return descriptor.declaredAsync ? Promise.resolve(undefined) : undefined;
-    }
-    return serviceOf(this).invoke(descriptor, this, args);
-  };
+  const wrapper = descriptor.declaredAsync
+    ? function cached(this: unknown, ...args: unknown[]): unknown {
+        if (capture.active) {
+          capture.calls.push({ descriptor, self: this, args });
+          return Promise.resolve(undefined);
+        }
+        // An async method reports every failure (unkeyable argument, recursion…) as a rejection, never a throw.
+        try {
+          return serviceOf(this).invoke(descriptor, this, args);
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      }
+    : function cached(this: unknown, ...args: unknown[]): unknown {
+        if (capture.active) {
+          capture.calls.push({ descriptor, self: this, args });
+          return undefined;
+        }
+        return serviceOf(this).invoke(descriptor, this, args);
+      };
   Object.defineProperty(wrapper, 'name', { value: descriptor.methodName, configurable: true });
   registerDescriptor(wrapper, descriptor);
   return wrapper;

@@ -123,7 +123,10 @@ export function cascadeClosure(dependencies: readonly DependencyLike[], where: s
       if (seen.has(dependency)) continue;
       seen.add(dependency);
     }
-    keys.add(dependencyKey(dependency, where));
+    const key = dependencyKey(dependency, where);
+    // Dedupe by key too: a cascadeDependencies getter may build fresh objects on every access.
+    if (keys.has(key)) continue;
+    keys.add(key);
     if (typeof dependency === 'object' && dependency.cascadeDependencies) {
       for (const cascaded of dependency.cascadeDependencies) stack.push(cascaded);
     }

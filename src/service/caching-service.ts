@@ -488,6 +488,10 @@ export class CachingService {
   #invalidateKeys(keys: readonly string[], options?: InvalidateOptions): void | Promise<void> {
     if (keys.length === 0) return;
     this.#counters.invalidations++;
+    // A computation already running may have read the data being invalidated (its dependencies are not all
+    // known until it returns): callers arriving from now on start a new computation instead of joining it.
+    // The running one still answers its own callers; the backend refuses to store its result if stale.
+    this.#inFlight.clear();
     const results: InvalidationResult[] = [];
     const pending: Promise<unknown>[] = [];
     for (const backend of this.#backends) {

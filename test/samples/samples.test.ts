@@ -1,0 +1,100 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+// Each sample runs as its own process, exactly as `npm run sample:<name>` runs it (tsx with the samples'
+// tsconfig), so what is checked is what a user sees.
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const expectedDir = new URL('./expected/', import.meta.url);
+/** In CI, shared/ (with the reference outputs) sits next to the repository. */
+const samplesMd = fileURLToPath(new URL('../shared/SAMPLES.md', `file://${root}`));
+const tsxCli = createRequire(import.meta.url).resolve('tsx/cli');
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function runSample(name: string): Promise<Run> {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+  delete env.NODE_OPTIONS; // the test runner's own loader options must not leak into the sample
+  return new Promise(resolve => {
+    execFile(process.execPath, [tsxCli, '--tsconfig', 'samples/tsconfig.json', `samples/${name}/main.ts`], { cwd: root, env, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function expectedOutput(name: string): string {
+  return readFileSync(new URL(`${name}.txt`, expectedDir), 'utf8');
+}
+
+function lines(text: string): string[] {
+  return text.replace(/\r\n/g, '\n').replace(/\n$/, '').split('\n');
+}
+
+/** The first fenced code block under the `## <name>` heading of SAMPLES.md. */
+function referenceBlock(markdown: string, name: string): string {
+  const all = markdown.replace(/\r\n/g, '\n').split('\n');
+  const heading = all.indexOf(`## ${name}`);
+  if (heading < 0) throw new Error(`SAMPLES.md has no '## ${name}' section`);
+  const open = all.findIndex((line, i) => i > heading && line.startsWith('```'));
+  const close = all.findIndex((line, i) => i > open && line.startsWith('```'));
+  if (open < 0 || close < 0) throw new Error(`SAMPLES.md: no code block under '## ${name}'`);
+  return all.slice(open + 1, close).join('\n') + '\n';
+}
+
+const runs = new Map<string, Promise<Run>>();
+beforeAll(() => {
+  // The three processes start together: each takes about a second to boot tsx.
+  for (const name of ['string-dependencies', 'object-dependencies', 'suspend-propagation']) runs.set(name, runSample(name));
+});
+
+describe.each(['string-dependencies', 'object-dependencies'])('sample %s', name => {
+  it('exits with code 0 and writes nothing to stderr', async () => {
+    const run = await runs.get(name)!;
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+  });
+
+  it('prints the reference output line by line', async () => {
+    const run = await runs.get(name)!;
+    expect(lines(run.stdout)).toEqual(lines(expectedOutput(name)));
+    // Byte for byte too: no trailing spaces, no missing final newline.
+    expect(run.stdout).toBe(expectedOutput(name));
+  });
+});
+
+if (existsSync(samplesMd)) {
+  describe('expected outputs', () => {
+    it.each(['string-dependencies', 'object-dependencies'])('the copy of %s equals the code block of shared/SAMPLES.md', name => {
+      expect(expectedOutput(name)).toBe(referenceBlock(readFileSync(samplesMd, 'utf8'), name));
+    });
+  });
+}
+
+describe('sample suspend-propagation', () => {
+  it('exits with code 0, so its own assertions held', async () => {
+    const run = await runs.get('suspend-propagation')!;
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+  });
+
+  it('keeps the page cached with suspension and recomputes it without', async () => {
+    const out = lines((await runs.get('suspend-propagation')!).stdout);
+    const withSuspension = out.indexOf('With suspendDependencyPropagation:');
+    const without = out.indexOf('Without suspendDependencyPropagation (for contrast):');
+    expect(withSuspension).toBe(0);
+    expect(without).toBeGreaterThan(withSuspension);
+    const first = out.slice(withSuspension, without);
+    const second = out.slice(without);
+    expect(first).toContain('  The page entry depends on: Product:corn.');
+    expect(first).toContain('  The page is still served from cache.');
+    expect(second.some(line => line.startsWith('  The page entry depends on: Product:corn, ') && line.includes('Recommendations'))).toBe(true);
+    expect(second).toContain('  The page is computed again.');
+  });
+});
