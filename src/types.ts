@@ -21,7 +21,7 @@ export type MaybePromise<T> = T | Promise<T>;
 export interface CacheStats {
   /** Lookups answered from the cache. */
   hits: number;
-  /** Lookups that ran the method (or joined a running computation). */
+  /** Lookups that ran the method (callers that joined a running computation are counted in `joins`). */
   misses: number;
   /** Callers that joined a computation already in flight for the same key (single-flight). */
   joins: number;

@@ -67,7 +67,7 @@ export type RemovalReason = 'evict' | 'expire';
  *
  * Semantics a backend must guarantee:
  * - `get` returns the value **with its dependencies and expiry** (a hit hands them to a parent).
- * - `set(key, entry, token)` does not store (returns `false`) if `key` or any of `entry.dependencies` was
+ * - `set(key, entry, token)` does not store (returns `'stale'`) if `key` or any of `entry.dependencies` was
  *   invalidated after `token` was issued by the miss. This must hold across processes for shared backends.
  * - `invalidate(keys)` removes the entries with those keys and every entry that recorded one of them as a
  *   dependency, transitively through the removed entries' own keys (cycle-safe).

@@ -44,12 +44,12 @@ export class CachingContext {
   }
 
   /**
-   * True if this context or one of its ancestors is computing `key`, up to the nearest suspended scope: work
-   * started inside `suspendDependencyPropagation` is typically fire-and-forget, which the ancestor does not
-   * wait for, so joining the ancestor's computation cannot deadlock.
+   * True if this context or one of its ancestors is computing `key`. The walk crosses suspended scopes: the
+   * library cannot tell whether the enclosing computation awaits the suspended work, and joining its own
+   * computation would then deadlock. Fire-and-forget work that recurses gets an `E_RECURSION` rejection.
    */
   isComputing(key: string): boolean {
-    for (let c: CachingContext | undefined = this; c !== undefined && c.key !== null; c = c.parent) if (c.key === key) return true;
+    for (let c: CachingContext | undefined = this; c !== undefined; c = c.parent) if (c.key === key) return true;
     return false;
   }
 }

@@ -11,6 +11,7 @@ import { setClassOptions } from './class-registry.js';
  * class UserService { @Cache() async find(id: string) { … } }
  */
 export function CacheConfiguration(options: Omit<CacheOptions, 'key' | 'ignoreArgs'>): (...args: any[]) => any {
+  if (typeof options === 'function') throw new CachingError(errors.E_DECORATOR_TARGET, '@CacheConfiguration is a decorator factory: write @CacheConfiguration({ … }) with parentheses.');
   const validated = validateCacheOptions(options, '@CacheConfiguration', 'class');
   if ((validated as CacheOptions).key !== undefined || (validated as CacheOptions).ignoreArgs !== undefined) {
     throw new CachingError(errors.E_INVALID_OPTION, '@CacheConfiguration: key and ignoreArgs are per method; set them on @Cache.');

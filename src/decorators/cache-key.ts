@@ -1,6 +1,6 @@
 import { CachingError, errors } from '../errors.js';
-import { registerCacheKeyProperty } from '../keys/key-builder.js';
-import { memberDecoration } from './decorator-shape.js';
+import { CACHE_KEY_METADATA, registerCacheKeyProperty } from '../keys/key-builder.js';
+import { checkFactoryCall, memberDecoration } from './decorator-shape.js';
 
 /**
  * Marks a property (field, getter or accessor) as part of its instances' cache key. An instance with
@@ -11,6 +11,7 @@ import { memberDecoration } from './decorator-shape.js';
  * class Order { @CacheKey() id: number; @CacheKey() tenant: string; … }
  */
 export function CacheKey(): (...args: any[]) => any {
+  checkFactoryCall('@CacheKey', arguments);
   return function cacheKeyDecorator(...args: unknown[]): any {
     const decoration = memberDecoration(args, '@CacheKey');
     if (decoration.mode === 'standard') {
@@ -20,10 +21,18 @@ export function CacheKey(): (...args: any[]) => any {
         const what = context.static ? 'a static member' : context.private ? 'a private member' : `a ${context.kind}`;
         throw new CachingError(errors.E_DECORATOR_TARGET, `@CacheKey on ${name}: ${what} cannot be part of an instance's key; put @CacheKey on a public instance field or getter.`);
       }
-      // TC39 member decorators do not see the class: record the property when the first instance is built.
-      context.addInitializer(function (this: object) {
-        registerCacheKeyProperty(declaringClassOf(this, name), name);
-      });
+      // TC39 member decorators do not see the class; its metadata object (one per class, attached to it at the
+      // end of its definition) does the job. Without metadata, fall back to recording it on construction.
+      const metadata = context.metadata as Record<symbol, unknown> | undefined;
+      if (metadata !== undefined && metadata !== null) {
+        if (!Object.prototype.hasOwnProperty.call(metadata, CACHE_KEY_METADATA)) metadata[CACHE_KEY_METADATA] = [];
+        const names = metadata[CACHE_KEY_METADATA] as string[];
+        if (!names.includes(name)) names.push(name);
+      } else {
+        context.addInitializer(function (this: object) {
+          registerCacheKeyProperty(declaringClassOf(this, name), name);
+        });
+      }
       return undefined;
     }
     const { target, key } = decoration;

@@ -1,7 +1,7 @@
 import { CachingError, errors } from '../errors.js';
 import { capture, serviceOf } from '../service/caching-service.js';
 import { validateCacheOptions, type CacheOptions } from '../service/options.js';
-import { memberDecoration, qualified, type StandardContext } from './decorator-shape.js';
+import { checkFactoryCall, memberDecoration, qualified, type StandardContext } from './decorator-shape.js';
 import { MethodDescriptor, registerDescriptor } from './method-descriptor.js';
 import { noteCachedMethod } from './definition-state.js';
 
@@ -23,6 +23,7 @@ import { noteCachedMethod } from './definition-state.js';
  * }
  */
 export function Cache(options?: CacheOptions): (...args: any[]) => any {
+  checkFactoryCall('@Cache', arguments);
   const validated = validateCacheOptions(options, '@Cache', 'method');
   return function cacheDecorator(...args: unknown[]): any {
     const decoration = memberDecoration(args, '@Cache');
@@ -44,6 +45,11 @@ export function Cache(options?: CacheOptions): (...args: any[]) => any {
     }
     const descriptor = new MethodDescriptor(String(key), isStatic, property.value as Function, checked(validated, member));
     descriptor.bindClass(cls);
+    // With emitDecoratorMetadata, TypeScript records the declared return type: a Promise-typed method is async.
+    const reflect = Reflect as { getMetadata?: (key: string, target: object, property: string | symbol) => unknown };
+    const returnType = typeof reflect.getMetadata === 'function' ? reflect.getMetadata('design:returntype', target, key) : undefined;
+    if (returnType === Promise) descriptor.returnsPromise = true;
+    else if (typeof returnType === 'function' && returnType !== Object) descriptor.declaredSync = true;
     noteCachedMethod(cls, descriptor);
     return { ...property, value: wrap(descriptor) };
   };

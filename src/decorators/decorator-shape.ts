@@ -47,6 +47,23 @@ export function memberName(decoration: MemberDecoration): { className: string; m
   return { className: cls.name, member: String(decoration.key), isStatic };
 }
 
+/**
+ * Throws if a decorator factory was itself used as the decorator (`@Cache` instead of `@Cache()`): it then
+ * receives the decoration's arguments instead of its options.
+ */
+export function checkFactoryCall(decorator: string, args: ArrayLike<unknown>): void {
+  const first = args[0];
+  const second = args[1];
+  // A decoration passes a function (TC39 method, legacy static target) or a prototype, then a member key or a
+  // TC39 context. Options objects, method names, [Class, 'method'] pairs and { method } targets do not.
+  const isTc39Context = second !== null && typeof second === 'object' && typeof (second as StandardContext).kind === 'string';
+  const isPrototype =
+    first !== null && typeof first === 'object' && !Array.isArray(first) && typeof (first as { method?: unknown }).method !== 'string' && (typeof second === 'string' || typeof second === 'symbol');
+  if (typeof first === 'function' || isTc39Context || isPrototype) {
+    throw new CachingError(errors.E_DECORATOR_TARGET, `${decorator} is a decorator factory: write ${decorator}() with parentheses.`);
+  }
+}
+
 /** "ClassName.member" or "member" when the class is not known yet (TC39). */
 export function qualified(className: string, member: string): string {
   return className ? `${className}.${member}` : member;

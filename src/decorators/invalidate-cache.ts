@@ -1,7 +1,7 @@
 import { CachingError, errors } from '../errors.js';
 import { keyPropertiesOf } from '../keys/key-builder.js';
 import { serviceInternals, serviceOf } from '../service/caching-service.js';
-import { memberDecoration, qualified } from './decorator-shape.js';
+import { checkFactoryCall, memberDecoration, qualified } from './decorator-shape.js';
 import { whenCachedMethod } from './definition-state.js';
 import { descriptorOf, type MethodDescriptor } from './method-descriptor.js';
 import { parameterNames, type ParameterName } from './parameter-names.js';
@@ -54,6 +54,7 @@ interface ResolvedTarget {
  * async updatePrice(id: string, price: number) { … }
  */
 export function InvalidateCache(...targets: InvalidationTarget[]): (...args: any[]) => any {
+  checkFactoryCall('@InvalidateCache', targets);
   if (targets.length === 0) throw new CachingError(errors.E_INVALIDATION_MAPPING, '@InvalidateCache needs at least one target: a method name, [Class, "method"], or { method, args }.');
   const specs = targets.map(normalize);
   return function invalidateCacheDecorator(...args: unknown[]): any {
@@ -246,7 +247,9 @@ function selfMapping(spec: TargetSpec, member: string, descriptor: MethodDescrip
   }
   if (spec.cls === undefined) return self => self; // same class: the decorated call's own instance
   const cls = descriptor.declaringClass ?? spec.cls;
-  const keyed = descriptor.methodOptions.ignoreThis !== true && (typeof (cls.prototype as { getCacheKey?: unknown }).getCacheKey === 'function' || keyPropertiesOf(cls) !== null);
+  // Service defaults or a profile may still set ignoreThis; then the instance does not matter and this check
+  // is stricter than needed — the `instance` option resolves it either way.
+  const keyed = descriptor.options.ignoreThis !== true && (typeof (cls.prototype as { getCacheKey?: unknown }).getCacheKey === 'function' || keyPropertiesOf(cls) !== null);
   if (keyed) {
     throw new CachingError(
       errors.E_INVALIDATION_MAPPING,

@@ -1,5 +1,5 @@
 import { CachingError, errors } from '../errors.js';
-import { DEFAULT_MAX_KEY_LENGTH, encodeValue, hashKey, instanceKeyOf, isPlaceholderValue, keyPropertiesOf, UnkeyableValueError } from '../keys/key-builder.js';
+import { DEFAULT_MAX_KEY_LENGTH, encodeValue, hashKey, instanceKeyOf, isPlaceholderValue, keyPropertiesOf, keyRegistrationGeneration, UnkeyableValueError } from '../keys/key-builder.js';
 import type { CacheOptions } from '../service/options.js';
 import { claimKeyHead, classOptionsOf } from './class-registry.js';
 import { parameterNames, type ParameterName } from './parameter-names.js';
@@ -18,12 +18,20 @@ export class MethodDescriptor {
   planOwner: object | undefined = undefined;
   plan: unknown = undefined;
 
+  /** Declared `async`: known to return a promise before its first call. */
   readonly declaredAsync: boolean;
+  /** Known to return a promise: declared async, typed `Promise` (legacy design:returntype), or seen doing so. */
+  returnsPromise: boolean;
+  /** Known to be synchronous before its first call (legacy design:returntype names a non-Promise type). */
+  declaredSync = false;
   #cls: Function | undefined;
   #scope = '';
   /** `Scope.method`: key head when `this` contributes nothing. */
   #head: string | undefined;
   #thisKeyed = false;
+  #lastConstructor: unknown = undefined;
+  #lastGeneration = -1;
+  #lastConstructorKeyed = false;
   #options: Readonly<CacheOptions>;
   #ignored: boolean[] | null = null;
   #keyFn: CacheOptions['key'] | undefined;
@@ -37,6 +45,7 @@ export class MethodDescriptor {
   ) {
     this.#options = methodOptions;
     this.declaredAsync = fn instanceof AsyncFunction || fn instanceof AsyncGeneratorFunction;
+    this.returnsPromise = this.declaredAsync;
   }
 
   /** The declaring class, if known yet. */
@@ -78,8 +87,8 @@ export class MethodDescriptor {
       this.#ignored = [];
       for (const i of o.ignoreArgs) this.#ignored[i] = true;
     }
-    const prototype = this.isStatic ? undefined : (cls.prototype as { getCacheKey?: unknown });
-    this.#thisKeyed = !this.isStatic && o.ignoreThis !== true && (typeof prototype?.getCacheKey === 'function' || keyPropertiesOf(cls) !== null);
+    // Whether `this` has a key is decided per instance (an own getCacheKey field, a keyed subclass…).
+    this.#thisKeyed = !this.isStatic && o.ignoreThis !== true;
     claimKeyHead(this.#head, this.#scope, cls);
   }
 
@@ -93,11 +102,14 @@ export class MethodDescriptor {
     if (this.#head === undefined) this.resolve(self);
   }
 
-  /** The key of a call, without the service prefix. */
-  keyFor(self: unknown, args: readonly unknown[]): string {
+  /**
+   * The key of a call, without the service prefix. `ignoreThis` comes from the resolved plan (service
+   * defaults and profiles can set it too).
+   */
+  keyFor(self: unknown, args: readonly unknown[], ignoreThis = false): string {
     if (this.#head === undefined) this.resolve(self);
     let head = this.#head!;
-    if (this.#thisKeyed && self !== null && typeof self === 'object') {
+    if (this.#thisKeyed && !ignoreThis && self !== null && typeof self === 'object') {
       const own = this.#instanceKey(self);
       if (own !== null) head = `${this.#scope}[${own}].${this.methodName}`;
     }
@@ -135,6 +147,16 @@ export class MethodDescriptor {
   }
 
   #instanceKey(self: object): string | null {
+    if (typeof (self as { getCacheKey?: unknown }).getCacheKey !== 'function') {
+      // Most instances are stateless services: remember the answer for the last constructor seen.
+      const ctor = (self as { constructor?: unknown }).constructor;
+      if (ctor !== this.#lastConstructor || this.#lastGeneration !== keyRegistrationGeneration) {
+        this.#lastConstructor = ctor;
+        this.#lastGeneration = keyRegistrationGeneration;
+        this.#lastConstructorKeyed = typeof ctor === 'function' && keyPropertiesOf(ctor) !== null;
+      }
+      if (!this.#lastConstructorKeyed) return null;
+    }
     try {
       return instanceKeyOf(self);
     } catch (error) {

@@ -14,10 +14,16 @@ import { createHash } from 'node:crypto';
  * Class instances with neither kind of key, functions and symbols throw {@link UnkeyableValueError}.
  */
 
-/** Where `@CacheKey` properties are recorded: class (constructor) → property names in declaration order. */
+/** Where `@CacheKey` properties are recorded (legacy decorators): class → property names in declaration order. */
 const cacheKeyProperties = new WeakMap<Function, string[]>();
 /** Resolved list (own + inherited) per constructor, filled on first use. */
 let resolvedKeyProperties = new WeakMap<Function, readonly string[] | null>();
+/** Bumped whenever a registration changes what {@link keyPropertiesOf} answers, so callers can cache it. */
+export let keyRegistrationGeneration = 0;
+
+/** Where TC39 `@CacheKey` decorators record property names: an own array on the class's `context.metadata`. */
+export const CACHE_KEY_METADATA = Symbol.for('aspect-cache.cacheKeyProperties');
+const metadataSymbol: symbol = (Symbol as { metadata?: symbol }).metadata ?? Symbol.for('Symbol.metadata');
 
 /** Records that `property` of instances of `ctor` is part of their cache key. */
 export function registerCacheKeyProperty(ctor: Function, property: string): void {
@@ -26,7 +32,7 @@ export function registerCacheKeyProperty(ctor: Function, property: string): void
   if (!list.includes(property)) {
     list.push(property);
     resolvedKeyProperties = new WeakMap(); // subclasses may have cached the old list
-
+    keyRegistrationGeneration++;
   }
 }
 
@@ -37,7 +43,12 @@ export function keyPropertiesOf(ctor: Function): readonly string[] | null {
   const chain: Function[] = [];
   for (let c: Function | null = ctor; c && c !== Function.prototype; c = Object.getPrototypeOf(c)) chain.unshift(c);
   const all: string[] = [];
-  for (const c of chain) for (const p of cacheKeyProperties.get(c) ?? []) if (!all.includes(p)) all.push(p);
+  for (const c of chain) {
+    for (const p of cacheKeyProperties.get(c) ?? []) if (!all.includes(p)) all.push(p);
+    const metadata = Object.prototype.hasOwnProperty.call(c, metadataSymbol) ? (c as unknown as Record<symbol, Record<symbol, unknown> | undefined>)[metadataSymbol] : undefined;
+    const own = metadata && Object.prototype.hasOwnProperty.call(metadata, CACHE_KEY_METADATA) ? (metadata[CACHE_KEY_METADATA] as string[]) : undefined;
+    for (const p of own ?? []) if (!all.includes(p)) all.push(p);
+  }
   resolved = all.length > 0 ? all : null;
   resolvedKeyProperties.set(ctor, resolved);
   return resolved;
@@ -118,7 +129,9 @@ function encodeObject(value: object, path: string, stack: object[] | null): stri
   }
   if (Array.isArray(value)) {
     const s = enter(value, path, stack);
-    const parts = value.map((v, i) => encodeSlow(v, `${path}[${i}]`, s));
+    const parts: string[] = [];
+    // An indexed loop, not map(): holes of sparse arrays encode as undefined instead of vanishing.
+    for (let i = 0; i < value.length; i++) parts.push(encodeSlow(value[i], `${path}[${i}]`, s));
     s.pop();
     return `[${parts.join(',')}]`;
   }

@@ -31,7 +31,10 @@ interface Plan {
   readonly ttl: number;
   readonly sliding: number;
   readonly cacheUndefined: boolean;
+  readonly ignoreThis: boolean;
   readonly prefix: string;
+  /** The profile's name, for messages. */
+  readonly profile: string;
 }
 
 /** What a computation (or a hit inside a flight) hands to its callers. */
@@ -164,10 +167,13 @@ export class CachingService {
   invoke(descriptor: MethodDescriptor, self: unknown, args: unknown[]): unknown {
     const plan = (descriptor.planOwner === this ? descriptor.plan : this.#planFor(descriptor, self)) as Plan;
     if (!plan.enabled) return descriptor.fn.apply(self, args);
-    const key = plan.prefix + descriptor.keyFor(self, args);
+    const key = plan.prefix + descriptor.keyFor(self, args, plan.ignoreThis);
     const caller = currentContext();
     const backend = plan.backend;
-    if (!backend.isSync) return this.#invokeOnAsyncBackend(descriptor, plan, self, args, key, caller);
+    if (!backend.isSync) {
+      if (descriptor.returnsPromise) return this.#invokeOnAsyncBackend(descriptor, plan, self, args, key, caller);
+      return this.#probeOnAsyncBackend(descriptor, plan, self, args, key, caller);
+    }
     const lookup = backend.get(key) as CacheLookup;
     if (lookup.hit) {
       this.#counters.hits++;
@@ -221,6 +227,55 @@ export class CachingService {
     }
     // The flight covers the lookup too: with an async backend, two callers could otherwise both miss.
     const computation = this.#lookUpAndCompute(descriptor, plan, self, args, key, caller);
+    this.#track(key, computation);
+    return this.#handUp(computation, key, caller);
+  }
+
+  /**
+   * First call of a method not declared `async` on an asynchronous backend: a method that returns a promise is
+   * learned as asynchronous (and this call cached); a synchronous one cannot be served and fails.
+   */
+  #probeOnAsyncBackend(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined): unknown {
+    const backend = plan.backend;
+    if (descriptor.declaredSync) throw this.#syncOnAsync(descriptor, plan);
+    // Ask for the token before the method runs, so an invalidation during the computation is still seen.
+    const token = Promise.resolve()
+      .then(() => backend.begin(key))
+      .catch(error => {
+        this.#reportError(error, 'begin', key);
+        return NO_TOKEN;
+      });
+    const context = new CachingContext(key, caller, plan.prefix);
+    let result: unknown;
+    try {
+      result = runInContext(context, () => descriptor.fn.apply(self, args));
+    } catch (error) {
+      context.closed = true;
+      void token.then(t => t !== NO_TOKEN && this.#abandon(backend, t));
+      throw error;
+    }
+    if (!isThenable(result)) {
+      context.closed = true;
+      void token.then(t => t !== NO_TOKEN && this.#abandon(backend, t));
+      throw this.#syncOnAsync(descriptor, plan);
+    }
+    descriptor.returnsPromise = true;
+    this.#counters.misses++;
+    if (this.#missListeners !== undefined) this.#emit('miss', { key });
+    const computation = (async (): Promise<Outcome> => {
+      const t = await token;
+      let value: unknown;
+      try {
+        value = await result;
+      } catch (error) {
+        if (t !== NO_TOKEN) this.#abandon(backend, t);
+        throw error;
+      } finally {
+        context.closed = true;
+      }
+      if (t === NO_TOKEN) return this.#skipped(key, 'backend-error', value, true, context, plan);
+      return this.#store(plan, key, context, t, value, true);
+    })();
     this.#track(key, computation);
     return this.#handUp(computation, key, caller);
   }
@@ -371,20 +426,23 @@ export class CachingService {
       throw new CachingError(errors.E_INVALID_OPTION, `${where}: slidingExpiration (${merged.slidingExpiration} ms) must be shorter than ttl (${merged.ttl} ms) once profile '${profileName}' and the defaults are applied.`);
     }
     const backend = profile?.backend ?? this.#backend;
-    if (!backend.isSync && !descriptor.declaredAsync) {
-      throw new CachingError(
-        errors.E_SYNC_ON_ASYNC_BACKEND,
-        `${where}: the method is synchronous but profile '${profileName}' uses the ${backend.name} backend, which answers asynchronously; make the method async, or give it a profile with a synchronous backend (MemoryBackend).`,
-      );
-    }
     return {
       enabled: merged.enabled !== false,
       backend,
       ttl: merged.ttl ?? 0,
       sliding: merged.slidingExpiration ?? 0,
       cacheUndefined: merged.cacheUndefined !== false,
+      ignoreThis: merged.ignoreThis === true,
       prefix: this.#prefix,
+      profile: profileName,
     };
+  }
+
+  #syncOnAsync(descriptor: MethodDescriptor, plan: Plan): CachingError {
+    return new CachingError(
+      errors.E_SYNC_ON_ASYNC_BACKEND,
+      `@Cache on ${descriptor.displayName}: the method is synchronous but profile '${plan.profile}' uses the ${plan.backend.name} backend, which answers asynchronously; make the method async (or return a Promise), or give it a profile with a synchronous backend (MemoryBackend).`,
+    );
   }
 
   #recursion(descriptor: MethodDescriptor, key: string): CachingError {
@@ -461,7 +519,7 @@ export class CachingService {
   async #refresh(descriptor: MethodDescriptor, self: unknown, args: unknown[]): Promise<unknown> {
     const plan = this.#planFor(descriptor, self);
     if (!plan.enabled) return await descriptor.fn.apply(self, args);
-    const key = plan.prefix + descriptor.keyFor(self, args);
+    const key = plan.prefix + descriptor.keyFor(self, args, plan.ignoreThis);
     const backend = plan.backend;
     const caller = currentContext();
     const token = await backend.begin(key);
@@ -579,7 +637,7 @@ export class CachingService {
           const owner = bound instanceof CachingService ? bound : service;
           const plan = owner.#planFor(descriptor, self);
           const keys = byService.get(owner) ?? [];
-          keys.push(plan.prefix + descriptor.keyFor(self, args));
+          keys.push(plan.prefix + descriptor.keyFor(self, args, plan.ignoreThis));
           byService.set(owner, keys);
         }
         return () => {

@@ -92,6 +92,7 @@ export class MemoryBackend implements CachingBackend {
   readonly #inFlight = new Set<WriteToken>();
   /** Key → sequence number of its last invalidation; only kept while computations are in flight. */
   readonly #invalidatedAt = new Map<string, number>();
+  #pruneAt = LOG_PRUNE_THRESHOLD;
   #disposed = false;
 
   constructor(options: MemoryBackendOptions = {}) {
@@ -147,13 +148,20 @@ export class MemoryBackend implements CachingBackend {
     }
     const start = (token as WriteToken).start;
     const stale = start < this.#clearedAt || this.#wasInvalidatedSince(start, key, entry.dependencies);
-    if (this.#inFlight.size === 0) this.#invalidatedAt.clear();
+    if (this.#inFlight.size === 0) this.#resetLog();
     if (stale) return 'stale';
     const size = this.#sizeOf === undefined ? 0 : Math.max(1, Math.ceil(this.#sizeOf(entry.value)));
-    if (this.#sizeOf !== undefined && size > this.#lru.maxSize) return 'too-large';
+    if (this.#sizeOf !== undefined && size > this.#lru.maxSize) {
+      this.#lru.delete(key); // the value it would have replaced is older than what was just computed
+      return 'too-large';
+    }
 
     const now = entry.sliding > 0 || entry.expiresAt !== Infinity ? this.clock.now() : 0;
-    if (entry.expiresAt <= now) return 'stored'; // already expired: storing it would only leave residue
+    if (entry.expiresAt <= now) {
+      // Already expired (a child expired meanwhile): storing it would only leave residue, but it replaces.
+      this.#lru.delete(key);
+      return 'stored';
+    }
     const expiresAt = entry.sliding > 0 ? Math.min(entry.expiresAt, now + entry.sliding) : entry.expiresAt;
     const dependencies = entry.dependencies.length === 0 ? EMPTY : Object.freeze([...entry.dependencies]);
     const record = new MemoryRecord(entry.value, entry.async, dependencies, expiresAt, entry.expiresAt, entry.sliding, size);
@@ -172,7 +180,7 @@ export class MemoryBackend implements CachingBackend {
 
   abandon(token: unknown): void {
     this.#release(token);
-    if (this.#inFlight.size === 0) this.#invalidatedAt.clear();
+    if (this.#inFlight.size === 0) this.#resetLog();
   }
 
   invalidate(keys: readonly string[], options?: InvalidateOptions): InvalidationResult {
@@ -244,13 +252,20 @@ export class MemoryBackend implements CachingBackend {
     return false;
   }
 
+  #resetLog(): void {
+    if (this.#invalidatedAt.size > 0) this.#invalidatedAt.clear();
+    this.#pruneAt = LOG_PRUNE_THRESHOLD;
+  }
+
   #logInvalidation(keys: readonly string[]): void {
     const sequence = ++this.#sequence;
     for (const key of keys) this.#invalidatedAt.set(key, sequence);
-    if (this.#invalidatedAt.size > LOG_PRUNE_THRESHOLD) {
+    if (this.#invalidatedAt.size > this.#pruneAt) {
       // Entries no older than the oldest in-flight computation can never make a write stale.
       const oldest = this.#inFlight.values().next().value!.start;
       for (const [key, at] of this.#invalidatedAt) if (at <= oldest) this.#invalidatedAt.delete(key);
+      // If a long computation pins old entries, wait for the log to double before scanning again (amortised O(1)).
+      this.#pruneAt = Math.max(LOG_PRUNE_THRESHOLD, 2 * this.#invalidatedAt.size);
     }
   }
 

@@ -1,0 +1,214 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { bindCachingService, Cache, CacheConfiguration, CachingError, CachingService, InvalidateCache, type CacheOptions } from 'aspect-cache';
+
+// Decoration mistakes throw a CachingError at class definition, naming the member and the fix (SPEC §2,
+// STYLE "Errors"), in both decorator modes.
+
+let service: CachingService;
+
+beforeEach(() => {
+  service = new CachingService({ logger: { debug: vi.fn(), warn: vi.fn(), error: vi.fn() } });
+});
+
+afterEach(async () => {
+  await service.dispose();
+});
+
+/** Runs `define` and returns the CachingError it threw, checking its code. */
+function definitionError(define: () => unknown, code: string): CachingError {
+  let thrown: unknown;
+  try {
+    define();
+  } catch (error) {
+    thrown = error;
+  }
+  expect(thrown).toBeInstanceOf(CachingError);
+  expect(thrown).toMatchObject({ code });
+  return thrown as CachingError;
+}
+
+describe('@Cache on something that is not a method', () => {
+  it('on an instance field throws E_DECORATOR_TARGET naming the field', () => {
+    const error = definitionError(() => {
+      class CachedField {
+        @Cache()
+        cachedTotal = 1;
+      }
+      return CachedField;
+    }, 'E_DECORATOR_TARGET');
+    expect(error.message).toContain('cachedTotal');
+    expect(error.message).toContain('@Cache');
+  });
+
+  it('on a static field throws E_DECORATOR_TARGET naming the field', () => {
+    const error = definitionError(() => {
+      class CachedStaticField {
+        @Cache()
+        static staticTotal = 1;
+      }
+      return CachedStaticField;
+    }, 'E_DECORATOR_TARGET');
+    expect(error.message).toContain('staticTotal');
+  });
+
+  it('on a getter throws E_DECORATOR_TARGET naming the getter', () => {
+    const error = definitionError(() => {
+      class CachedGetter {
+        @Cache()
+        get expensiveTotal(): number {
+          return 42;
+        }
+      }
+      return CachedGetter;
+    }, 'E_DECORATOR_TARGET');
+    expect(error.message).toContain('expensiveTotal');
+  });
+
+  it('on a setter throws E_DECORATOR_TARGET naming the setter', () => {
+    const error = definitionError(() => {
+      class CachedSetter {
+        #value = 0;
+
+        @Cache()
+        set assignedTotal(value: number) {
+          this.#value = value;
+        }
+
+        read(): number {
+          return this.#value;
+        }
+      }
+      return CachedSetter;
+    }, 'E_DECORATOR_TARGET');
+    expect(error.message).toContain('assignedTotal');
+  });
+});
+
+describe('@Cache without parentheses', () => {
+  // `@Cache` instead of `@Cache()`: the decorator factory itself receives the decoration arguments.
+  const BareCache = Cache as unknown as (...args: any[]) => any;
+
+  it('on an instance method gives a CachingError that tells to write @Cache()', () => {
+    let thrown: unknown;
+    let cls: (new () => { total(): number }) | undefined;
+    try {
+      class Forgot {
+        @BareCache
+        total(): number {
+          return 1;
+        }
+      }
+      cls = Forgot;
+    } catch (error) {
+      thrown = error;
+    }
+    // If the class got defined anyway, the mistake must not pass silently either.
+    if (thrown === undefined && cls !== undefined) {
+      try {
+        bindCachingService(new cls(), service).total();
+      } catch (error) {
+        thrown = error;
+      }
+    }
+    expect(thrown).toBeInstanceOf(CachingError);
+    expect((thrown as Error).message).toContain('@Cache()');
+  });
+
+  it('on a static method gives a CachingError that tells to write @Cache()', () => {
+    let thrown: unknown;
+    try {
+      class ForgotStatic {
+        @BareCache
+        static total(): number {
+          return 1;
+        }
+      }
+      void ForgotStatic;
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(CachingError);
+    expect((thrown as Error).message).toContain('@Cache()');
+  });
+});
+
+describe('other decorators on the wrong target', () => {
+  it('@InvalidateCache on a field throws E_DECORATOR_TARGET', () => {
+    const error = definitionError(() => {
+      class InvalidatingField {
+        @Cache()
+        async get(id: string): Promise<string> {
+          return id;
+        }
+
+        @InvalidateCache('get')
+        invalidator = 1;
+      }
+      return InvalidatingField;
+    }, 'E_DECORATOR_TARGET');
+    expect(error.message).toContain('invalidator');
+  });
+
+  it('@InvalidateCache on a getter throws E_DECORATOR_TARGET', () => {
+    const error = definitionError(() => {
+      class InvalidatingGetter {
+        @Cache()
+        async get(id: string): Promise<string> {
+          return id;
+        }
+
+        @InvalidateCache('get')
+        get invalidatingGetter(): number {
+          return 1;
+        }
+      }
+      return InvalidatingGetter;
+    }, 'E_DECORATOR_TARGET');
+    expect(error.message).toContain('invalidatingGetter');
+  });
+
+  it('@CacheConfiguration on a method throws E_DECORATOR_TARGET', () => {
+    const ClassDecoratorOnMethod = CacheConfiguration({ ttl: 1_000 }) as (...args: any[]) => any;
+    definitionError(() => {
+      class ConfiguredMethod {
+        @ClassDecoratorOnMethod
+        get(): number {
+          return 1;
+        }
+      }
+      return ConfiguredMethod;
+    }, 'E_DECORATOR_TARGET');
+  });
+
+  it('@Cache options that are not an object throw E_INVALID_OPTION', () => {
+    definitionError(() => Cache(5_000 as unknown as CacheOptions), 'E_INVALID_OPTION');
+    definitionError(() => Cache([1] as unknown as CacheOptions), 'E_INVALID_OPTION');
+  });
+});
+
+describe('correct decoration still works next to these checks', () => {
+  it('a decorated method on a class with fields, getters and setters is cached', () => {
+    let runs = 0;
+    class Fine {
+      label = 'fine';
+
+      get upper(): string {
+        return this.label.toUpperCase();
+      }
+
+      set upper(value: string) {
+        this.label = value.toLowerCase();
+      }
+
+      @Cache()
+      describe(n: number): string {
+        runs++;
+        return `${this.upper}-${n}`;
+      }
+    }
+    const f = bindCachingService(new Fine(), service);
+    expect(f.describe(1)).toBe('FINE-1');
+    expect(f.describe(1)).toBe('FINE-1');
+    expect(runs).toBe(1);
+  });
+});
