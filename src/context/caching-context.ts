@@ -1,5 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
+const EMPTY: readonly string[] = Object.freeze([]);
+
 /**
  * The context of one cached computation: it collects the dependency keys and child method keys the
  * computation used, and the earliest expiry among the children it was computed from.
@@ -8,8 +10,12 @@ import { AsyncLocalStorage } from 'node:async_hooks';
  * *suspended* context (from `suspendDependencyPropagation`) swallows everything added to it.
  */
 export class CachingContext {
-  /** Dependency keys and child keys collected so far (null until the first one). */
-  dependencies: Set<string> | null = null;
+  /** Dependency keys added with `addDependency` (null until the first one). */
+  #own: Set<string> | null = null;
+  /** Keys of the cached children this computation used (null until the first one). */
+  #children: Set<string> | null = null;
+  /** The dependency lists of those children, expanded only when the entry is stored. */
+  #childDependencies: Array<readonly string[]> | null = null;
   /** Earliest absolute expiry among children (ms on the service clock); Infinity when none. */
   expiresAt = Infinity;
   /** Set when the computation has returned: late additions (fire-and-forget work) are ignored. */
@@ -31,16 +37,32 @@ export class CachingContext {
   /** Adds one dependency key. */
   add(key: string): void {
     if (this.key === null || this.closed) return;
-    (this.dependencies ??= new Set()).add(key);
+    (this.#own ??= new Set()).add(key);
   }
 
-  /** Receives a child's key, its dependencies and its expiry. */
+  /**
+   * Receives a child's key, its dependencies and its expiry. This runs on every cache hit inside a cached
+   * computation, so it only records the child (once per key) and keeps a reference to its dependency list;
+   * `collect()` expands them when the entry is stored.
+   */
   receive(childKey: string, dependencies: readonly string[], expiresAt: number): void {
     if (this.key === null || this.closed) return;
-    const set = (this.dependencies ??= new Set());
-    set.add(childKey);
-    for (let i = 0; i < dependencies.length; i++) set.add(dependencies[i]!);
     if (expiresAt < this.expiresAt) this.expiresAt = expiresAt;
+    const children = (this.#children ??= new Set());
+    const before = children.size;
+    children.add(childKey);
+    // A child seen before has handed up its dependencies already (if it changed since, the key was
+    // invalidated and this computation will not be stored anyway).
+    if (children.size !== before && dependencies.length > 0) (this.#childDependencies ??= []).push(dependencies);
+  }
+
+  /** All the keys this computation depends on: its own dependencies, its children and theirs (deduplicated). */
+  collect(): readonly string[] {
+    if (this.#children === null) return this.#own === null ? EMPTY : [...this.#own];
+    const all = new Set<string>(this.#own);
+    for (const child of this.#children) all.add(child);
+    if (this.#childDependencies !== null) for (const list of this.#childDependencies) for (const key of list) all.add(key);
+    return [...all];
   }
 
   /**

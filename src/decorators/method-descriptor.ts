@@ -146,17 +146,27 @@ export class MethodDescriptor {
     }
   }
 
-  #instanceKey(self: object): string | null {
-    if (typeof (self as { getCacheKey?: unknown }).getCacheKey !== 'function') {
-      // Most instances are stateless services: remember the answer for the last constructor seen.
-      const ctor = (self as { constructor?: unknown }).constructor;
-      if (ctor !== this.#lastConstructor || this.#lastGeneration !== keyRegistrationGeneration) {
-        this.#lastConstructor = ctor;
-        this.#lastGeneration = keyRegistrationGeneration;
-        this.#lastConstructorKeyed = typeof ctor === 'function' && keyPropertiesOf(ctor) !== null;
-      }
-      if (!this.#lastConstructorKeyed) return null;
+  /** True if `this` adds nothing to the key of a call (a stateless service, a static method, ignoreThis). */
+  isThisNeutral(self: unknown, ignoreThis: boolean): boolean {
+    if (this.#head === undefined) this.resolve(self);
+    if (!this.#thisKeyed || ignoreThis || self === null || typeof self !== 'object') return true;
+    return typeof (self as { getCacheKey?: unknown }).getCacheKey !== 'function' && !this.#constructorKeyed(self);
+  }
+
+  /** Whether instances of `self`'s class have `@CacheKey` properties; remembered for the last class seen. */
+  #constructorKeyed(self: object): boolean {
+    const ctor = (self as { constructor?: unknown }).constructor;
+    if (ctor !== this.#lastConstructor || this.#lastGeneration !== keyRegistrationGeneration) {
+      this.#lastConstructor = ctor;
+      this.#lastGeneration = keyRegistrationGeneration;
+      this.#lastConstructorKeyed = typeof ctor === 'function' && keyPropertiesOf(ctor) !== null;
     }
+    return this.#lastConstructorKeyed;
+  }
+
+  #instanceKey(self: object): string | null {
+    // Most instances are stateless services: no getCacheKey and a class without @CacheKey properties.
+    if (typeof (self as { getCacheKey?: unknown }).getCacheKey !== 'function' && !this.#constructorKeyed(self)) return null;
     try {
       return instanceKeyOf(self);
     } catch (error) {

@@ -35,7 +35,16 @@ interface Plan {
   readonly prefix: string;
   /** The profile's name, for messages. */
   readonly profile: string;
+  /**
+   * Full keys of recent single-argument calls, by argument (strings and numbers). A memoised key is the same
+   * string object every time, so the backend's map does not rebuild and rehash it on each hit. Null when
+   * the method has a custom key function.
+   */
+  readonly keys: Map<string | number, string> | null;
 }
+
+/** Memoised keys per method and service; the memo is cleared when it reaches this size. */
+const KEY_MEMO_LIMIT = 2048;
 
 /** What a computation (or a hit inside a flight) hands to its callers. */
 interface Outcome {
@@ -167,7 +176,19 @@ export class CachingService {
   invoke(descriptor: MethodDescriptor, self: unknown, args: unknown[]): unknown {
     const plan = (descriptor.planOwner === this ? descriptor.plan : this.#planFor(descriptor, self)) as Plan;
     if (!plan.enabled) return descriptor.fn.apply(self, args);
-    const key = plan.prefix + descriptor.keyFor(self, args, plan.ignoreThis);
+    let key: string | undefined;
+    if (args.length === 1 && plan.keys !== null) {
+      const arg = args[0];
+      if ((typeof arg === 'string' || (typeof arg === 'number' && (arg !== 0 || 1 / arg > 0))) && descriptor.isThisNeutral(self, plan.ignoreThis)) {
+        key = plan.keys.get(arg);
+        if (key === undefined) {
+          key = plan.prefix + descriptor.keyFor(self, args, plan.ignoreThis);
+          if (plan.keys.size >= KEY_MEMO_LIMIT) plan.keys.clear();
+          plan.keys.set(arg, key);
+        }
+      }
+    }
+    key ??= plan.prefix + descriptor.keyFor(self, args, plan.ignoreThis);
     const caller = currentContext();
     const backend = plan.backend;
     if (!backend.isSync) {
@@ -343,7 +364,7 @@ export class CachingService {
 
   #store(plan: Plan, key: string, context: CachingContext, token: unknown, value: unknown, async: boolean): Outcome | Promise<Outcome> {
     const backend = plan.backend;
-    const dependencies = context.dependencies === null ? EMPTY : [...context.dependencies];
+    const dependencies = context.collect();
     let expiresAt = context.expiresAt;
     if (plan.ttl > 0) {
       const own = backend.clock.now() + plan.ttl;
@@ -385,7 +406,7 @@ export class CachingService {
   #skipped(key: string, reason: SkipReason, value: unknown, async: boolean, context: CachingContext, _plan: Plan, outcome?: Outcome): Outcome {
     this.#counters.skips++;
     this.#emit('skip', { key, reason });
-    return outcome ?? { value, async, dependencies: context.dependencies === null ? EMPTY : [...context.dependencies], expiresAt: context.expiresAt };
+    return outcome ?? { value, async, dependencies: context.collect(), expiresAt: context.expiresAt };
   }
 
   #abandon(backend: CachingBackend, token: unknown): void {
@@ -435,6 +456,7 @@ export class CachingService {
       ignoreThis: merged.ignoreThis === true,
       prefix: this.#prefix,
       profile: profileName,
+      keys: method.key === undefined ? new Map() : null,
     };
   }
 
