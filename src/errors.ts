@@ -21,6 +21,8 @@ export const errors = {
   E_UNKNOWN_PROFILE: 'E_UNKNOWN_PROFILE',
   /** The service or backend was used after `dispose()`. */
   E_DISPOSED: 'E_DISPOSED',
+  /** A computation or backend operation exceeded its timeout. */
+  E_TIMEOUT: 'E_TIMEOUT',
   /** A backend operation failed (the cause is attached). */
   E_BACKEND: 'E_BACKEND',
 } as const;

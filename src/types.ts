@@ -35,6 +35,8 @@ export interface CacheStats {
   invalidatedEntries: number;
   /** Errors reported through the `error` event (backend failures, throwing listeners…). */
   errors: number;
+  /** Expired values served by fail-safe because recomputing them failed or exceeded the soft timeout. */
+  failsafes: number;
 }
 
 /** The payload of each event emitted by `CachingService.on()`. */

@@ -21,6 +21,11 @@ export interface CacheMiss {
   readonly hit: false;
   /** Opaque marker of when the computation started (a sequence number, a Redis generation…). */
   readonly token: unknown;
+  /**
+   * The expired entry, when it was stored with `staleFor` and is still within that window: fail-safe may
+   * serve it if recomputing fails. Never an invalidated entry.
+   */
+  readonly stale?: CacheHit | undefined;
 }
 
 /** What `get` answers. */
@@ -35,6 +40,11 @@ export interface CacheEntryInput {
   readonly expiresAt: number;
   /** Sliding expiration window in ms (each hit pushes the expiry to `now + sliding`, capped by `expiresAt`); 0 for none. */
   readonly sliding: number;
+  /**
+   * Keep the entry this many ms after it expires, and return it as `stale` on a miss during that time
+   * (fail-safe). 0 or absent: remove it at expiry.
+   */
+  readonly staleFor?: number;
 }
 
 /**

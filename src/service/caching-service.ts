@@ -1,11 +1,11 @@
-import type { CacheLookup, CachingBackend, InvalidateOptions, InvalidationResult, StoreOutcome } from '../backends/backend.js';
+import type { CacheHit, CacheLookup, CachingBackend, InvalidateOptions, InvalidationResult, StoreOutcome } from '../backends/backend.js';
 import { MemoryBackend } from '../backends/memory/memory-backend.js';
 import { addDependencyKeys, CachingContext, currentContext, runInContext, suspendDependencyPropagation } from '../context/caching-context.js';
 import type { MethodDescriptor } from '../decorators/method-descriptor.js';
 import { cascadeClosure, dependencyKey, type DependencyLike } from '../dependencies/cache-dependency.js';
 import { CachingError, errors } from '../errors.js';
 import { systemClock, type CacheEventMap, type CacheEventName, type CacheStats, type Clock, type Logger, type SkipReason } from '../types.js';
-import { isBackend, validateCacheOptions, type CacheOptions, type ProfileOptions } from './options.js';
+import { isBackend, validateCacheOptions, type CacheOptions, type FailSafeOptions, type ProfileOptions } from './options.js';
 
 /** Options of {@link CachingService}. */
 export interface CachingServiceOptions {
@@ -35,6 +35,7 @@ interface Plan {
   readonly prefix: string;
   /** The profile's name, for messages. */
   readonly profile: string;
+  readonly failSafe: FailSafeOptions | null;
   /**
    * Full keys of recent single-argument calls, by argument (strings and numbers). A memoised key is the same
    * string object every time, so the backend's map does not rebuild and rehash it on each hit. Null when
@@ -111,7 +112,7 @@ export class CachingService {
   /** Shortcuts so the hit and miss paths test one field when nobody listens. */
   #hitListeners: Set<Listener<'hit'>> | undefined;
   #missListeners: Set<Listener<'miss'>> | undefined;
-  readonly #counters: CacheStats = { hits: 0, misses: 0, joins: 0, sets: 0, skips: 0, invalidations: 0, invalidatedEntries: 0, errors: 0 };
+  readonly #counters: CacheStats = { hits: 0, misses: 0, joins: 0, sets: 0, skips: 0, invalidations: 0, invalidatedEntries: 0, errors: 0, failsafes: 0 };
   #disposed = false;
 
   constructor(options: CachingServiceOptions = {}) {
@@ -202,10 +203,19 @@ export class CachingService {
       if (caller !== undefined) caller.receive(key, lookup.dependencies, lookup.expiresAt);
       return lookup.async ? Promise.resolve(lookup.value) : lookup.value;
     }
-    return this.#missOnSyncBackend(descriptor, plan, self, args, key, caller, lookup.token);
+    return this.#missOnSyncBackend(descriptor, plan, self, args, key, caller, lookup.token, plan.failSafe !== null ? lookup.stale : undefined);
   }
 
-  #missOnSyncBackend(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined, token: unknown): unknown {
+  #missOnSyncBackend(
+    descriptor: MethodDescriptor,
+    plan: Plan,
+    self: unknown,
+    args: unknown[],
+    key: string,
+    caller: CachingContext | undefined,
+    token: unknown,
+    stale: CacheHit | undefined,
+  ): unknown {
     const backend = plan.backend;
     const flight = this.#inFlight.get(key);
     if (caller !== undefined && caller.isComputing(key)) {
@@ -226,12 +236,14 @@ export class CachingService {
     } catch (error) {
       context.closed = true;
       backend.abandon(token);
+      if (stale !== undefined) return this.#serveStale(stale, key, caller, error);
       throw error;
     }
     if (isThenable(result)) {
       const computation = this.#settle(plan, key, context, token, result);
-      this.#track(key, computation);
-      return this.#handUp(computation, key, caller);
+      const flight = stale === undefined ? computation : this.#failSafe(computation, stale, plan, key);
+      this.#track(key, flight, computation);
+      return this.#handUp(flight, key, caller);
     }
     context.closed = true;
     const outcome = this.#store(plan, key, context, token, result, false) as Outcome;
@@ -304,6 +316,7 @@ export class CachingService {
   async #lookUpAndCompute(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined): Promise<Outcome> {
     const backend = plan.backend;
     let token: unknown = NO_TOKEN;
+    let stale: CacheHit | undefined;
     try {
       const lookup = await backend.get(key);
       if (lookup.hit) {
@@ -312,6 +325,7 @@ export class CachingService {
         return lookup;
       }
       token = lookup.token;
+      if (plan.failSafe !== null) stale = lookup.stale;
     } catch (error) {
       // A failing backend never fails the call: the method runs and its result is returned unstored.
       this.#reportError(error, 'get', key);
@@ -319,11 +333,23 @@ export class CachingService {
     this.#counters.misses++;
     if (this.#missListeners !== undefined) this.#emit('miss', { key });
     const context = new CachingContext(key, caller, plan.prefix);
+    let result: unknown;
+    try {
+      result = runInContext(context, () => descriptor.fn.apply(self, args));
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    const computation = this.#settle(plan, key, context, token, result);
+    return stale === undefined ? computation : this.#failSafe(computation, stale, plan, key);
+  }
+
+  /** Awaits a computation's value and stores it; `NO_TOKEN` (the backend failed) returns it unstored. */
+  async #settle(plan: Plan, key: string, context: CachingContext, token: unknown, promise: unknown): Promise<Outcome> {
     let value: unknown;
     try {
-      value = await runInContext(context, () => descriptor.fn.apply(self, args));
+      value = await promise;
     } catch (error) {
-      if (token !== NO_TOKEN) this.#abandon(backend, token);
+      if (token !== NO_TOKEN) this.#abandon(plan.backend, token);
       throw error;
     } finally {
       context.closed = true;
@@ -332,26 +358,60 @@ export class CachingService {
     return this.#store(plan, key, context, token, value, true);
   }
 
-  async #settle(plan: Plan, key: string, context: CachingContext, token: unknown, promise: PromiseLike<unknown>): Promise<Outcome> {
-    let value: unknown;
-    try {
-      value = await promise;
-    } catch (error) {
-      plan.backend.abandon(token);
-      throw error;
-    } finally {
-      context.closed = true;
-    }
-    return this.#store(plan, key, context, token, value, true);
+  /**
+   * Fail-safe around a recomputation of an expired entry: if it rejects, or is still running after the soft
+   * timeout, its callers get the expired value; the computation goes on and stores its result when it succeeds.
+   */
+  #failSafe(computation: Promise<Outcome>, stale: CacheHit, plan: Plan, key: string): Promise<Outcome> {
+    let answered = false;
+    const fallback = (error: unknown): Outcome => {
+      answered = true;
+      this.#counters.failsafes++;
+      this.#emit('failsafe', { key, error });
+      return stale;
+    };
+    const guarded = computation.then(
+      outcome => outcome,
+      error => {
+        if (!answered) return fallback(error);
+        this.#reportError(error, 'background refresh', key); // its callers already have the expired value
+        return stale;
+      },
+    );
+    const softTimeout = plan.failSafe?.softTimeout;
+    if (softTimeout === undefined) return guarded;
+    return new Promise<Outcome>(resolve => {
+      const timer = setTimeout(() => {
+        if (!answered) resolve(fallback(new CachingError(errors.E_TIMEOUT, `@Cache: recomputing ${key} took longer than its soft timeout (${softTimeout} ms); the expired value was served and the computation goes on in the background.`)));
+      }, softTimeout);
+      void guarded.then(outcome => {
+        clearTimeout(timer);
+        if (!answered) {
+          answered = true;
+          resolve(outcome);
+        }
+      });
+    });
   }
 
-  /** Registers a computation as the flight for `key` until it settles. */
-  #track(key: string, computation: Promise<Outcome>): void {
-    this.#inFlight.set(key, computation);
+  /** Fail-safe for a synchronous failure: returns the expired value and hands its dependencies up. */
+  #serveStale(stale: CacheHit, key: string, caller: CachingContext | undefined, error: unknown): unknown {
+    this.#counters.failsafes++;
+    this.#emit('failsafe', { key, error });
+    if (caller !== undefined) caller.receive(key, stale.dependencies, stale.expiresAt);
+    return stale.async ? Promise.resolve(stale.value) : stale.value;
+  }
+
+  /**
+   * Registers `flight` as what callers of `key` join, until `until` (the computation itself) settles. They
+   * differ with fail-safe: after a soft timeout, joiners get the expired value while the computation runs on.
+   */
+  #track(key: string, flight: Promise<Outcome>, until: Promise<Outcome> = flight): void {
+    this.#inFlight.set(key, flight);
     const done = () => {
-      if (this.#inFlight.get(key) === computation) this.#inFlight.delete(key);
+      if (this.#inFlight.get(key) === flight) this.#inFlight.delete(key);
     };
-    computation.then(done, done);
+    until.then(done, done);
   }
 
   /** Gives a computation's value to a caller, and its key, dependencies and expiry to the caller's context. */
@@ -377,7 +437,7 @@ export class CachingService {
     }
     let stored: StoreOutcome | Promise<StoreOutcome>;
     try {
-      stored = backend.set(key, { value, async, dependencies, expiresAt, sliding: plan.sliding }, token);
+      stored = backend.set(key, { value, async, dependencies, expiresAt, sliding: plan.sliding, staleFor: plan.failSafe?.maxStaleness ?? 0 }, token);
     } catch (error) {
       this.#reportError(error, 'set', key);
       return this.#skipped(key, 'backend-error', value, async, context, plan, outcome);
@@ -456,6 +516,7 @@ export class CachingService {
       ignoreThis: merged.ignoreThis === true,
       prefix: this.#prefix,
       profile: profileName,
+      failSafe: merged.failSafe ? merged.failSafe : null,
       keys: method.key === undefined ? new Map() : null,
     };
   }

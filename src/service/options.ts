@@ -23,10 +23,25 @@ export interface CacheOptions {
   /** Cache `undefined` results (`null` is always cached). @default true */
   cacheUndefined?: boolean;
   /**
+   * Fail-safe: keep entries `maxStaleness` ms past their expiry, and when recomputing an expired entry throws
+   * (or takes longer than `softTimeout` ms), return the expired value instead, while the computation goes on
+   * in the background and replaces the entry when it succeeds. Invalidated entries are never served.
+   * `false` turns a profile's or the defaults' fail-safe off for one method. @default off
+   */
+  failSafe?: FailSafeOptions | false;
+  /**
    * Replaces the class name in keys. Use it when two classes share a name (two modules exporting
    * `UserService`) or when a minifier renames classes. @default the class name
    */
   scope?: string;
+}
+
+/** Options of {@link CacheOptions.failSafe}. */
+export interface FailSafeOptions {
+  /** How long after expiry (ms) an entry may still be served when recomputing it fails. */
+  maxStaleness: number;
+  /** If recomputing an expired entry takes longer than this (ms), serve the expired value meanwhile. @default none */
+  softTimeout?: number;
 }
 
 /** A named option set, optionally with a backend of its own. */
@@ -35,8 +50,8 @@ export interface ProfileOptions extends Omit<CacheOptions, 'profile' | 'key' | '
   backend?: CachingBackend;
 }
 
-const CACHE_OPTION_NAMES = new Set(['ttl', 'slidingExpiration', 'profile', 'ignoreThis', 'ignoreArgs', 'key', 'enabled', 'cacheUndefined', 'scope']);
-const PROFILE_OPTION_NAMES = new Set(['ttl', 'slidingExpiration', 'ignoreThis', 'enabled', 'cacheUndefined', 'backend']);
+const CACHE_OPTION_NAMES = new Set(['ttl', 'slidingExpiration', 'profile', 'ignoreThis', 'ignoreArgs', 'key', 'enabled', 'cacheUndefined', 'scope', 'failSafe']);
+const PROFILE_OPTION_NAMES = new Set(['ttl', 'slidingExpiration', 'ignoreThis', 'enabled', 'cacheUndefined', 'backend', 'failSafe']);
 
 /**
  * Checks an options object eagerly and returns a frozen copy. `where` names the place for messages
@@ -71,6 +86,14 @@ export function validateCacheOptions(options: unknown, where: string, kind: 'met
       throw invalid(where, `option ignoreArgs must be an array of 0-based argument positions, got ${describe(o.ignoreArgs)}`);
     }
     if (o.key !== undefined) throw invalid(where, `options key and ignoreArgs cannot be combined: a custom key replaces argument encoding, so leave the arguments out in the key function instead`);
+  }
+  if (o.failSafe !== undefined && o.failSafe !== false) {
+    const f = o.failSafe as unknown;
+    if (f === null || typeof f !== 'object' || Array.isArray(f)) throw invalid(where, `option failSafe must be false or { maxStaleness, softTimeout? }, got ${describe(f)}`);
+    for (const name of Object.keys(f)) if (name !== 'maxStaleness' && name !== 'softTimeout') throw invalid(where, `unknown option 'failSafe.${name}'; allowed: maxStaleness, softTimeout`);
+    checkDuration(where, 'failSafe.maxStaleness', (f as FailSafeOptions).maxStaleness);
+    if ((f as FailSafeOptions).maxStaleness === undefined) throw invalid(where, 'option failSafe needs maxStaleness: how long (ms) past expiry a value may still be served');
+    checkDuration(where, 'failSafe.softTimeout', (f as FailSafeOptions).softTimeout);
   }
   if (o.backend !== undefined && !isBackend(o.backend)) {
     throw invalid(where, `option backend must be a CachingBackend (with get, set, invalidate…), got ${describe(o.backend)}`);

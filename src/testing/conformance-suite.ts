@@ -48,6 +48,7 @@ interface EntrySpec {
   dependencies?: readonly string[];
   expiresAt?: number;
   sliding?: number;
+  staleFor?: number;
 }
 
 const FAKE_UNIT_MS = 1_000;
@@ -131,6 +132,7 @@ export function describeBackendConformance(name: string, options: ConformanceOpt
       dependencies: spec.dependencies ?? [],
       expiresAt: spec.expiresAt ?? Infinity,
       sliding: spec.sliding ?? 0,
+      ...(spec.staleFor !== undefined ? { staleFor: spec.staleFor } : {}),
     });
 
     const lookup = async (key: string): Promise<CacheLookup> => await backend.get(key);
@@ -394,6 +396,48 @@ export function describeBackendConformance(name: string, options: ConformanceOpt
           await elapse(unit);
           expect((await expectHit('s:3')).value).toBe('alive');
         }
+      });
+    });
+
+    describe('fail-safe window (staleFor)', () => {
+      it('offers an expired entry as stale on a miss within staleFor, with a token, and not after', async () => {
+        const start = now();
+        await store('fs:1', { value: 'old', dependencies: ['fs:dep'], expiresAt: start + 2 * unit, staleFor: 4 * unit });
+        await elapse(3 * unit);
+        const within = await lookup('fs:1');
+        expect(within.hit).toBe(false);
+        const miss = within as CacheMiss;
+        expect(miss.stale?.value).toBe('old');
+        expect(miss.stale?.dependencies).toEqual(['fs:dep']);
+        expect(await set('fs:1', { value: 'new', expiresAt: now() + 10 * unit }, miss.token)).toBe('stored');
+        expect((await expectHit('fs:1')).value).toBe('new');
+      });
+
+      it('stops offering the expired entry when the window has passed', async () => {
+        await store('fs:2', { value: 'old', expiresAt: now() + 2 * unit, staleFor: 2 * unit });
+        await elapse(5 * unit);
+        const after = await lookup('fs:2');
+        expect(after.hit).toBe(false);
+        expect((after as CacheMiss).stale).toBeUndefined();
+        if (!after.hit) backend.abandon(after.token);
+      });
+
+      it('never offers an invalidated entry as stale', async () => {
+        await store('fs:3', { value: 'old', dependencies: ['fs:dep3'], expiresAt: now() + 2 * unit, staleFor: 10 * unit });
+        await invalidate(['fs:dep3']);
+        await elapse(3 * unit);
+        const result = await lookup('fs:3');
+        expect(result.hit).toBe(false);
+        expect((result as CacheMiss).stale).toBeUndefined();
+        if (!result.hit) backend.abandon(result.token);
+      });
+
+      it('an entry without staleFor is not offered as stale after expiry', async () => {
+        await store('fs:4', { value: 'old', expiresAt: now() + 2 * unit });
+        await elapse(3 * unit);
+        const result = await lookup('fs:4');
+        expect((result as CacheMiss).stale).toBeUndefined();
+        if (!result.hit) backend.abandon(result.token);
       });
     });
 

@@ -289,7 +289,7 @@ describe('stats()', () => {
       }
     }
     const c = bindCachingService(new Counters(), service);
-    expect(service.stats()).toEqual({ hits: 0, misses: 0, joins: 0, sets: 0, skips: 0, invalidations: 0, invalidatedEntries: 0, errors: 0 });
+    expect(service.stats()).toEqual({ hits: 0, misses: 0, joins: 0, sets: 0, skips: 0, invalidations: 0, invalidatedEntries: 0, errors: 0, failsafes: 0 });
     await c.a('x'); // miss, set
     await c.a('x'); // hit
     await c.a('y'); // miss, set
@@ -299,7 +299,7 @@ describe('stats()', () => {
     await c.none(); // miss, skip
     await service.invalidate('Group'); // 1 invalidation removing 2 entries
     await service.invalidate('Nothing'); // 1 invalidation removing none
-    expect(service.stats()).toEqual({ hits: 3, misses: 4, joins: 0, sets: 2, skips: 2, invalidations: 2, invalidatedEntries: 2, errors: 0 });
+    expect(service.stats()).toEqual({ hits: 3, misses: 4, joins: 0, sets: 2, skips: 2, invalidations: 2, invalidatedEntries: 2, errors: 0, failsafes: 0 });
   });
 
   it('counts joins of an in-flight computation', async () => {

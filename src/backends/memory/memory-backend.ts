@@ -46,6 +46,8 @@ class MemoryRecord implements CacheHit {
     readonly absoluteExpiresAt: number,
     readonly sliding: number,
     readonly size: number,
+    /** Fail-safe window after expiry during which the entry is kept and offered as `stale`. */
+    readonly staleFor: number,
   ) {}
 }
 
@@ -65,7 +67,8 @@ const LOG_PRUNE_THRESHOLD = 10_000;
  * step with the entries (eviction, expiry, overwrite and deletion all clean it), and an invalidation log
  * that refuses stale writes. It answers synchronously, so synchronous methods can be cached on it.
  *
- * Expired entries are never served; they are removed when read and by a periodic sweep.
+ * Expired entries are never served as hits; they are removed when read and by a periodic sweep (entries
+ * stored with a fail-safe `staleFor` window are kept until it ends and offered as `stale` on a miss).
  *
  * @example
  * const caching = new CachingService({ backend: new MemoryBackend({ maxEntries: 50_000 }) });
@@ -129,6 +132,7 @@ export class MemoryBackend implements CachingBackend {
     if (record.expiresAt !== Infinity) {
       const now = this.clock.now();
       if (now >= record.expiresAt) {
+        if (now < record.expiresAt + record.staleFor) return { hit: false, token: this.#issue(), stale: record };
         this.#lru.delete(key);
         this.onRemoval?.(key, 'expire');
         return { hit: false, token: this.#issue() };
@@ -156,15 +160,16 @@ export class MemoryBackend implements CachingBackend {
       return 'too-large';
     }
 
+    const staleFor = entry.staleFor !== undefined && entry.staleFor > 0 ? entry.staleFor : 0;
     const now = entry.sliding > 0 || entry.expiresAt !== Infinity ? this.clock.now() : 0;
-    if (entry.expiresAt <= now) {
+    if (entry.expiresAt + staleFor <= now) {
       // Already expired (a child expired meanwhile): storing it would only leave residue, but it replaces.
       this.#lru.delete(key);
       return 'stored';
     }
     const expiresAt = entry.sliding > 0 ? Math.min(entry.expiresAt, now + entry.sliding) : entry.expiresAt;
     const dependencies = entry.dependencies.length === 0 ? EMPTY : Object.freeze([...entry.dependencies]);
-    const record = new MemoryRecord(entry.value, entry.async, dependencies, expiresAt, entry.expiresAt, entry.sliding, size);
+    const record = new MemoryRecord(entry.value, entry.async, dependencies, expiresAt, entry.expiresAt, entry.sliding, size, staleFor);
     this.#lru.set(key, record);
     for (const dependency of dependencies) {
       let dependents = this.#index.get(dependency);
@@ -225,7 +230,7 @@ export class MemoryBackend implements CachingBackend {
   purgeExpired(): number {
     const now = this.clock.now();
     const expired: string[] = [];
-    for (const [key, record] of this.#lru.entries()) if (record.expiresAt <= now) expired.push(key);
+    for (const [key, record] of this.#lru.entries()) if (record.expiresAt + record.staleFor <= now) expired.push(key);
     for (const key of expired) {
       this.#lru.delete(key);
       this.onRemoval?.(key, 'expire');
