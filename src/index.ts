@@ -25,4 +25,6 @@ export type {
   RemovalReason,
 } from './backends/backend.js';
 export { CachingError, errors, type CachingErrorCode } from './errors.js';
+export type { OpenTelemetryApi, TelemetryOption } from './telemetry/open-telemetry.js';
+export type { FailSafeOptions } from './service/options.js';
 export { systemClock, type Clock, type Logger, type CacheStats, type CacheEventMap, type CacheEventName, type SkipReason, type MaybePromise } from './types.js';

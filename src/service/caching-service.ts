@@ -5,6 +5,7 @@ import type { MethodDescriptor } from '../decorators/method-descriptor.js';
 import { cascadeClosure, dependencyKey, type DependencyLike } from '../dependencies/cache-dependency.js';
 import { CachingError, errors } from '../errors.js';
 import { systemClock, type CacheEventMap, type CacheEventName, type CacheStats, type Clock, type Logger, type SkipReason } from '../types.js';
+import { createTelemetry, type Telemetry, type TelemetryOption } from '../telemetry/open-telemetry.js';
 import { isBackend, validateCacheOptions, type CacheOptions, type FailSafeOptions, type ProfileOptions } from './options.js';
 
 /** Options of {@link CachingService}. */
@@ -21,6 +22,12 @@ export interface CachingServiceOptions {
   clock?: Clock;
   /** Where errors without an `error` listener, and throwing listeners, are reported. @default console */
   logger?: Logger;
+  /**
+   * OpenTelemetry: spans around miss computations (`aspect-cache.compute`) and observable counters
+   * (`aspect_cache.hits`, `.misses`…). By default on when `@opentelemetry/api` is installed (free without a
+   * registered SDK); `false` turns it off; `{ api }` passes the module explicitly.
+   */
+  telemetry?: TelemetryOption;
 }
 
 /** A method's options resolved for one service: computed on its first call, then reused. */
@@ -114,15 +121,16 @@ export class CachingService {
   #missListeners: Set<Listener<'miss'>> | undefined;
   readonly #counters: CacheStats = { hits: 0, misses: 0, joins: 0, sets: 0, skips: 0, invalidations: 0, invalidatedEntries: 0, errors: 0, failsafes: 0 };
   #disposed = false;
+  readonly #telemetry: Telemetry | null;
 
   constructor(options: CachingServiceOptions = {}) {
     const where = 'CachingService';
     if (options === null || typeof options !== 'object') throw new CachingError(errors.E_INVALID_OPTION, `${where}: options must be an object.`);
-    const known = new Set(['backend', 'profiles', 'defaults', 'keyPrefix', 'clock', 'logger']);
+    const known = new Set(['backend', 'profiles', 'defaults', 'keyPrefix', 'clock', 'logger', 'telemetry']);
     for (const name of Object.keys(options)) {
       if (!known.has(name)) throw new CachingError(errors.E_INVALID_OPTION, `${where}: unknown option '${name}'; allowed: ${[...known].join(', ')}.`);
     }
-    const { backend, profiles = {}, defaults, keyPrefix = '', clock, logger } = options;
+    const { backend, profiles = {}, defaults, keyPrefix = '', clock, logger, telemetry } = options;
     if (backend !== undefined && !isBackend(backend)) {
       throw new CachingError(errors.E_INVALID_OPTION, `${where}: option backend must be a CachingBackend (MemoryBackend, RedisBackend, LayeredBackend…).`);
     }
@@ -146,6 +154,7 @@ export class CachingService {
       if (validated.backend) backends.add(validated.backend);
     }
     this.#backends = [...backends];
+    this.#telemetry = createTelemetry(telemetry, () => this.#counters, keyPrefix || 'default');
     for (const b of this.#backends) {
       if (b.onRemoval === undefined) b.onRemoval = (key, reason) => this.#emit('evict', { key, reason });
     }
@@ -232,7 +241,7 @@ export class CachingService {
     const context = new CachingContext(key, caller, plan.prefix);
     let result: unknown;
     try {
-      result = runInContext(context, () => descriptor.fn.apply(self, args));
+      result = this.#run(descriptor, key, context, self, args);
     } catch (error) {
       context.closed = true;
       backend.abandon(token);
@@ -281,7 +290,7 @@ export class CachingService {
     const context = new CachingContext(key, caller, plan.prefix);
     let result: unknown;
     try {
-      result = runInContext(context, () => descriptor.fn.apply(self, args));
+      result = this.#run(descriptor, key, context, self, args);
     } catch (error) {
       context.closed = true;
       void token.then(t => t !== NO_TOKEN && this.#abandon(backend, t));
@@ -335,7 +344,7 @@ export class CachingService {
     const context = new CachingContext(key, caller, plan.prefix);
     let result: unknown;
     try {
-      result = runInContext(context, () => descriptor.fn.apply(self, args));
+      result = this.#run(descriptor, key, context, self, args);
     } catch (error) {
       result = Promise.reject(error);
     }
@@ -528,6 +537,12 @@ export class CachingService {
     );
   }
 
+  /** Runs the method for a miss inside its caching context (and a span when telemetry is on). */
+  #run(descriptor: MethodDescriptor, key: string, context: CachingContext, self: unknown, args: unknown[]): unknown {
+    const run = () => runInContext(context, () => descriptor.fn.apply(self, args));
+    return this.#telemetry === null ? run() : this.#telemetry.compute(key, descriptor.displayName, run);
+  }
+
   #recursion(descriptor: MethodDescriptor, key: string): CachingError {
     return new CachingError(
       errors.E_RECURSION,
@@ -610,7 +625,7 @@ export class CachingService {
     let value: unknown;
     let async = false;
     try {
-      const result = runInContext(context, () => descriptor.fn.apply(self, args));
+      const result = this.#run(descriptor, key, context, self, args);
       async = isThenable(result);
       value = await result;
     } catch (error) {
@@ -682,6 +697,7 @@ export class CachingService {
     this.#disposed = true;
     this.#listeners.clear();
     this.#refreshShortcuts();
+    this.#telemetry?.dispose();
     await Promise.all(this.#backends.map(b => b.dispose()));
     if (defaultService === this) defaultService = undefined;
   }
