@@ -23,6 +23,7 @@ export type {
   InvalidateOptions,
   InvalidationResult,
   RemovalReason,
+  BackendEvent,
 } from './backends/backend.js';
 export { CachingError, errors, type CachingErrorCode } from './errors.js';
 export type { OpenTelemetryApi, TelemetryOption } from './telemetry/open-telemetry.js';

@@ -68,6 +68,11 @@ export interface InvalidationResult {
   readonly removed: readonly string[];
 }
 
+/** Something a backend absorbed and wants reported: a failure it recovered from, a circuit breaker change. */
+export type BackendEvent =
+  | { readonly type: 'error'; readonly error: unknown; readonly operation: string }
+  | { readonly type: 'circuit'; readonly state: 'open' | 'half-open' | 'closed' };
+
 /** Why an entry left the backend on its own. */
 export type RemovalReason = 'evict' | 'expire';
 
@@ -110,4 +115,6 @@ export interface CachingBackend {
   dispose(): MaybePromise<void>;
   /** Optional listener for entries leaving by eviction or expiry (`evict` events). */
   onRemoval?: ((key: string, reason: RemovalReason) => void) | undefined;
+  /** Optional listener for failures the backend absorbed and circuit breaker changes (`error`, `circuit` events). */
+  onEvent?: ((event: BackendEvent) => void) | undefined;
 }

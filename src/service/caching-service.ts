@@ -157,6 +157,12 @@ export class CachingService {
     this.#telemetry = createTelemetry(telemetry, () => this.#counters, keyPrefix || 'default');
     for (const b of this.#backends) {
       if (b.onRemoval === undefined) b.onRemoval = (key, reason) => this.#emit('evict', { key, reason });
+      if (b.onEvent === undefined) {
+        b.onEvent = event => {
+          if (event.type === 'error') this.#reportError(event.error, event.operation);
+          else this.#emit('circuit', { state: event.state, backend: b.name });
+        };
+      }
     }
   }
 

@@ -1,0 +1,82 @@
+import { CachingError, errors } from '../../errors.js';
+import type { Clock } from '../../types.js';
+
+/** States of a {@link CircuitBreaker}. */
+export type CircuitState = 'closed' | 'open' | 'half-open';
+
+/** Options of the Redis backend's circuit breaker. */
+export interface CircuitBreakerOptions {
+  /** Consecutive failures (errors or timeouts) that open the circuit. @default 3 */
+  failureThreshold?: number;
+  /** How long the circuit stays open before one probe is let through, in ms. @default 5_000 */
+  resetTimeoutMs?: number;
+}
+
+/**
+ * Stops calling a failing dependency for a while: after `failureThreshold` consecutive failures every call
+ * fails at once (no added latency during an outage); after `resetTimeoutMs` one probe is let through
+ * (half-open) and its outcome closes or reopens the circuit.
+ */
+export class CircuitBreaker {
+  #state: CircuitState = 'closed';
+  #failures = 0;
+  #openedAt = 0;
+  #probing = false;
+  readonly #threshold: number;
+  readonly #resetMs: number;
+
+  constructor(
+    options: CircuitBreakerOptions,
+    private readonly clock: Clock,
+    private readonly onChange: (state: CircuitState) => void,
+  ) {
+    this.#threshold = options.failureThreshold ?? 3;
+    this.#resetMs = options.resetTimeoutMs ?? 5_000;
+    if (!(Number.isSafeInteger(this.#threshold) && this.#threshold > 0)) {
+      throw new CachingError(errors.E_INVALID_OPTION, `RedisBackend: option circuitBreaker.failureThreshold must be a positive integer, got ${String(options.failureThreshold)}.`);
+    }
+    if (!(this.#resetMs > 0 && Number.isFinite(this.#resetMs))) {
+      throw new CachingError(errors.E_INVALID_OPTION, `RedisBackend: option circuitBreaker.resetTimeoutMs must be a positive number of ms, got ${String(options.resetTimeoutMs)}.`);
+    }
+  }
+
+  get state(): CircuitState {
+    return this.#state;
+  }
+
+  /** Runs `operation` unless the circuit is open; records its outcome. */
+  async run<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.#state === 'open') {
+      if (this.clock.now() - this.#openedAt < this.#resetMs || this.#probing) throw openError();
+      this.#set('half-open');
+    }
+    if (this.#state === 'half-open') {
+      if (this.#probing) throw openError();
+      this.#probing = true;
+    }
+    try {
+      const result = await operation();
+      this.#failures = 0;
+      if (this.#state !== 'closed') this.#set('closed');
+      return result;
+    } catch (error) {
+      this.#failures++;
+      if (this.#state === 'half-open' || this.#failures >= this.#threshold) {
+        this.#openedAt = this.clock.now();
+        if (this.#state !== 'open') this.#set('open');
+      }
+      throw error;
+    } finally {
+      this.#probing = false;
+    }
+  }
+
+  #set(state: CircuitState): void {
+    this.#state = state;
+    this.onChange(state);
+  }
+}
+
+function openError(): CachingError {
+  return new CachingError(errors.E_BACKEND, 'RedisBackend: the circuit is open after repeated failures; Redis is not called until the next probe.');
+}

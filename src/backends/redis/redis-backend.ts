@@ -1,0 +1,399 @@
+import type { Cluster, Redis } from 'ioredis';
+import { CachingError, errors } from '../../errors.js';
+import { SuperJsonSerializer, type Serializer } from '../../serializers/serializer.js';
+import { systemClock, type Clock } from '../../types.js';
+import type {
+  BackendEvent,
+  CacheEntryInput,
+  CacheHit,
+  CacheLookup,
+  CachingBackend,
+  InvalidateOptions,
+  InvalidationResult,
+  RemovalReason,
+  StoreOutcome,
+} from '../backend.js';
+import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js';
+import { BEGIN_SCRIPT, CLEAR_MARK_SCRIPT, GET_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT } from './scripts.js';
+
+/** The schema version in every key: entries written by another layout are never read. */
+const SCHEMA = 'ac1';
+
+/** Options of {@link RedisBackend}. */
+export interface RedisBackendOptions {
+  /** An ioredis client: `new Redis(…)` or `new Cluster(…)`. The backend never closes it. */
+  client: Redis | Cluster;
+  /** Prepended to every Redis key, before the schema version (`<keyPrefix>ac1:{p0}:v:…`). @default '' */
+  keyPrefix?: string;
+  /** Encodes values. @default new SuperJsonSerializer() */
+  serializer?: Serializer;
+  /** Larger encoded values are returned to their caller but not stored (`skip` with reason `too-large`). @default 4 MiB */
+  maxPayloadBytes?: number;
+  /** Every Redis call fails after this long (the cached method then runs without the cache). @default 1_000 */
+  operationTimeoutMs?: number;
+  /**
+   * Number of partitions (hash tags). An entry, its dependency index and its markers share one partition, so
+   * each store is one atomic script on one slot; invalidations run on every partition.
+   * @default 1 on a standalone Redis, 16 on a Cluster
+   */
+  partitions?: number;
+  /**
+   * How long invalidation markers live, in ms. A computation that takes longer than this is not stored (its
+   * token may predate markers that have expired). @default 600_000
+   */
+  markerTtlMs?: number;
+  /** Circuit breaker settings. */
+  circuitBreaker?: CircuitBreakerOptions;
+  /** Delay before retrying an invalidation that could not reach Redis (doubles up to 30 s). @default 200 */
+  retryDelayMs?: number;
+  /** Local clock, used only to express expiry to the service (Redis measures all durations itself). @default Date.now */
+  clock?: Clock;
+}
+
+/** A write token: the partition's generation and the server time when the computation began, plus the local queue position. */
+interface RedisToken {
+  readonly backend: RedisBackend;
+  readonly generation: string;
+  readonly serverTime: number;
+  readonly local: number;
+}
+
+type ScriptName = 'aspectCacheGet' | 'aspectCacheBegin' | 'aspectCacheSet' | 'aspectCacheInvalidate' | 'aspectCacheClearMark';
+type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Promise<unknown>>;
+
+/**
+ * A backend on Redis or Redis Cluster (ioredis). Values are serialized with superjson by default.
+ *
+ * - **A hit is one round trip**: one script returns the value, its dependencies and its expiry (and extends a
+ *   sliding entry).
+ * - **Stores and invalidations are atomic per partition**: a store is one script on the entry's partition; an
+ *   invalidation is one script per partition, run concurrently, computing the transitive closure on the server.
+ * - **No stale write**, across processes, without trusting application clocks: invalidations write
+ *   generation markers (server time based); a store is refused if a marker of its key or dependencies is newer
+ *   than the token its miss returned.
+ * - **No residue**: entries, index sets and markers all carry expiries; nothing needs a sweeper.
+ * - **Resilience**: every call has a timeout; a circuit breaker stops calling a failing Redis and probes it
+ *   again; an invalidation that fails is queued and retried, and until it lands the entries it affects are
+ *   not served by this process.
+ *
+ * Cluster layout: keys are `<prefix>ac1:{p<n>}:<kind>:<key>`; `{p<n>}` is the hash tag of partition n.
+ *
+ * @example
+ * import { Redis } from 'ioredis';
+ * import { RedisBackend } from 'aspect-cache/redis';
+ * const caching = new CachingService({ backend: new RedisBackend({ client: new Redis(process.env.REDIS_URL!), keyPrefix: 'shop:' }) });
+ */
+export class RedisBackend implements CachingBackend {
+  readonly name = 'redis';
+  readonly isSync = false;
+  readonly clock: Clock;
+  onRemoval: ((key: string, reason: RemovalReason) => void) | undefined;
+  onEvent: ((event: BackendEvent) => void) | undefined;
+
+  readonly #client: Redis | Cluster;
+  readonly #scripts: ScriptClient;
+  readonly #prefix: string;
+  readonly #serializer: Serializer;
+  readonly #maxPayloadBytes: number;
+  readonly #timeoutMs: number;
+  readonly #partitions: number;
+  readonly #bases: string[];
+  readonly #markerTtlMs: number;
+  readonly #breaker: CircuitBreaker;
+  readonly #retryDelayMs: number;
+
+  /** Invalidations not yet written to Redis: key → local sequence number when it was queued. */
+  readonly #pending = new Map<string, number>();
+  #localSequence = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryDelay: number;
+  #disposed = false;
+
+  constructor(options: RedisBackendOptions) {
+    const where = 'RedisBackend';
+    if (options === null || typeof options !== 'object') throw new CachingError(errors.E_INVALID_OPTION, `${where}: options must be an object with a client.`);
+    const { client, keyPrefix = '', serializer, maxPayloadBytes = 4 * 1024 * 1024, operationTimeoutMs = 1_000, markerTtlMs = 600_000, retryDelayMs = 200, clock = systemClock } = options;
+    if (client === null || typeof client !== 'object' || typeof (client as { defineCommand?: unknown }).defineCommand !== 'function') {
+      throw new CachingError(errors.E_INVALID_OPTION, `${where}: option client must be an ioredis Redis or Cluster instance.`);
+    }
+    if (typeof keyPrefix !== 'string') throw new CachingError(errors.E_INVALID_OPTION, `${where}: option keyPrefix must be a string.`);
+    if (/[{}]/.test(keyPrefix)) throw new CachingError(errors.E_INVALID_OPTION, `${where}: option keyPrefix must not contain { or }: they would change the cluster hash tag.`);
+    positive(where, 'maxPayloadBytes', maxPayloadBytes);
+    positive(where, 'operationTimeoutMs', operationTimeoutMs);
+    positive(where, 'markerTtlMs', markerTtlMs);
+    positive(where, 'retryDelayMs', retryDelayMs);
+    const isCluster = (client as { isCluster?: boolean }).isCluster === true;
+    const partitions = options.partitions ?? (isCluster ? 16 : 1);
+    if (!(Number.isSafeInteger(partitions) && partitions >= 1 && partitions <= 1024)) {
+      throw new CachingError(errors.E_INVALID_OPTION, `${where}: option partitions must be an integer from 1 to 1024, got ${String(options.partitions)}.`);
+    }
+    this.#client = client;
+    this.#prefix = keyPrefix;
+    this.#serializer = serializer ?? new SuperJsonSerializer();
+    this.#maxPayloadBytes = maxPayloadBytes;
+    this.#timeoutMs = operationTimeoutMs;
+    this.#partitions = partitions;
+    this.#bases = Array.from({ length: partitions }, (_, i) => `${keyPrefix}${SCHEMA}:{p${i}}:`);
+    this.#markerTtlMs = markerTtlMs;
+    this.#retryDelayMs = retryDelayMs;
+    this.#retryDelay = retryDelayMs;
+    this.clock = clock;
+    this.#breaker = new CircuitBreaker(options.circuitBreaker ?? {}, clock, (state: CircuitState) => this.onEvent?.({ type: 'circuit', state }));
+    const define = (client as unknown as { defineCommand(name: string, definition: { lua: string }): void }).defineCommand.bind(client);
+    define('aspectCacheGet', { lua: GET_SCRIPT });
+    define('aspectCacheBegin', { lua: BEGIN_SCRIPT });
+    define('aspectCacheSet', { lua: SET_SCRIPT });
+    define('aspectCacheInvalidate', { lua: INVALIDATE_SCRIPT });
+    define('aspectCacheClearMark', { lua: CLEAR_MARK_SCRIPT });
+    this.#scripts = client as unknown as ScriptClient;
+  }
+
+  /** The circuit breaker's state. */
+  get circuitState(): CircuitState {
+    return this.#breaker.state;
+  }
+
+  /** Number of keys whose invalidation is waiting to be written to Redis. */
+  get pendingInvalidations(): number {
+    return this.#pending.size;
+  }
+
+  /** The Redis key of an entry (for diagnostics and tests). */
+  entryKey(key: string): string {
+    return `${this.#bases[this.#partitionOf(key)]}v:${key}`;
+  }
+
+  async get(key: string): Promise<CacheLookup> {
+    const base = this.#bases[this.#partitionOf(key)]!;
+    const reply = (await this.#call(() => this.#scripts.aspectCacheGet(2, `${base}v:${key}`, `${base}s`, `${base}i:`, key))) as unknown[];
+    const localNow = this.clock.now();
+    const serverNow = Number(reply[reply[0] === 1 ? 5 : 2]);
+    if (reply[0] === 1) {
+      const hit = this.#decode(key, reply[1] as string, reply[2] as string, Number(reply[3]), reply[4] as string, serverNow, localNow);
+      if (hit !== undefined && !this.#affectedByPending(key, hit.dependencies)) return hit;
+      if (hit === undefined) void this.#discard(key);
+      return { hit: false, token: await this.begin(key) };
+    }
+    const token = this.#token(reply[1] as string, serverNow);
+    if (reply.length > 3) {
+      const stale = this.#decode(key, reply[3] as string, reply[4] as string, Number(reply[5]), reply[6] as string, serverNow, localNow);
+      if (stale !== undefined && !this.#affectedByPending(key, stale.dependencies)) return { hit: false, token, stale };
+    }
+    return { hit: false, token };
+  }
+
+  async begin(key: string): Promise<unknown> {
+    const base = this.#bases[this.#partitionOf(key)]!;
+    const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(1, `${base}s`))) as [string, number];
+    return this.#token(reply[0], Number(reply[1]));
+  }
+
+  async set(key: string, entry: CacheEntryInput, token: unknown): Promise<StoreOutcome> {
+    const t = this.#ownToken(token, key);
+    if (this.#pending.size > 0 && this.#pendingSince(t.local, key, entry.dependencies)) return 'stale';
+    let payload: string;
+    try {
+      payload = this.#serializer.serialize(entry.value);
+    } catch {
+      return 'not-serializable';
+    }
+    if (Buffer.byteLength(payload) > this.#maxPayloadBytes) return 'too-large';
+    const partition = this.#partitionOf(key);
+    const base = this.#bases[partition]!;
+    const dependencies = [...new Set(entry.dependencies)];
+    const keys = [`${base}v:${key}`, `${base}c`, `${base}g:${key}`, ...dependencies.map(d => `${base}g:${d}`)];
+    const ttl = entry.expiresAt === Infinity ? 'none' : String(Math.ceil(entry.expiresAt - this.clock.now()));
+    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, JSON.stringify(dependencies), ttl, entry.sliding, entry.staleFor ?? 0, entry.async ? '1' : '0', `${base}i:`, key];
+    const outcome = (await this.#call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome;
+    return outcome;
+  }
+
+  abandon(_token: unknown): void {
+    // Nothing is held in Redis for a computation in flight.
+  }
+
+  async invalidate(keys: readonly string[], options?: InvalidateOptions): Promise<InvalidationResult> {
+    if (keys.length === 0) return { removed: [] };
+    try {
+      const removed = await this.#invalidateEverywhere(keys, options?.preserveRoots === true);
+      return { removed };
+    } catch (error) {
+      // Never dropped: queued, retried, and meanwhile the affected entries are not served by this process.
+      this.#queue(keys);
+      this.onEvent?.({ type: 'error', error, operation: 'invalidate (queued for retry)' });
+      return { removed: [] };
+    }
+  }
+
+  async clear(): Promise<void> {
+    await Promise.all(this.#bases.map(base => this.#call(() => this.#scripts.aspectCacheClearMark(2, `${base}s`, `${base}c`, this.#markerTtlMs))));
+    const nodes = (this.#client as { isCluster?: boolean }).isCluster === true ? (this.#client as Cluster).nodes('master') : [this.#client as Redis];
+    const pattern = `${escapeGlob(this.#prefix)}${SCHEMA}:{p*}:[vi]:*`;
+    await Promise.all(
+      nodes.map(async node => {
+        let cursor = '0';
+        do {
+          const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+          cursor = next;
+          if (found.length > 0) await Promise.all(found.map(k => node.unlink(k)));
+        } while (cursor !== '0');
+      }),
+    );
+  }
+
+  async dispose(): Promise<void> {
+    this.#disposed = true;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    // Queued invalidations get one last attempt; the client belongs to the application and stays open.
+    if (this.#pending.size > 0) await this.#retryPending().catch(() => undefined);
+  }
+
+  // ───────────────────────────── internals ─────────────────────────────
+
+  async #invalidateEverywhere(keys: readonly string[], preserveRoots: boolean): Promise<string[]> {
+    const removed: string[] = [];
+    const sent = new Set<string>(keys);
+    let round: readonly string[] = [...sent];
+    let preserve = preserveRoots;
+    // Round 1 sends the roots to every partition, each of which removes its dependents transitively. With
+    // several partitions, a removed entry may be recorded by entries of another partition: later rounds send
+    // the removed keys everywhere until nothing new is removed.
+    while (round.length > 0) {
+      const replies = await Promise.all(
+        this.#bases.map((base, i) => this.#call(() => this.#scripts.aspectCacheInvalidate(1, `${base}s`, base, this.#markerTtlMs, preserve ? '1' : '0', ...round)).then(r => [i, r] as const)),
+      );
+      const next: string[] = [];
+      for (const [, reply] of replies) {
+        for (const key of reply as string[]) {
+          removed.push(key);
+          if (this.#partitions > 1 && !sent.has(key)) {
+            sent.add(key);
+            next.push(key);
+          }
+        }
+      }
+      round = next;
+      preserve = false;
+    }
+    return removed;
+  }
+
+  #queue(keys: readonly string[]): void {
+    const sequence = ++this.#localSequence;
+    for (const key of keys) this.#pending.set(key, sequence);
+    this.#scheduleRetry();
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retryTimer !== undefined || this.#disposed) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#retryPending().then(
+        () => {
+          this.#retryDelay = this.#retryDelayMs;
+        },
+        error => {
+          this.#retryDelay = Math.min(this.#retryDelay * 2, 30_000);
+          this.onEvent?.({ type: 'error', error, operation: 'invalidate (retry)' });
+          this.#scheduleRetry();
+        },
+      );
+    }, this.#retryDelay);
+    this.#retryTimer.unref();
+  }
+
+  async #retryPending(): Promise<void> {
+    const batch = new Map(this.#pending);
+    if (batch.size === 0) return;
+    await this.#invalidateEverywhere([...batch.keys()], false);
+    // Keep keys queued again while this attempt ran.
+    for (const [key, sequence] of batch) if (this.#pending.get(key) === sequence) this.#pending.delete(key);
+  }
+
+  #affectedByPending(key: string, dependencies: readonly string[]): boolean {
+    if (this.#pending.size === 0) return false;
+    if (this.#pending.has(key)) return true;
+    for (const d of dependencies) if (this.#pending.has(d)) return true;
+    return false;
+  }
+
+  #pendingSince(local: number, key: string, dependencies: readonly string[]): boolean {
+    if ((this.#pending.get(key) ?? -1) > local) return true;
+    for (const d of dependencies) if ((this.#pending.get(d) ?? -1) > local) return true;
+    return false;
+  }
+
+  #token(generation: string, serverTime: number): RedisToken {
+    return { backend: this, generation, serverTime, local: this.#localSequence };
+  }
+
+  #ownToken(token: unknown, key: string): RedisToken {
+    if (token === null || typeof token !== 'object' || (token as RedisToken).backend !== this) {
+      throw new CachingError(errors.E_BACKEND, `RedisBackend.set(${key}): the token was not issued by this backend.`);
+    }
+    return token as RedisToken;
+  }
+
+  #decode(key: string, payload: string, dependencies: string, expiry: number, async: string, serverNow: number, localNow: number): CacheHit | undefined {
+    try {
+      const value = this.#serializer.deserialize(payload);
+      const deps = JSON.parse(dependencies) as unknown;
+      if (!Array.isArray(deps)) return undefined;
+      return { hit: true, value, async: async === '1', dependencies: deps as string[], expiresAt: expiry === 0 ? Infinity : localNow + (expiry - serverNow) };
+    } catch (error) {
+      // Corrupt or foreign payloads are misses (and are removed), never crashes.
+      this.onEvent?.({ type: 'error', error: new CachingError(errors.E_BACKEND, `RedisBackend: the entry ${key} could not be decoded; it is treated as a miss and removed.`, { cause: error }), operation: 'decode' });
+      return undefined;
+    }
+  }
+
+  async #discard(key: string): Promise<void> {
+    try {
+      await this.#call(() => this.#client.unlink(this.entryKey(key)));
+    } catch {
+      // best effort: the entry expires anyway, and a later store replaces it
+    }
+  }
+
+  /** Runs one Redis call through the circuit breaker, with the operation timeout. */
+  #call<T>(operation: () => Promise<T>): Promise<T> {
+    return this.#breaker.run(
+      () =>
+        new Promise<T>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new CachingError(errors.E_TIMEOUT, `RedisBackend: Redis did not answer within ${this.#timeoutMs} ms.`)), this.#timeoutMs);
+          operation().then(
+            value => {
+              clearTimeout(timer);
+              resolve(value);
+            },
+            error => {
+              clearTimeout(timer);
+              reject(error instanceof CachingError ? error : new CachingError(errors.E_BACKEND, `RedisBackend: ${error instanceof Error ? error.message : String(error)}`, { cause: error }));
+            },
+          );
+        }),
+    );
+  }
+
+  #partitionOf(key: string): number {
+    if (this.#partitions === 1) return 0;
+    // FNV-1a: cheap and well spread; only needs to be stable across processes.
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < key.length; i++) {
+      hash ^= key.charCodeAt(i);
+      hash = Math.imul(hash, 0x01000193);
+    }
+    return (hash >>> 0) % this.#partitions;
+  }
+}
+
+function positive(where: string, option: string, value: unknown): void {
+  if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) {
+    throw new CachingError(errors.E_INVALID_OPTION, `${where}: option ${option} must be a positive number, got ${String(value)}.`);
+  }
+}
+
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, c => `\\${c}`);
+}

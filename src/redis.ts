@@ -1,0 +1,9 @@
+/**
+ * The Redis backend of aspect-cache (ioredis, standalone or Cluster). `ioredis` is an optional peer
+ * dependency imported only by this entry point.
+ *
+ * @packageDocumentation
+ */
+export { RedisBackend, type RedisBackendOptions } from './backends/redis/redis-backend.js';
+export type { CircuitBreakerOptions, CircuitState } from './backends/redis/circuit-breaker.js';
+export { SuperJsonSerializer, type Serializer } from './serializers/serializer.js';
