@@ -4,6 +4,6 @@
  *
  * @packageDocumentation
  */
-export { RedisBackend, type RedisBackendOptions } from './backends/redis/redis-backend.js';
+export { RedisBackend, type RedisBackendOptions, type RedisLockOptions } from './backends/redis/redis-backend.js';
 export type { CircuitBreakerOptions, CircuitState } from './backends/redis/circuit-breaker.js';
 export { SuperJsonSerializer, type Serializer } from './serializers/serializer.js';

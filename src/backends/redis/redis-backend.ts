@@ -14,7 +14,7 @@ import type {
   StoreOutcome,
 } from '../backend.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js';
-import { BEGIN_SCRIPT, CLEAR_MARK_SCRIPT, GET_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT } from './scripts.js';
+import { BEGIN_SCRIPT, CLEAR_MARK_SCRIPT, GET_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
 
 /** The schema version in every key: entries written by another layout are never read. */
 const SCHEMA = 'ac1';
@@ -48,6 +48,21 @@ export interface RedisBackendOptions {
   retryDelayMs?: number;
   /** Local clock, used only to express expiry to the service (Redis measures all durations itself). @default Date.now */
   clock?: Clock;
+  /**
+   * Distributed single-flight: concurrent misses on one key in several processes run the method once. The
+   * first takes a lease (in the same round trip as its lookup); the others poll for its value. A holder that
+   * dies blocks the others only until its lease expires; a wait never exceeds the lease. `true` for defaults.
+   * @default off
+   */
+  lock?: boolean | RedisLockOptions;
+}
+
+/** Options of {@link RedisBackendOptions.lock}. */
+export interface RedisLockOptions {
+  /** How long a computation may hold the lease, in ms (and the longest another process waits). @default 10_000 */
+  leaseMs?: number;
+  /** How often a waiting process looks for the value, in ms. @default 25 */
+  pollMs?: number;
 }
 
 /** A write token: the partition's generation and the server time when the computation began, plus the local queue position. */
@@ -56,9 +71,13 @@ interface RedisToken {
   readonly generation: string;
   readonly serverTime: number;
   readonly local: number;
+  /** The lease this computation holds (distributed single-flight), released when it stores or abandons. */
+  readonly lease?: { readonly key: string; readonly owner: string } | undefined;
 }
 
-type ScriptName = 'aspectCacheGet' | 'aspectCacheBegin' | 'aspectCacheSet' | 'aspectCacheInvalidate' | 'aspectCacheClearMark';
+type ScriptName = 'aspectCacheGet' | 'aspectCacheBegin' | 'aspectCacheSet' | 'aspectCacheInvalidate' | 'aspectCacheClearMark' | 'aspectCacheUnlock';
+
+let instanceCounter = 0;
 type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Promise<unknown>>;
 
 /**
@@ -101,6 +120,10 @@ export class RedisBackend implements CachingBackend {
   readonly #markerTtlMs: number;
   readonly #breaker: CircuitBreaker;
   readonly #retryDelayMs: number;
+  readonly #leaseMs: number;
+  readonly #pollMs: number;
+  readonly #owner = `${process.pid}:${Date.now().toString(36)}:${++instanceCounter}:${Math.random().toString(36).slice(2)}`;
+  #leases = 0;
 
   /** Invalidations not yet written to Redis: key → local sequence number when it was queued. */
   readonly #pending = new Map<string, number>();
@@ -138,6 +161,14 @@ export class RedisBackend implements CachingBackend {
     this.#retryDelayMs = retryDelayMs;
     this.#retryDelay = retryDelayMs;
     this.clock = clock;
+    const lock = options.lock === true ? {} : options.lock === false || options.lock === undefined ? undefined : options.lock;
+    if (lock !== undefined && (lock === null || typeof lock !== 'object')) throw new CachingError(errors.E_INVALID_OPTION, `${where}: option lock must be true, false or { leaseMs?, pollMs? }.`);
+    this.#leaseMs = lock === undefined ? 0 : (lock.leaseMs ?? 10_000);
+    this.#pollMs = lock?.pollMs ?? 25;
+    if (lock !== undefined) {
+      positive(where, 'lock.leaseMs', this.#leaseMs);
+      positive(where, 'lock.pollMs', this.#pollMs);
+    }
     this.#breaker = new CircuitBreaker(options.circuitBreaker ?? {}, clock, (state: CircuitState) => this.onEvent?.({ type: 'circuit', state }));
     const define = (client as unknown as { defineCommand(name: string, definition: { lua: string }): void }).defineCommand.bind(client);
     define('aspectCacheGet', { lua: GET_SCRIPT });
@@ -145,6 +176,7 @@ export class RedisBackend implements CachingBackend {
     define('aspectCacheSet', { lua: SET_SCRIPT });
     define('aspectCacheInvalidate', { lua: INVALIDATE_SCRIPT });
     define('aspectCacheClearMark', { lua: CLEAR_MARK_SCRIPT });
+    define('aspectCacheUnlock', { lua: UNLOCK_SCRIPT });
     this.#scripts = client as unknown as ScriptClient;
   }
 
@@ -165,21 +197,34 @@ export class RedisBackend implements CachingBackend {
 
   async get(key: string): Promise<CacheLookup> {
     const base = this.#bases[this.#partitionOf(key)]!;
-    const reply = (await this.#call(() => this.#scripts.aspectCacheGet(2, `${base}v:${key}`, `${base}s`, `${base}i:`, key))) as unknown[];
-    const localNow = this.clock.now();
-    const serverNow = Number(reply[reply[0] === 1 ? 5 : 2]);
-    if (reply[0] === 1) {
-      const hit = this.#decode(key, reply[1] as string, reply[2] as string, Number(reply[3]), reply[4] as string, serverNow, localNow);
-      if (hit !== undefined && !this.#affectedByPending(key, hit.dependencies)) return hit;
-      if (hit === undefined) void this.#discard(key);
-      return { hit: false, token: await this.begin(key) };
+    const waitUntil = this.#leaseMs > 0 ? this.clock.now() + this.#leaseMs : 0;
+    for (;;) {
+      const owner = this.#leaseMs > 0 ? `${this.#owner}:${++this.#leases}` : '';
+      const reply = (await this.#call(() => this.#scripts.aspectCacheGet(3, `${base}v:${key}`, `${base}s`, `${base}l:${key}`, `${base}i:`, key, this.#leaseMs, owner))) as unknown[];
+      const localNow = this.clock.now();
+      if (reply[0] === 1) {
+        const serverNow = Number(reply[5]);
+        const hit = this.#decode(key, reply[1] as string, reply[2] as string, Number(reply[3]), reply[4] as string, serverNow, localNow);
+        if (hit !== undefined && !this.#affectedByPending(key, hit.dependencies)) return hit;
+        if (hit === undefined) void this.#discard(key);
+        return { hit: false, token: await this.begin(key) };
+      }
+      const serverNow = Number(reply[2]);
+      const holdsLease = reply[3] === 1;
+      // Another process is computing this key: wait for its value rather than compute it again, at most for
+      // the lease (a dead holder's lease expires and the next lookup takes it over).
+      if (!holdsLease && localNow < waitUntil) {
+        await new Promise(resolve => setTimeout(resolve, this.#pollMs));
+        continue;
+      }
+      const lease = holdsLease && this.#leaseMs > 0 ? { key: `${base}l:${key}`, owner } : undefined;
+      const token = this.#token(reply[1] as string, serverNow, lease);
+      if (reply.length > 4) {
+        const stale = this.#decode(key, reply[4] as string, reply[5] as string, Number(reply[6]), reply[7] as string, serverNow, localNow);
+        if (stale !== undefined && !this.#affectedByPending(key, stale.dependencies)) return { hit: false, token, stale };
+      }
+      return { hit: false, token };
     }
-    const token = this.#token(reply[1] as string, serverNow);
-    if (reply.length > 3) {
-      const stale = this.#decode(key, reply[3] as string, reply[4] as string, Number(reply[5]), reply[6] as string, serverNow, localNow);
-      if (stale !== undefined && !this.#affectedByPending(key, stale.dependencies)) return { hit: false, token, stale };
-    }
-    return { hit: false, token };
   }
 
   async begin(key: string): Promise<unknown> {
@@ -190,26 +235,40 @@ export class RedisBackend implements CachingBackend {
 
   async set(key: string, entry: CacheEntryInput, token: unknown): Promise<StoreOutcome> {
     const t = this.#ownToken(token, key);
-    if (this.#pending.size > 0 && this.#pendingSince(t.local, key, entry.dependencies)) return 'stale';
+    const refuse = (outcome: StoreOutcome): StoreOutcome => {
+      this.#release(t);
+      return outcome;
+    };
+    if (this.#pending.size > 0 && this.#pendingSince(t.local, key, entry.dependencies)) return refuse('stale');
     let payload: string;
     try {
       payload = this.#serializer.serialize(entry.value);
     } catch {
-      return 'not-serializable';
+      return refuse('not-serializable');
     }
-    if (Buffer.byteLength(payload) > this.#maxPayloadBytes) return 'too-large';
+    if (Buffer.byteLength(payload) > this.#maxPayloadBytes) return refuse('too-large');
     const partition = this.#partitionOf(key);
     const base = this.#bases[partition]!;
     const dependencies = [...new Set(entry.dependencies)];
     const keys = [`${base}v:${key}`, `${base}c`, `${base}g:${key}`, ...dependencies.map(d => `${base}g:${d}`)];
     const ttl = entry.expiresAt === Infinity ? 'none' : String(Math.ceil(entry.expiresAt - this.clock.now()));
     const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, JSON.stringify(dependencies), ttl, entry.sliding, entry.staleFor ?? 0, entry.async ? '1' : '0', `${base}i:`, key];
-    const outcome = (await this.#call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome;
-    return outcome;
+    try {
+      return (await this.#call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome;
+    } finally {
+      this.#release(t);
+    }
   }
 
-  abandon(_token: unknown): void {
-    // Nothing is held in Redis for a computation in flight.
+  abandon(token: unknown): void {
+    // Only a computation's lease is held in Redis while it runs.
+    if (token !== null && typeof token === 'object' && (token as RedisToken).backend === this) this.#release(token as RedisToken);
+  }
+
+  #release(token: RedisToken): void {
+    if (token.lease === undefined) return;
+    const { key, owner } = token.lease;
+    this.#call(() => this.#scripts.aspectCacheUnlock(1, key, owner)).catch(() => undefined); // the lease expires anyway
   }
 
   async invalidate(keys: readonly string[], options?: InvalidateOptions): Promise<InvalidationResult> {
@@ -324,8 +383,8 @@ export class RedisBackend implements CachingBackend {
     return false;
   }
 
-  #token(generation: string, serverTime: number): RedisToken {
-    return { backend: this, generation, serverTime, local: this.#localSequence };
+  #token(generation: string, serverTime: number, lease?: RedisToken['lease']): RedisToken {
+    return { backend: this, generation, serverTime, local: this.#localSequence, lease };
   }
 
   #ownToken(token: unknown, key: string): RedisToken {

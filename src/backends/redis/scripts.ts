@@ -18,15 +18,22 @@ local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 `;
 
 /**
- * GET — KEYS: [entry, seq]; ARGV: [indexPrefix, entryKey].
- * Hit: {1, payload, deps, expiry, async, now}. Miss: {0, token, now[, stale payload, deps, expiry, async]}.
+ * GET — KEYS: [entry, seq, lock]; ARGV: [indexPrefix, entryKey, lockLeaseMs (0: no lock), lockOwner].
+ * Hit: {1, payload, deps, expiry, async, now}.
+ * Miss: {0, token, now, locked[, stale payload, deps, expiry, async]} — `locked` is 1 when this caller now holds
+ * the computation lease (or no lock is used), 0 when another process holds it.
  * A sliding hit extends the entry, and its index memberships, in the same call.
  */
 export const GET_SCRIPT = `${NOW}
 local h = redis.call('HMGET', KEYS[1], 'd', 'p', 'e', 'a', 's', 'f', 'y')
 local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
 local token = string.format('%.0f', math.max(seq, nowUs))
-if not h[1] then return {0, token, now} end
+local function lock()
+  if tonumber(ARGV[3]) == 0 then return 1 end
+  if redis.call('SET', KEYS[3], ARGV[4], 'NX', 'PX', ARGV[3]) then return 1 end
+  return 0
+end
+if not h[1] then return {0, token, now, lock()} end
 local e = tonumber(h[3]) or 0
 local f = tonumber(h[6]) or 0
 if e == 0 or now < e then
@@ -50,8 +57,14 @@ if e == 0 or now < e then
   end
   return {1, h[1], h[2], e, h[7], now}
 end
-if f > 0 and now < e + f then return {0, token, now, h[1], h[2], e, h[7]} end
-return {0, token, now}
+if f > 0 and now < e + f then return {0, token, now, lock(), h[1], h[2], e, h[7]} end
+return {0, token, now, lock()}
+`;
+
+/** UNLOCK — KEYS: [lock]; ARGV: [owner]. Releases a computation lease if this caller still holds it. */
+export const UNLOCK_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 `;
 
 /** BEGIN — KEYS: [seq]. Returns {token, now}. */
@@ -61,7 +74,7 @@ return {string.format('%.0f', math.max(seq, nowUs)), now}
 `;
 
 /**
- * SET — KEYS: [entry, clearMarker, marker(entryKey), marker(dep1)…];
+ * SET — KEYS: [entry, clearMarker, marker(entryKey), marker(dep1)…] (the lease is released separately);
  * ARGV: [token, tokenTimeMs, markerTtlMs, payload, depsJson, ttlMs ('none', or signed ms from now), slidingMs, staleForMs, async,
  *        indexPrefix, entryKey].
  * Refuses ('stale') if the key, a dependency or the whole partition was invalidated after the token, or if
