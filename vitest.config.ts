@@ -34,6 +34,29 @@ export default defineConfig({
         resolve: { alias },
         test: { name: 'standard', include: ['test/shared/**/*.test.ts', 'test/standard/**/*.test.ts', 'test/samples/**/*.test.ts'] },
       },
+      {
+        // Integration tests against real Redis servers (standalone + 3-master cluster) that the global setup
+        // starts on free loopback ports. Files run one at a time: they share those servers, and server-wide
+        // state (INFO commandstats, CONFIG RESETSTAT, topology changes) must not be disturbed by another file.
+        plugins: [
+          swc.vite({
+            tsconfigFile: false,
+            jsc: {
+              parser: { syntax: 'typescript', decorators: true },
+              target: 'es2022',
+              keepClassNames: true,
+              transform: { decoratorVersion: '2023-11', useDefineForClassFields: true },
+            },
+          }),
+        ],
+        resolve: { alias },
+        test: {
+          name: 'redis',
+          include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/integration/support/global-setup.ts'],
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });
