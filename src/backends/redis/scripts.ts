@@ -26,14 +26,17 @@ local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
  */
 export const GET_SCRIPT = `${NOW}
 local h = redis.call('HMGET', KEYS[1], 'd', 'p', 'e', 'a', 's', 'f', 'y')
-local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
-local token = string.format('%.0f', math.max(seq, nowUs))
+-- Only a miss needs the generation token: a hit reads one hash.
+local function token()
+  local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+  return string.format('%.0f', math.max(seq, nowUs))
+end
 local function lock()
   if tonumber(ARGV[3]) == 0 then return 1 end
   if redis.call('SET', KEYS[3], ARGV[4], 'NX', 'PX', ARGV[3]) then return 1 end
   return 0
 end
-if not h[1] then return {0, token, now, lock()} end
+if not h[1] then return {0, token(), now, lock()} end
 local e = tonumber(h[3]) or 0
 local f = tonumber(h[6]) or 0
 if e == 0 or now < e then
@@ -57,8 +60,8 @@ if e == 0 or now < e then
   end
   return {1, h[1], h[2], e, h[7], now}
 end
-if f > 0 and now < e + f then return {0, token, now, lock(), h[1], h[2], e, h[7]} end
-return {0, token, now, lock()}
+if f > 0 and now < e + f then return {0, token(), now, lock(), h[1], h[2], e, h[7]} end
+return {0, token(), now, lock()}
 `;
 
 /** UNLOCK — KEYS: [lock]; ARGV: [owner]. Releases a computation lease if this caller still holds it. */
