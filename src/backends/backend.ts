@@ -12,7 +12,10 @@ export interface CacheHit {
   readonly async: boolean;
   /** The keys this entry depends on (dependencies and child method keys, transitively). */
   readonly dependencies: readonly string[];
-  /** When the entry expires, absolute ms on the backend's clock; `Infinity` if never. */
+  /**
+   * When the entry expires, absolute ms on the backend's clock; `Infinity` if never. Never later than the
+   * expiry it was stored with; a backend whose clock is on another machine may report it slightly earlier.
+   */
   readonly expiresAt: number;
 }
 

@@ -273,10 +273,62 @@ export class CachingService {
       this.#counters.joins++;
       return this.#handUp(flight, key, caller);
     }
-    // The flight covers the lookup too: with an async backend, two callers could otherwise both miss.
-    const computation = this.#lookUpAndCompute(descriptor, plan, self, args, key, caller);
-    this.#track(key, computation);
-    return this.#handUp(computation, key, caller);
+    let lookup: Promise<CacheLookup>;
+    try {
+      lookup = Promise.resolve(plan.backend.get(key));
+    } catch (error) {
+      lookup = Promise.reject(error);
+    }
+    // A hit costs the lookup's promise and this one callback; a flight is registered only once a miss is
+    // known. Two callers missing concurrently still compute once: the first to see its miss registers the
+    // flight synchronously, and the second finds it when its own lookup answers.
+    return lookup.then(
+      result => {
+        if (result.hit) {
+          this.#counters.hits++;
+          if (this.#hitListeners !== undefined) this.#emit('hit', { key });
+          if (caller !== undefined) caller.receive(key, result.dependencies, result.expiresAt);
+          return result.value;
+        }
+        return this.#missOnAsyncBackend(descriptor, plan, self, args, key, caller, result.token, plan.failSafe !== null ? result.stale : undefined);
+      },
+      error => {
+        // A failing backend never fails the call: the method runs and its result is returned unstored.
+        this.#reportError(error, 'get', key);
+        return this.#missOnAsyncBackend(descriptor, plan, self, args, key, caller, NO_TOKEN, undefined);
+      },
+    );
+  }
+
+  #missOnAsyncBackend(
+    descriptor: MethodDescriptor,
+    plan: Plan,
+    self: unknown,
+    args: unknown[],
+    key: string,
+    caller: CachingContext | undefined,
+    token: unknown,
+    stale: CacheHit | undefined,
+  ): Promise<unknown> {
+    const flight = this.#inFlight.get(key);
+    if (flight !== undefined) {
+      if (token !== NO_TOKEN) this.#abandon(plan.backend, token);
+      this.#counters.joins++;
+      return this.#handUp(flight, key, caller);
+    }
+    this.#counters.misses++;
+    if (this.#missListeners !== undefined) this.#emit('miss', { key });
+    const context = new CachingContext(key, caller, plan.prefix);
+    let result: unknown;
+    try {
+      result = this.#run(descriptor, key, context, self, args);
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    const computation = this.#settle(plan, key, context, token, result);
+    const guarded = stale === undefined ? computation : this.#failSafe(computation, stale, plan, key);
+    this.#track(key, guarded, computation);
+    return this.#handUp(guarded, key, caller);
   }
 
   /**
@@ -326,36 +378,6 @@ export class CachingService {
     })();
     this.#track(key, computation);
     return this.#handUp(computation, key, caller);
-  }
-
-  async #lookUpAndCompute(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined): Promise<Outcome> {
-    const backend = plan.backend;
-    let token: unknown = NO_TOKEN;
-    let stale: CacheHit | undefined;
-    try {
-      const lookup = await backend.get(key);
-      if (lookup.hit) {
-        this.#counters.hits++;
-        if (this.#hitListeners !== undefined) this.#emit('hit', { key });
-        return lookup;
-      }
-      token = lookup.token;
-      if (plan.failSafe !== null) stale = lookup.stale;
-    } catch (error) {
-      // A failing backend never fails the call: the method runs and its result is returned unstored.
-      this.#reportError(error, 'get', key);
-    }
-    this.#counters.misses++;
-    if (this.#missListeners !== undefined) this.#emit('miss', { key });
-    const context = new CachingContext(key, caller, plan.prefix);
-    let result: unknown;
-    try {
-      result = this.#run(descriptor, key, context, self, args);
-    } catch (error) {
-      result = Promise.reject(error);
-    }
-    const computation = this.#settle(plan, key, context, token, result);
-    return stale === undefined ? computation : this.#failSafe(computation, stale, plan, key);
   }
 
   /** Awaits a computation's value and stores it; `NO_TOKEN` (the backend failed) returns it unstored. */

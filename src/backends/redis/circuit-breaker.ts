@@ -45,7 +45,27 @@ export class CircuitBreaker {
   }
 
   /** Runs `operation` unless the circuit is open; records its outcome. */
-  async run<T>(operation: () => Promise<T>): Promise<T> {
+  run<T>(operation: () => Promise<T>): Promise<T> {
+    // Closed (the normal case): no extra async frame, just the outcome recorded on the way back.
+    if (this.#state === 'closed') return operation().then(this.#closedSuccess, this.#closedFailure);
+    return this.#runGuarded(operation);
+  }
+
+  readonly #closedSuccess = <T>(value: T): T => {
+    this.#failures = 0;
+    return value;
+  };
+
+  readonly #closedFailure = (error: unknown): never => {
+    this.#failures++;
+    if (this.#state === 'closed' && this.#failures >= this.#threshold) {
+      this.#openedAt = this.clock.now();
+      this.#set('open');
+    }
+    throw error;
+  };
+
+  async #runGuarded<T>(operation: () => Promise<T>): Promise<T> {
     if (this.#state === 'open') {
       if (this.clock.now() - this.#openedAt < this.#resetMs || this.#probing) throw openError();
       this.#set('half-open');

@@ -14,7 +14,7 @@ import type {
   StoreOutcome,
 } from '../backend.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js';
-import { BEGIN_SCRIPT, CLEAR_MARK_SCRIPT, GET_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
+import { BEGIN_SCRIPT, CLEAR_MARK_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
 
 /** The schema version in every key: entries written by another layout are never read. */
 const SCHEMA = 'ac1';
@@ -32,6 +32,11 @@ export interface RedisBackendOptions {
   /** Every Redis call fails after this long (the cached method then runs without the cache). @default 1_000 */
   operationTimeoutMs?: number;
   /**
+   * Timeout of an invalidation script: a large fan-out legitimately takes longer than a lookup. An invalidation
+   * that times out is queued and retried (it is idempotent). @default 10_000
+   */
+  invalidationTimeoutMs?: number;
+  /**
    * Number of partitions (hash tags). An entry, its dependency index and its markers share one partition, so
    * each store is one atomic script on one slot; invalidations run on every partition.
    * @default 1 on a standalone Redis, 16 on a Cluster
@@ -39,7 +44,8 @@ export interface RedisBackendOptions {
   partitions?: number;
   /**
    * How long invalidation markers live, in ms. A computation that takes longer than this is not stored (its
-   * token may predate markers that have expired). @default 600_000
+   * token may predate markers that have expired). Markers are the only keys an invalidation leaves behind, for
+   * this long. @default 120_000
    */
   markerTtlMs?: number;
   /** Circuit breaker settings. */
@@ -75,7 +81,7 @@ interface RedisToken {
   readonly lease?: { readonly key: string; readonly owner: string } | undefined;
 }
 
-type ScriptName = 'aspectCacheGet' | 'aspectCacheBegin' | 'aspectCacheSet' | 'aspectCacheInvalidate' | 'aspectCacheClearMark' | 'aspectCacheUnlock';
+type ScriptName = 'aspectCacheBegin' | 'aspectCacheTouch' | 'aspectCacheSet' | 'aspectCacheInvalidate' | 'aspectCacheClearMark' | 'aspectCacheUnlock';
 
 let instanceCounter = 0;
 type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Promise<unknown>>;
@@ -83,8 +89,9 @@ type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Prom
 /**
  * A backend on Redis or Redis Cluster (ioredis). Values are serialized with superjson by default.
  *
- * - **A hit is one round trip**: one script returns the value, its dependencies and its expiry (and extends a
- *   sliding entry).
+ * - **A hit is one round trip**: one HMGET returns the value, its dependencies and its expiry (a sliding entry
+ *   is then extended by a script the caller does not wait for). A miss takes a token (and optionally a lease)
+ *   in a second round trip, before the method runs.
  * - **Stores and invalidations are atomic per partition**: a store is one script on the entry's partition; an
  *   invalidation is one script per partition, run concurrently, computing the transitive closure on the server.
  * - **No stale write**, across processes, without trusting application clocks: invalidations write
@@ -115,6 +122,7 @@ export class RedisBackend implements CachingBackend {
   readonly #serializer: Serializer;
   readonly #maxPayloadBytes: number;
   readonly #timeoutMs: number;
+  readonly #invalidationTimeoutMs: number;
   readonly #partitions: number;
   readonly #bases: string[];
   readonly #markerTtlMs: number;
@@ -131,11 +139,16 @@ export class RedisBackend implements CachingBackend {
   #retryTimer: NodeJS.Timeout | undefined;
   #retryDelay: number;
   #disposed = false;
+  /** Server time minus local time (ms, an upper bound), learned from script replies. */
+  #offset = 0;
+  /** Calls in flight with their deadlines, swept by one timer instead of a timer per call. */
+  readonly #deadlines = new Set<{ readonly deadline: number; readonly timeoutMs: number; readonly reject: (error: unknown) => void }>();
+  #sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: RedisBackendOptions) {
     const where = 'RedisBackend';
     if (options === null || typeof options !== 'object') throw new CachingError(errors.E_INVALID_OPTION, `${where}: options must be an object with a client.`);
-    const { client, keyPrefix = '', serializer, maxPayloadBytes = 4 * 1024 * 1024, operationTimeoutMs = 1_000, markerTtlMs = 600_000, retryDelayMs = 200, clock = systemClock } = options;
+    const { client, keyPrefix = '', serializer, maxPayloadBytes = 4 * 1024 * 1024, operationTimeoutMs = 1_000, invalidationTimeoutMs = 10_000, markerTtlMs = 120_000, retryDelayMs = 200, clock = systemClock } = options;
     if (client === null || typeof client !== 'object' || typeof (client as { defineCommand?: unknown }).defineCommand !== 'function') {
       throw new CachingError(errors.E_INVALID_OPTION, `${where}: option client must be an ioredis Redis or Cluster instance.`);
     }
@@ -143,6 +156,7 @@ export class RedisBackend implements CachingBackend {
     if (/[{}]/.test(keyPrefix)) throw new CachingError(errors.E_INVALID_OPTION, `${where}: option keyPrefix must not contain { or }: they would change the cluster hash tag.`);
     positive(where, 'maxPayloadBytes', maxPayloadBytes);
     positive(where, 'operationTimeoutMs', operationTimeoutMs);
+    positive(where, 'invalidationTimeoutMs', invalidationTimeoutMs);
     positive(where, 'markerTtlMs', markerTtlMs);
     positive(where, 'retryDelayMs', retryDelayMs);
     const isCluster = (client as { isCluster?: boolean }).isCluster === true;
@@ -155,6 +169,7 @@ export class RedisBackend implements CachingBackend {
     this.#serializer = serializer ?? new SuperJsonSerializer();
     this.#maxPayloadBytes = maxPayloadBytes;
     this.#timeoutMs = operationTimeoutMs;
+    this.#invalidationTimeoutMs = invalidationTimeoutMs;
     this.#partitions = partitions;
     this.#bases = Array.from({ length: partitions }, (_, i) => `${keyPrefix}${SCHEMA}:{p${i}}:`);
     this.#markerTtlMs = markerTtlMs;
@@ -171,13 +186,14 @@ export class RedisBackend implements CachingBackend {
     }
     this.#breaker = new CircuitBreaker(options.circuitBreaker ?? {}, clock, (state: CircuitState) => this.onEvent?.({ type: 'circuit', state }));
     const define = (client as unknown as { defineCommand(name: string, definition: { lua: string }): void }).defineCommand.bind(client);
-    define('aspectCacheGet', { lua: GET_SCRIPT });
     define('aspectCacheBegin', { lua: BEGIN_SCRIPT });
+    define('aspectCacheTouch', { lua: TOUCH_SCRIPT });
     define('aspectCacheSet', { lua: SET_SCRIPT });
     define('aspectCacheInvalidate', { lua: INVALIDATE_SCRIPT });
     define('aspectCacheClearMark', { lua: CLEAR_MARK_SCRIPT });
     define('aspectCacheUnlock', { lua: UNLOCK_SCRIPT });
     this.#scripts = client as unknown as ScriptClient;
+    void this.#syncClock();
   }
 
   /** The circuit breaker's state. */
@@ -197,40 +213,82 @@ export class RedisBackend implements CachingBackend {
 
   async get(key: string): Promise<CacheLookup> {
     const base = this.#bases[this.#partitionOf(key)]!;
-    const waitUntil = this.#leaseMs > 0 ? this.clock.now() + this.#leaseMs : 0;
+    const entryKey = `${base}v:${key}`;
+    const waitUntil = this.#leaseMs > 0 ? Date.now() + this.#leaseMs : 0;
     for (;;) {
-      const owner = this.#leaseMs > 0 ? `${this.#owner}:${++this.#leases}` : '';
-      const reply = (await this.#call(() => this.#scripts.aspectCacheGet(3, `${base}v:${key}`, `${base}s`, `${base}l:${key}`, `${base}i:`, key, this.#leaseMs, owner))) as unknown[];
-      const localNow = this.clock.now();
-      if (reply[0] === 1) {
-        const serverNow = Number(reply[5]);
-        const hit = this.#decode(key, reply[1] as string, reply[2] as string, Number(reply[3]), reply[4] as string, serverNow, localNow);
-        if (hit !== undefined && !this.#affectedByPending(key, hit.dependencies)) return hit;
-        if (hit === undefined) void this.#discard(key);
-        return { hit: false, token: await this.begin(key) };
+      // A hit is one HMGET: Redis expires the entry itself (at expiry + fail-safe window), so a present entry
+      // is fresh unless it is in its fail-safe window, which the server-clock offset tells.
+      const fields = await this.#call(() => this.#client.hmget(entryKey, 'd', 'p', 'e', 'y', 's', 'a', 'f'));
+      let stale: CacheHit | undefined;
+      if (fields[0] !== null && fields[0] !== undefined) {
+        const expiry = Number(fields[2]);
+        const localNow = this.clock.now();
+        const serverNow = localNow + this.#offset;
+        const entry = this.#decode(key, fields[0], fields[1] ?? '[]', expiry, fields[3] ?? '0', localNow);
+        if (entry === undefined) void this.#discard(key);
+        else if (expiry === 0 || serverNow < expiry) {
+          if (!this.#affectedByPending(key, entry.dependencies)) {
+            const sliding = Number(fields[4]);
+            if (sliding > 0) return this.#touch(base, key, entry, sliding, Number(fields[5]), localNow);
+            return entry;
+          }
+        } else if (Number(fields[6]) > 0 && !this.#affectedByPending(key, entry.dependencies)) {
+          stale = entry;
+        }
       }
-      const serverNow = Number(reply[2]);
-      const holdsLease = reply[3] === 1;
+      const owner = this.#leaseMs > 0 ? `${this.#owner}:${++this.#leases}` : '';
+      const sentAt = this.clock.now();
+      const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(2, `${base}s`, `${base}l:${key}`, this.#leaseMs, owner))) as [string, number, number];
+      this.#observeServerTime(Number(reply[1]), sentAt);
       // Another process is computing this key: wait for its value rather than compute it again, at most for
       // the lease (a dead holder's lease expires and the next lookup takes it over).
-      if (!holdsLease && localNow < waitUntil) {
+      if (reply[2] === 0 && Date.now() < waitUntil) {
         await new Promise(resolve => setTimeout(resolve, this.#pollMs));
         continue;
       }
-      const lease = holdsLease && this.#leaseMs > 0 ? { key: `${base}l:${key}`, owner } : undefined;
-      const token = this.#token(reply[1] as string, serverNow, lease);
-      if (reply.length > 4) {
-        const stale = this.#decode(key, reply[4] as string, reply[5] as string, Number(reply[6]), reply[7] as string, serverNow, localNow);
-        if (stale !== undefined && !this.#affectedByPending(key, stale.dependencies)) return { hit: false, token, stale };
-      }
-      return { hit: false, token };
+      const lease = reply[2] === 1 && this.#leaseMs > 0 ? { key: `${base}l:${key}`, owner } : undefined;
+      const token = this.#token(reply[0], Number(reply[1]), lease);
+      return stale === undefined ? { hit: false, token } : { hit: false, token, stale };
     }
   }
 
   async begin(key: string): Promise<unknown> {
     const base = this.#bases[this.#partitionOf(key)]!;
-    const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(1, `${base}s`))) as [string, number];
+    const sentAt = this.clock.now();
+    const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(2, `${base}s`, `${base}l:${key}`, 0, ''))) as [string, number, number];
+    this.#observeServerTime(Number(reply[1]), sentAt);
     return this.#token(reply[0], Number(reply[1]));
+  }
+
+  /** A sliding hit: answered now, extended in Redis without waiting (the extension is idempotent). */
+  #touch(base: string, key: string, entry: CacheHit, sliding: number, cap: number, localNow: number): CacheHit {
+    this.#call(() => this.#scripts.aspectCacheTouch(1, `${base}v:${key}`, `${base}i:`, key)).then(
+      serverNow => this.#observeServerTime(Number(serverNow), localNow),
+      error => this.onEvent?.({ type: 'error', error, operation: 'extend a sliding entry' }),
+    );
+    const extended = localNow + sliding;
+    const capLocal = cap > 0 ? cap - this.#offset : Infinity;
+    return { ...entry, expiresAt: Math.min(extended, capLocal) };
+  }
+
+  async #syncClock(): Promise<void> {
+    try {
+      const sentAt = this.clock.now();
+      const [seconds, micros] = await this.#call(() => this.#client.time());
+      this.#observeServerTime(Number(seconds) * 1000 + Math.floor(Number(micros) / 1000), sentAt);
+    } catch {
+      // Without it the offset stays 0 until a script reports the server time; only expiry conversion is affected.
+    }
+  }
+
+  /**
+   * Learns how far the server's clock is ahead of the local one. Measured against the time the request was
+   * sent, it can only overestimate (by the latency, plus 1 ms for rounding), so expiries converted with it are
+   * never later than the server's: a parent never outlives a child because of it. Used only to express
+   * expiries locally, never to decide races.
+   */
+  #observeServerTime(serverNow: number, sentAt: number): void {
+    this.#offset = serverNow - sentAt + 1;
   }
 
   async set(key: string, entry: CacheEntryInput, token: unknown): Promise<StoreOutcome> {
@@ -251,7 +309,7 @@ export class RedisBackend implements CachingBackend {
     const base = this.#bases[partition]!;
     const dependencies = [...new Set(entry.dependencies)];
     const keys = [`${base}v:${key}`, `${base}c`, `${base}g:${key}`, ...dependencies.map(d => `${base}g:${d}`)];
-    const ttl = entry.expiresAt === Infinity ? 'none' : String(Math.ceil(entry.expiresAt - this.clock.now()));
+    const ttl = entry.expiresAt === Infinity ? 'none' : String(Math.floor(entry.expiresAt - this.clock.now()));
     const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, JSON.stringify(dependencies), ttl, entry.sliding, entry.staleFor ?? 0, entry.async ? '1' : '0', `${base}i:`, key];
     try {
       return (await this.#call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome;
@@ -302,6 +360,8 @@ export class RedisBackend implements CachingBackend {
 
   async dispose(): Promise<void> {
     this.#disposed = true;
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     // Queued invalidations get one last attempt; the client belongs to the application and stays open.
@@ -314,13 +374,16 @@ export class RedisBackend implements CachingBackend {
     const removed: string[] = [];
     const sent = new Set<string>(keys);
     let round: readonly string[] = [...sent];
-    let preserve = preserveRoots;
+    // Preserved roots stay preserved in every round: in a cycle, a later round reaches them again.
+    const protectedKeys = preserveRoots ? JSON.stringify(round) : '[]';
     // Round 1 sends the roots to every partition, each of which removes its dependents transitively. With
     // several partitions, a removed entry may be recorded by entries of another partition: later rounds send
     // the removed keys everywhere until nothing new is removed.
     while (round.length > 0) {
       const replies = await Promise.all(
-        this.#bases.map((base, i) => this.#call(() => this.#scripts.aspectCacheInvalidate(1, `${base}s`, base, this.#markerTtlMs, preserve ? '1' : '0', ...round)).then(r => [i, r] as const)),
+        this.#bases.map((base, i) =>
+          this.#call(() => this.#scripts.aspectCacheInvalidate(1, `${base}s`, base, this.#markerTtlMs, protectedKeys, ...round), this.#invalidationTimeoutMs).then(r => [i, r] as const),
+        ),
       );
       const next: string[] = [];
       for (const [, reply] of replies) {
@@ -333,7 +396,6 @@ export class RedisBackend implements CachingBackend {
         }
       }
       round = next;
-      preserve = false;
     }
     return removed;
   }
@@ -394,12 +456,12 @@ export class RedisBackend implements CachingBackend {
     return token as RedisToken;
   }
 
-  #decode(key: string, payload: string, dependencies: string, expiry: number, async: string, serverNow: number, localNow: number): CacheHit | undefined {
+  #decode(key: string, payload: string, dependencies: string, expiry: number, async: string, _localNow: number): CacheHit | undefined {
     try {
       const value = this.#serializer.deserialize(payload);
       const deps = JSON.parse(dependencies) as unknown;
       if (!Array.isArray(deps)) return undefined;
-      return { hit: true, value, async: async === '1', dependencies: deps as string[], expiresAt: expiry === 0 ? Infinity : localNow + (expiry - serverNow) };
+      return { hit: true, value, async: async === '1', dependencies: deps as string[], expiresAt: expiry === 0 ? Infinity : expiry - this.#offset };
     } catch (error) {
       // Corrupt or foreign payloads are misses (and are removed), never crashes.
       this.onEvent?.({ type: 'error', error: new CachingError(errors.E_BACKEND, `RedisBackend: the entry ${key} could not be decoded; it is treated as a miss and removed.`, { cause: error }), operation: 'decode' });
@@ -416,23 +478,46 @@ export class RedisBackend implements CachingBackend {
   }
 
   /** Runs one Redis call through the circuit breaker, with the operation timeout. */
-  #call<T>(operation: () => Promise<T>): Promise<T> {
-    return this.#breaker.run(
-      () =>
-        new Promise<T>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new CachingError(errors.E_TIMEOUT, `RedisBackend: Redis did not answer within ${this.#timeoutMs} ms.`)), this.#timeoutMs);
-          operation().then(
-            value => {
-              clearTimeout(timer);
-              resolve(value);
-            },
-            error => {
-              clearTimeout(timer);
-              reject(error instanceof CachingError ? error : new CachingError(errors.E_BACKEND, `RedisBackend: ${error instanceof Error ? error.message : String(error)}`, { cause: error }));
-            },
-          );
-        }),
-    );
+  #call<T>(operation: () => Promise<T>, timeoutMs = this.#timeoutMs): Promise<T> {
+    return this.#breaker.run(() => this.#withTimeout(operation, timeoutMs));
+  }
+
+  #withTimeout<T>(operation: () => Promise<T>, timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const pending = { deadline: Date.now() + timeoutMs, timeoutMs, reject };
+      this.#deadlines.add(pending);
+      if (this.#sweeper === undefined) this.#startSweeper();
+      operation().then(
+        value => {
+          this.#deadlines.delete(pending);
+          resolve(value);
+        },
+        error => {
+          this.#deadlines.delete(pending);
+          reject(error instanceof CachingError ? error : new CachingError(errors.E_BACKEND, `RedisBackend: ${error instanceof Error ? error.message : String(error)}`, { cause: error }));
+        },
+      );
+    });
+  }
+
+  /** One timer for all calls in flight (a timer per call costs more than the rest of a hit's bookkeeping). */
+  #startSweeper(): void {
+    const period = Math.max(5, Math.min(100, Math.floor(this.#timeoutMs / 4)));
+    this.#sweeper = setInterval(() => {
+      if (this.#deadlines.size === 0) {
+        clearInterval(this.#sweeper);
+        this.#sweeper = undefined;
+        return;
+      }
+      const now = Date.now();
+      for (const pending of this.#deadlines) {
+        if (pending.deadline <= now) {
+          this.#deadlines.delete(pending);
+          pending.reject(new CachingError(errors.E_TIMEOUT, `RedisBackend: Redis did not answer within ${pending.timeoutMs} ms.`));
+        }
+      }
+    }, period);
+    this.#sweeper.unref();
   }
 
   #partitionOf(key: string): number {

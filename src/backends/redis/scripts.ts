@@ -11,6 +11,15 @@
  * y = '1' if the method returned a promise.
  */
 
+/** Sets an index set's expiry to its longest-lived member's (none if one never expires). */
+const RETIME = `
+local function retime(ik)
+  local top = redis.call('ZRANGE', ik, -1, -1, 'WITHSCORES')
+  if top[2] == nil then return end
+  if top[2] == 'inf' then redis.call('PERSIST', ik) else redis.call('PEXPIREAT', ik, top[2]) end
+end
+`;
+
 const NOW = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -18,62 +27,50 @@ local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 `;
 
 /**
- * GET — KEYS: [entry, seq, lock]; ARGV: [indexPrefix, entryKey, lockLeaseMs (0: no lock), lockOwner].
- * Hit: {1, payload, deps, expiry, async, now}.
- * Miss: {0, token, now, locked[, stale payload, deps, expiry, async]} — `locked` is 1 when this caller now holds
- * the computation lease (or no lock is used), 0 when another process holds it.
- * A sliding hit extends the entry, and its index memberships, in the same call.
+ * BEGIN — KEYS: [seq, lock]; ARGV: [lockLeaseMs (0: no lock), lockOwner].
+ * Returns {token, now, locked}: the partition's generation when a computation begins, the server time, and 1
+ * when this caller now holds the computation lease (or no lock is used), 0 when another process holds it.
+ * (A hit is not a script: it is one HMGET of the entry hash.)
  */
-export const GET_SCRIPT = `${NOW}
-local h = redis.call('HMGET', KEYS[1], 'd', 'p', 'e', 'a', 's', 'f', 'y')
--- Only a miss needs the generation token: a hit reads one hash.
-local function token()
-  local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
-  return string.format('%.0f', math.max(seq, nowUs))
+export const BEGIN_SCRIPT = `${NOW}
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local locked = 1
+if tonumber(ARGV[1]) > 0 and not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then locked = 0 end
+return {string.format('%.0f', math.max(seq, nowUs)), now, locked}
+`;
+
+/**
+ * TOUCH — KEYS: [entry]; ARGV: [indexPrefix, entryKey]. Extends a sliding entry after a hit (the hit itself
+ * was already answered): expiry = min(absolute cap, now + sliding), for the entry and its index memberships.
+ * Returns the server time.
+ */
+export const TOUCH_SCRIPT = `${NOW}
+local h = redis.call('HMGET', KEYS[1], 'p', 'e', 'a', 's', 'f')
+local s = tonumber(h[4] or '0') or 0
+if not h[1] or s == 0 then return now end
+local e = tonumber(h[2]) or 0
+if e ~= 0 and now >= e then return now end
+local a = tonumber(h[3]) or 0
+local f = tonumber(h[5]) or 0
+local ne = now + s
+if a ~= 0 and a < ne then ne = a end
+if ne <= e then return now end
+local until_ = string.format('%.0f', ne + f)
+redis.call('HSET', KEYS[1], 'e', string.format('%.0f', ne))
+redis.call('PEXPIREAT', KEYS[1], until_)
+for _, d in ipairs(cjson.decode(h[1])) do
+  local ik = ARGV[1] .. d
+  redis.call('ZADD', ik, 'XX', 'GT', until_, ARGV[2])
+  local ttl = redis.call('PTTL', ik)
+  if ttl >= 0 and now + ttl < ne + f then redis.call('PEXPIREAT', ik, until_) end
 end
-local function lock()
-  if tonumber(ARGV[3]) == 0 then return 1 end
-  if redis.call('SET', KEYS[3], ARGV[4], 'NX', 'PX', ARGV[3]) then return 1 end
-  return 0
-end
-if not h[1] then return {0, token(), now, lock()} end
-local e = tonumber(h[3]) or 0
-local f = tonumber(h[6]) or 0
-if e == 0 or now < e then
-  local s = tonumber(h[5]) or 0
-  if s > 0 then
-    local a = tonumber(h[4]) or 0
-    local ne = now + s
-    if a > 0 and a < ne then ne = a end
-    if ne > e then
-      e = ne
-      local until_ = string.format('%.0f', e + f)
-      redis.call('HSET', KEYS[1], 'e', string.format('%.0f', e))
-      redis.call('PEXPIREAT', KEYS[1], until_)
-      for _, d in ipairs(cjson.decode(h[2])) do
-        local ik = ARGV[1] .. d
-        redis.call('ZADD', ik, 'XX', 'GT', until_, ARGV[2])
-        local ttl = redis.call('PTTL', ik)
-        if ttl >= 0 and now + ttl < e + f then redis.call('PEXPIREAT', ik, until_) end
-      end
-    end
-  end
-  return {1, h[1], h[2], e, h[7], now}
-end
-if f > 0 and now < e + f then return {0, token(), now, lock(), h[1], h[2], e, h[7]} end
-return {0, token(), now, lock()}
+return now
 `;
 
 /** UNLOCK — KEYS: [lock]; ARGV: [owner]. Releases a computation lease if this caller still holds it. */
 export const UNLOCK_SCRIPT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-`;
-
-/** BEGIN — KEYS: [seq]. Returns {token, now}. */
-export const BEGIN_SCRIPT = `${NOW}
-local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-return {string.format('%.0f', math.max(seq, nowUs)), now}
 `;
 
 /**
@@ -83,7 +80,7 @@ return {string.format('%.0f', math.max(seq, nowUs)), now}
  * Refuses ('stale') if the key, a dependency or the whole partition was invalidated after the token, or if
  * the token is older than the markers live. Otherwise replaces the entry and its index memberships.
  */
-export const SET_SCRIPT = `${NOW}
+export const SET_SCRIPT = `${NOW}${RETIME}
 local token = tonumber(ARGV[1])
 if now - tonumber(ARGV[2]) > tonumber(ARGV[3]) then return 'stale' end
 for i = 2, #KEYS do
@@ -92,7 +89,10 @@ for i = 2, #KEYS do
 end
 local old = redis.call('HGET', KEYS[1], 'p')
 if old then
-  for _, d in ipairs(cjson.decode(old)) do redis.call('ZREM', ARGV[10] .. d, ARGV[11]) end
+  for _, d in ipairs(cjson.decode(old)) do
+    local ik = ARGV[10] .. d
+    if redis.call('ZREM', ik, ARGV[11]) == 1 then retime(ik) end
+  end
   redis.call('DEL', KEYS[1])
 end
 local sliding = tonumber(ARGV[7])
@@ -115,21 +115,22 @@ for _, d in ipairs(cjson.decode(ARGV[5])) do
   local ik = ARGV[10] .. d
   redis.call('ZREMRANGEBYSCORE', ik, '-inf', '(' .. now)
   redis.call('ZADD', ik, score, ARGV[11])
-  local top = redis.call('ZRANGE', ik, -1, -1, 'WITHSCORES')
-  if top[2] == 'inf' then redis.call('PERSIST', ik) else redis.call('PEXPIREAT', ik, top[2]) end
+  retime(ik)
 end
 return 'stored'
 `;
 
 /**
- * INVALIDATE — KEYS: [seq]; ARGV: [partitionBase, markerTtlMs, preserveRoots ('1'|'0'), key1, key2…].
+ * INVALIDATE — KEYS: [seq]; ARGV: [partitionBase, markerTtlMs, protectedKeysJson, key1, key2…] — protected keys
+ * (roots of a refresh) keep their entries.
  * Marks every visited key with a new generation (refusing in-flight writes that depend on it), removes the
  * entries of the keys and, transitively, of the entries that recorded them. Returns the removed keys.
  */
-export const INVALIDATE_SCRIPT = `${NOW}
+export const INVALIDATE_SCRIPT = `${NOW}${RETIME}
 local base = ARGV[1]
 local markerTtl = ARGV[2]
-local preserve = ARGV[3] == '1'
+local protected = {}
+for _, k in ipairs(cjson.decode(ARGV[3])) do protected[k] = true end
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local gen = string.format('%.0f', math.max(seq + 1, nowUs + 1))
 redis.call('SET', KEYS[1], gen, 'PX', markerTtl)
@@ -142,20 +143,22 @@ for i = 4, #ARGV do
     queue[#queue + 1] = k
   end
 end
-local roots = #queue
 local removed = {}
 local i = 1
 while i <= #queue do
   local k = queue[i]
   redis.call('SET', base .. 'g:' .. k, gen, 'PX', markerTtl)
-  if not (preserve and i <= roots) then
+  if not protected[k] then
     local vk = base .. 'v:' .. k
     local deps = redis.call('HGET', vk, 'p')
     if redis.call('DEL', vk) == 1 then
       removed[#removed + 1] = k
       if deps then
         for _, d in ipairs(cjson.decode(deps)) do
-          if not visited[d] then redis.call('ZREM', base .. 'i:' .. d, k) end
+          if not visited[d] then
+            local ik = base .. 'i:' .. d
+            if redis.call('ZREM', ik, k) == 1 then retime(ik) end
+          end
         end
       end
     end
