@@ -310,7 +310,7 @@ export class RedisBackend implements CachingBackend {
     const dependencies = [...new Set(entry.dependencies)];
     const keys = [`${base}v:${key}`, `${base}c`, `${base}g:${key}`, ...dependencies.map(d => `${base}g:${d}`)];
     const ttl = entry.expiresAt === Infinity ? 'none' : String(Math.floor(entry.expiresAt - this.clock.now()));
-    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, JSON.stringify(dependencies), ttl, entry.sliding, entry.staleFor ?? 0, entry.async ? '1' : '0', `${base}i:`, key];
+    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, JSON.stringify(dependencies), ttl, entry.sliding, entry.staleFor ?? 0, entry.async ? '1' : '0', `${base}i:`, key, dependencies.length];
     try {
       return (await this.#call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome;
     } finally {
@@ -376,13 +376,14 @@ export class RedisBackend implements CachingBackend {
     let round: readonly string[] = [...sent];
     // Preserved roots stay preserved in every round: in a cycle, a later round reaches them again.
     const protectedKeys = preserveRoots ? JSON.stringify(round) : '[]';
+    let continuation = false;
     // Round 1 sends the roots to every partition, each of which removes its dependents transitively. With
     // several partitions, a removed entry may be recorded by entries of another partition: later rounds send
     // the removed keys everywhere until nothing new is removed.
     while (round.length > 0) {
       const replies = await Promise.all(
         this.#bases.map((base, i) =>
-          this.#call(() => this.#scripts.aspectCacheInvalidate(1, `${base}s`, base, this.#markerTtlMs, protectedKeys, ...round), this.#invalidationTimeoutMs).then(r => [i, r] as const),
+          this.#call(() => this.#scripts.aspectCacheInvalidate(1, `${base}s`, base, this.#markerTtlMs, protectedKeys, continuation ? '1' : '0', ...round), this.#invalidationTimeoutMs).then(r => [i, r] as const),
         ),
       );
       const next: string[] = [];
@@ -396,6 +397,7 @@ export class RedisBackend implements CachingBackend {
         }
       }
       round = next;
+      continuation = true;
     }
     return removed;
   }

@@ -76,7 +76,7 @@ return 0
 /**
  * SET — KEYS: [entry, clearMarker, marker(entryKey), marker(dep1)…] (the lease is released separately);
  * ARGV: [token, tokenTimeMs, markerTtlMs, payload, depsJson, ttlMs ('none', or signed ms from now), slidingMs, staleForMs, async,
- *        indexPrefix, entryKey].
+ *        indexPrefix, entryKey, dependencyCount].
  * Refuses ('stale') if the key, a dependency or the whole partition was invalidated after the token, or if
  * the token is older than the markers live. Otherwise replaces the entry and its index memberships.
  */
@@ -105,7 +105,7 @@ if sliding > 0 then
   if a ~= 0 and a < e then e = a end
 end
 if e ~= 0 and e + f <= now then return 'stored' end
-redis.call('HSET', KEYS[1], 'd', ARGV[4], 'p', ARGV[5], 'e', string.format('%.0f', e), 'a', string.format('%.0f', a), 's', ARGV[7], 'f', ARGV[8], 'y', ARGV[9])
+redis.call('HSET', KEYS[1], 'd', ARGV[4], 'p', ARGV[5], 'n', ARGV[12], 'e', string.format('%.0f', e), 'a', string.format('%.0f', a), 's', ARGV[7], 'f', ARGV[8], 'y', ARGV[9])
 local score = '+inf'
 if e > 0 then
   score = string.format('%.0f', e + f)
@@ -121,8 +121,9 @@ return 'stored'
 `;
 
 /**
- * INVALIDATE — KEYS: [seq]; ARGV: [partitionBase, markerTtlMs, protectedKeysJson, key1, key2…] — protected keys
- * (roots of a refresh) keep their entries.
+ * INVALIDATE — KEYS: [seq]; ARGV: [partitionBase, markerTtlMs, protectedKeysJson, continuation ('1'|'0'), key1, key2…]
+ * — protected keys (roots of a refresh) keep their entries. A continuation round carries keys removed in other
+ * partitions: each gets a marker here, and its dependents are looked up only where something recorded it.
  * Marks every visited key with a new generation (refusing in-flight writes that depend on it), removes the
  * entries of the keys and, transitively, of the entries that recorded them. Returns the removed keys.
  */
@@ -136,41 +137,49 @@ local gen = string.format('%.0f', math.max(seq + 1, nowUs + 1))
 redis.call('SET', KEYS[1], gen, 'PX', markerTtl)
 local queue = {}
 local visited = {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local k = ARGV[i]
   if not visited[k] then
     visited[k] = true
     queue[#queue + 1] = k
   end
 end
+local given = #queue
+local continuation = ARGV[4] == '1'
 local removed = {}
 local i = 1
 while i <= #queue do
   local k = queue[i]
+  local vk = base .. 'v:' .. k
+  local ik = base .. 'i:' .. k
+  -- Every visited key gets a marker, even where nothing recorded it yet: a computation in flight here may
+  -- store an entry that depends on it.
   redis.call('SET', base .. 'g:' .. k, gen, 'PX', markerTtl)
-  if not protected[k] then
-    local vk = base .. 'v:' .. k
-    local deps = redis.call('HGET', vk, 'p')
-    if redis.call('DEL', vk) == 1 then
-      removed[#removed + 1] = k
-      if deps then
-        for _, d in ipairs(cjson.decode(deps)) do
-          if not visited[d] then
-            local ik = base .. 'i:' .. d
-            if redis.call('ZREM', ik, k) == 1 then retime(ik) end
+  if not (continuation and i <= given and redis.call('EXISTS', ik, vk) == 0) then
+    if not protected[k] then
+      local h = redis.call('HMGET', vk, 'p', 'n')
+      if redis.call('DEL', vk) == 1 then
+        removed[#removed + 1] = k
+        -- An entry found through an index with a single dependency depends only on the key that led here,
+        -- whose index is being deleted: nothing else to unlink (the common fan-out case).
+        if h[1] and not (i > given and h[2] == '1') then
+          for _, d in ipairs(cjson.decode(h[1])) do
+            if not visited[d] then
+              local dk = base .. 'i:' .. d
+              if redis.call('ZREM', dk, k) == 1 then retime(dk) end
+            end
           end
         end
       end
     end
-  end
-  local ik = base .. 'i:' .. k
-  local members = redis.call('ZRANGE', ik, 0, -1)
-  if #members > 0 then
-    redis.call('DEL', ik)
-    for _, m in ipairs(members) do
-      if not visited[m] then
-        visited[m] = true
-        queue[#queue + 1] = m
+    local members = redis.call('ZRANGE', ik, 0, -1)
+    if #members > 0 then
+      redis.call('DEL', ik)
+      for _, m in ipairs(members) do
+        if not visited[m] then
+          visited[m] = true
+          queue[#queue + 1] = m
+        end
       end
     end
   end
