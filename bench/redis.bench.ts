@@ -1,6 +1,6 @@
 // Redis-backend benchmarks of aspect-cache: hit latency and throughput against raw ioredis GET, Redis
 // commands per hit, invalidation cost, keys left behind (after expiry, and after invalidations), miss latency,
-// and where the time of a hit goes. A hit is one HMGET of the entry hash (no script since a82ff1a).
+// and where the time of a hit goes. A hit is one HGET of the entry's packed `h` field (no script).
 //
 //   npm run bench:redis              full run (5 rounds, about 1.5 min), writes bench/RESULTS-redis.md
 //   BENCH_QUICK=1 npm run bench:redis  one round, fewer samples (< 1 min), indicative only; also writes the file
@@ -289,7 +289,7 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
 
   const layers: Record<Layer, LayerDefinition> = {
     rawGet: { name: 'raw ioredis GET (floor)', op: i => client.get(rawKeys[i]!) },
-    rawHmget: { name: 'raw HMGET of the entry hash (the command a hit sends, no library code)', op: i => client.hmget(entryKeys[i]!, ...ENTRY_FIELDS) },
+    rawHmget: { name: 'raw HGET of the entry\'s h field (the command a hit sends, no library code)', op: i => client.hget(entryKeys[i]!, 'h') },
     backendGet: { name: 'RedisBackend.get(key) (no CachingService)', op: i => hitBackend.get(cacheKeys[i]!) },
     hit: { name: 'aspect-cache @Cache hit (async, 1 string arg)', op: i => catalogue.getPrice(ids[i]!) },
   };
@@ -299,14 +299,15 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   for (const id of ids) await catalogue.getPrice(id);
   const filled = hitService.stats();
   if (filled.misses !== WARM || filled.sets !== WARM || filled.hits !== 0) throw new Error(`bench bug: warm-up expected ${WARM} stored misses, got ${JSON.stringify(filled)}`);
-  // The raw HMGET layer must read the very hash RedisBackend.get reads (and find a payload there).
+  // The raw HGET layer must read the very hash RedisBackend.get reads (and find a payload there).
   for (let i = 0; i < WARM; i++) {
     const lookup = await hitBackend.get(cacheKeys[i]!);
     if (!lookup.hit || lookup.value !== priceOf(ids[i]!)) throw new Error(`bench bug: RedisBackend.get(${cacheKeys[i]}) did not hit.`);
-    const reply = await client.hmget(entryKeys[i]!, ...ENTRY_FIELDS);
-    if (typeof reply[0] !== 'string' || reply[4] !== '0') throw new Error(`bench bug: the raw HMGET did not find a non-sliding entry at ${entryKeys[i]}: ${JSON.stringify(reply)}`);
+    const reply = await client.hget(entryKeys[i]!, 'h');
+    if (typeof reply !== 'string' || reply.split('|')[1] !== '0') throw new Error(`bench bug: the raw HGET did not find a non-sliding entry at ${entryKeys[i]}: ${JSON.stringify(reply)}`);
   }
-  const payload = (await client.hget(entryKeys[0]!, 'd')) ?? '';
+  const packedEntry = (await client.hget(entryKeys[0]!, 'h')) ?? '';
+  const payload = packedEntry.slice(packedEntry.indexOf('\n') + 1);
   const dependenciesJson = (await client.hget(entryKeys[0]!, 'p')) ?? '';
   for (const layer of THROUGHPUT_LAYERS) {
     for (let i = 0; i < 2_000; i++) await layers[layer].op(nextIndex());
@@ -491,18 +492,18 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   }
   const COST = {
     get: 'GET (RESP3)',
-    hmget: 'HMGET of the entry hash, 7 fields (RESP3): a hit',
+    hmget: 'HGET of the entry\'s h field (RESP3): a hit',
     empty: 'EVALSHA `return 1` (RESP3): the cost of any script call',
     begin: 'EVALSHA BEGIN script, no lease (RESP3): the token a miss takes',
     getResp2: 'GET (RESP2)',
-    hmgetResp2: 'HMGET of the entry hash, 7 fields (RESP2)',
+    hmgetResp2: 'HGET of the entry\'s h field (RESP2)',
   } as const;
   await measureServerCost(COST.get, 'get', i => client.get(rawKeys[i]!));
-  await measureServerCost(COST.hmget, 'hmget', i => client.hmget(entryKeys[i]!, ...ENTRY_FIELDS));
+  await measureServerCost(COST.hmget, 'hget', i => client.hget(entryKeys[i]!, 'h'));
   await measureServerCost(COST.empty, 'evalsha', () => client.evalsha(emptySha, 0));
   await measureServerCost(COST.begin, 'evalsha', i => aspectCacheBegin(2, `${hitBase}s`, `${hitBase}l:${cacheKeys[i]!}`, 0, ''));
   await measureServerCost(COST.getResp2, 'get', i => resp2.get(rawKeys[i]!));
-  await measureServerCost(COST.hmgetResp2, 'hmget', i => resp2.hmget(entryKeys[i]!, ...ENTRY_FIELDS));
+  await measureServerCost(COST.hmgetResp2, 'hget', i => resp2.hget(entryKeys[i]!, 'h'));
 
   // ── Node-side pieces of a hit (once, mitata, synchronous) ──
   const serializer = new SuperJsonSerializer();
@@ -518,15 +519,15 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   const timerNs = await microBench('setTimeout + clearTimeout (what each call paid before the shared deadline sweep; no longer on the hit path)', () => clearTimeout(setTimeout(noop, 1_000)));
 
   // ── the library's own JS per hit, with Redis replaced by a canned reply (once, mitata, async) ──
-  // The fake client answers HMGET with the reply of a real hit (an already resolved promise); TIME for the
+  // The fake client answers HGET with the reply of a real hit (an already resolved promise); TIME for the
   // backend's clock sync; scripts are defined but a hit never calls one.
-  const cannedReply = await client.hmget(entryKeys[0]!, ...ENTRY_FIELDS);
+  const cannedReply = await client.hget(entryKeys[0]!, 'h');
   const cannedNow = Date.now();
   const fakeClient = {
     defineCommand(this: Record<string, unknown>, name: string): void {
       this[name] = () => Promise.reject(new Error(`bench bug: the canned-reply backend called ${name} on a hit.`));
     },
-    hmget: (..._args: unknown[]) => Promise.resolve(cannedReply),
+    hget: (..._args: unknown[]) => Promise.resolve(cannedReply),
     time: () => Promise.resolve([String(Math.floor(cannedNow / 1000)), String((cannedNow % 1000) * 1000)]),
   };
   const fakeBackend = new RedisBackend({ client: fakeClient as unknown as Redis, keyPrefix: 'fake:' });
@@ -536,7 +537,7 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   await sleep(10); // let the constructor's clock sync answer
   const fakeHit = await fakeBackend.get(fakeKey);
   if (!fakeHit.hit) throw new Error('bench bug: the canned reply is not a hit.');
-  const fakeFloorNs = await microBench('canned reply: client.hmget(…) returning a resolved promise, awaited (floor)', () => fakeClient.hmget('k', ...ENTRY_FIELDS));
+  const fakeFloorNs = await microBench('canned reply: client.hget(…) returning a resolved promise, awaited (floor)', () => fakeClient.hget('k', 'h'));
   const fakeBackendNs = await microBench('canned reply: await RedisBackend.get(key)', () => fakeBackend.get(fakeKey));
   const fakeHitNs = await microBench('canned reply: await @Cache hit (CachingService + RedisBackend)', () => fakeCatalogue.getPrice(ids[0]!));
   if (fakeService.stats().misses !== 0) throw new Error('bench bug: the canned-reply service missed.');
@@ -630,7 +631,7 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   const commandRows: RedisResultRow[] = [
     ['raw ioredis GET (control of the method)', rawCommands],
     ['aspect-cache @Cache hit', hitCommands],
-    ['aspect-cache @Cache miss (HMGET lookup + BEGIN token + SET store)', missCommands],
+    ['aspect-cache @Cache miss (HGET lookup + BEGIN token + SET store)', missCommands],
   ].map(([name, count]) => {
     const c = count as CommandCount;
     return {
@@ -705,8 +706,8 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   const hitRatios = pairedRatios('hit');
   const hitRatio = median(hitRatios);
   const sentPerHit = clientTotal(hitCommands) / hitCommands.calls;
-  const onlyHmget = hitCommands.fromClient.size === 1 && hitCommands.fromClient.get('hmget') === hitCommands.calls;
-  const statsHmget = hitCommands.commandstats.get('hmget')?.calls ?? 0;
+  const onlyHmget = hitCommands.fromClient.size === 1 && hitCommands.fromClient.get('hget') === hitCommands.calls;
+  const statsHmget = hitCommands.commandstats.get('hget')?.calls ?? 0;
   const bigWall = invalidationSamples.get(10_000)!.map(s => s.wallMs);
   const MARKER_KINDS = new Set(['g', 's', 'c']);
   const onlyMarkers = (residue: Residue) => [...residue.byKind.keys()].every(kind => MARKER_KINDS.has(kind));
@@ -718,7 +719,7 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
       pass: hitRatio >= 0.8,
     },
     {
-      label: 'Redis commands per hit = 1 (HMGET)',
+      label: 'Redis commands per hit = 1 (HGET)',
       measured: `${sentPerHit.toFixed(2)} sent (${perCall(hitCommands, hitCommands.fromClient)}; MONITOR); commandstats: ${statsTotal(hitCommands)} commands for ${hitCommands.calls} hits (${[...hitCommands.commandstats].map(([n, st]) => `${n} ${st.calls}`).join(', ') || 'none'})`,
       pass: onlyHmget && statsHmget === hitCommands.calls && statsTotal(hitCommands) === hitCommands.calls,
     },
@@ -754,13 +755,13 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   const begin = serverCost.get(COST.begin)!;
   const hmgetResp2 = serverCost.get(COST.hmgetResp2)!;
   const findings = [
-    `Sequential latency: a hit takes ${lat('hit').toFixed(1)} µs vs ${lat('rawGet').toFixed(1)} µs for a raw GET (+${(lat('hit') - lat('rawGet')).toFixed(1)} µs). Of the difference, the raw HMGET a hit sends accounts for ${signed(lat('rawHmget') - lat('rawGet'))} µs, RedisBackend.get on top of it for ${signed(lat('backendGet') - lat('rawHmget'))} µs, and CachingService for ${signed(lat('hit') - lat('backendGet'))} µs.`,
-    `Throughput with ${CONCURRENCY} callers: raw GET ${med('rawGet', s => s.opsPerSecond).toFixed(0)} ops/s, raw HMGET of the entry hash ${med('rawHmget', s => s.opsPerSecond).toFixed(0)} ops/s (${median(pairedRatios('rawHmget')).toFixed(2)}× GET, no library code at all), RedisBackend.get ${med('backendGet', s => s.opsPerSecond).toFixed(0)} (${median(pairedRatios('backendGet')).toFixed(2)}×), @Cache hit ${med('hit', s => s.opsPerSecond).toFixed(0)} (${hitRatio.toFixed(2)}×).`,
-    `Redis CPU per operation under load: GET ${redis('rawGet').toFixed(1)} µs, raw HMGET ${redis('rawHmget').toFixed(1)} µs, @Cache hit ${redis('hit').toFixed(1)} µs (${(redis('hit') / redis('rawGet')).toFixed(1)}× GET); the server alone would cap hits at about ${(1e6 / redis('hit')).toFixed(0)} ops/s and GETs at about ${(1e6 / redis('rawGet')).toFixed(0)} ops/s on one core. Redis was ${(med('rawGet', s => s.redisBusy) * 100).toFixed(0)}% busy during raw GETs and ${(med('hit', s => s.redisBusy) * 100).toFixed(0)}% during hits.`,
-    `Node CPU per operation under load: raw GET ${node('rawGet').toFixed(1)} µs; raw HMGET ${node('rawHmget').toFixed(1)} µs (${signed(node('rawHmget') - node('rawGet'))} µs: 8-argument command, 7-element reply); RedisBackend.get ${node('backendGet').toFixed(1)} µs (${signed(node('backendGet') - node('rawHmget'))} µs: circuit breaker, deadline set, superjson, dependency JSON, result object); @Cache hit ${node('hit').toFixed(1)} µs (${signed(node('hit') - node('backendGet'))} µs: CachingService). Node was ${(med('hit', s => s.nodeBusy) * 100).toFixed(0)}% busy during hits.`,
-    `Server-side cost of one call (commandstats, sequential): HMGET of the entry (a hit) ${hmget.serverUs.toFixed(1)} µs (RESP2 client: ${hmgetResp2.serverUs.toFixed(1)} µs) vs GET ${getCost.serverUs.toFixed(1)} µs; the BEGIN script a miss adds ${begin.serverUs.toFixed(1)} µs (an empty script \`return 1\`: ${empty.serverUs.toFixed(1)} µs).`,
+    `Sequential latency: a hit takes ${lat('hit').toFixed(1)} µs vs ${lat('rawGet').toFixed(1)} µs for a raw GET (+${(lat('hit') - lat('rawGet')).toFixed(1)} µs). Of the difference, the raw HGET a hit sends accounts for ${signed(lat('rawHmget') - lat('rawGet'))} µs, RedisBackend.get on top of it for ${signed(lat('backendGet') - lat('rawHmget'))} µs, and CachingService for ${signed(lat('hit') - lat('backendGet'))} µs.`,
+    `Throughput with ${CONCURRENCY} callers: raw GET ${med('rawGet', s => s.opsPerSecond).toFixed(0)} ops/s, raw HGET of the entry ${med('rawHmget', s => s.opsPerSecond).toFixed(0)} ops/s (${median(pairedRatios('rawHmget')).toFixed(2)}× GET, no library code at all), RedisBackend.get ${med('backendGet', s => s.opsPerSecond).toFixed(0)} (${median(pairedRatios('backendGet')).toFixed(2)}×), @Cache hit ${med('hit', s => s.opsPerSecond).toFixed(0)} (${hitRatio.toFixed(2)}×).`,
+    `Redis CPU per operation under load: GET ${redis('rawGet').toFixed(1)} µs, raw HGET ${redis('rawHmget').toFixed(1)} µs, @Cache hit ${redis('hit').toFixed(1)} µs (${(redis('hit') / redis('rawGet')).toFixed(1)}× GET); the server alone would cap hits at about ${(1e6 / redis('hit')).toFixed(0)} ops/s and GETs at about ${(1e6 / redis('rawGet')).toFixed(0)} ops/s on one core. Redis was ${(med('rawGet', s => s.redisBusy) * 100).toFixed(0)}% busy during raw GETs and ${(med('hit', s => s.redisBusy) * 100).toFixed(0)}% during hits.`,
+    `Node CPU per operation under load: raw GET ${node('rawGet').toFixed(1)} µs; raw HGET ${node('rawHmget').toFixed(1)} µs (${signed(node('rawHmget') - node('rawGet'))} µs: 2-argument command, one bulk reply); RedisBackend.get ${node('backendGet').toFixed(1)} µs (${signed(node('backendGet') - node('rawHmget'))} µs: circuit breaker, deadline set, superjson, dependency JSON, result object); @Cache hit ${node('hit').toFixed(1)} µs (${signed(node('hit') - node('backendGet'))} µs: CachingService). Node was ${(med('hit', s => s.nodeBusy) * 100).toFixed(0)}% busy during hits.`,
+    `Server-side cost of one call (commandstats, sequential): HGET of the entry's h field (a hit) ${hmget.serverUs.toFixed(1)} µs (RESP2 client: ${hmgetResp2.serverUs.toFixed(1)} µs) vs GET ${getCost.serverUs.toFixed(1)} µs; the BEGIN script a miss adds ${begin.serverUs.toFixed(1)} µs (an empty script \`return 1\`: ${empty.serverUs.toFixed(1)} µs).`,
     `With Redis replaced by a canned reply (no network, no ioredis), the library's own JavaScript costs ${formatValue(fakeBackendNs - fakeFloorNs)} ns per hit in RedisBackend.get and ${formatValue(fakeHitNs - fakeBackendNs)} ns in CachingService (total ${formatValue(fakeHitNs)} ns including the awaited promise of the canned reply, ${formatValue(fakeFloorNs)} ns alone).`,
-    `A miss sends ${(clientTotal(missCommands) / missCommands.calls).toFixed(2)} commands (${perCall(missCommands, missCommands.fromClient)}): the HMGET lookup, the BEGIN script for its token, and the SET script; it takes ${lat('miss').toFixed(1)} µs sequentially (${(lat('miss') / lat('hit')).toFixed(2)}× a hit, ${(lat('miss') / lat('rawGet')).toFixed(2)}× a raw GET).`,
+    `A miss sends ${(clientTotal(missCommands) / missCommands.calls).toFixed(2)} commands (${perCall(missCommands, missCommands.fromClient)}): the HGET lookup, the BEGIN script for its token, and the SET script; it takes ${lat('miss').toFixed(1)} µs sequentially (${(lat('miss') / lat('hit')).toFixed(2)}× a hit, ${(lat('miss') / lat('rawGet')).toFixed(2)}× a raw GET).`,
     `Invalidating 10,000 dependents: ${median(bigWall).toFixed(1)} ms end to end, of which the invalidation script kept Redis busy ${median(invalidationSamples.get(10_000)!.map(x => x.serverMs)).toFixed(1)} ms (${((median(invalidationSamples.get(10_000)!.map(x => x.serverMs)) * 1e3) / 10_000).toFixed(1)} µs per dependent; commands per dependent in the last sample, commandstats: ${[...invalidationSamples.get(10_000)!.at(-1)!.commands].filter(([name]) => name !== 'evalsha').map(([name, calls]) => `${name} ${(calls / 10_000).toFixed(2)}`).join(', ')}); every other client of that Redis waits meanwhile.`,
     `Keys left: (a) entries sharing dependencies that simply expire leave ${expiryResidue.total} keys (${expiryBefore.total.toLocaleString('en-US')} right after the fill). (b) Invalidations leave markers only: ${invalidationResidue.total.toLocaleString('en-US')} keys under the invalidation prefix (${kinds(invalidationResidue)}), about ${(invalidationResidue.approxBytes / 2 ** 20).toFixed(1)} MiB, longest PTTL ${(invalidationResidue.maxTtlMs / 1000).toFixed(1)} s ≤ ${DEFAULT_MARKER_TTL_MS / 1000} s, ${sinceLastInvalidationS.toFixed(0)} s after the last invalidation (${markersExpectedAlive.toLocaleString('en-US')} markers were written in the last ${DEFAULT_MARKER_TTL_MS / 1000} s before the scan); with markerTtlMs ${SHORT_MARKER_TTL_MS} ms, ${quickMarkersRightAfter.total.toLocaleString('en-US')} keys right after invalidating ${RESIDUE_ENTRIES.toLocaleString('en-US')} dependents, ${quickMarkersAfterTtl.total} once markerTtlMs has passed.`,
     `Node-side pieces (mitata p50): superjson deserialize ${formatValue(superjsonNs)} ns vs JSON.parse ${formatValue(jsonNs)} ns of the same payload; dependency-list JSON.parse ${formatValue(dependenciesNs)} ns; a setTimeout/clearTimeout pair ${formatValue(timerNs)} ns (no longer paid per call: one interval sweeps the deadlines).`,
@@ -769,13 +770,13 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   const notes = [
     `The benchmark spawns its own \`redis-server --port <free port> --bind ${HOST} --save "" --appendonly no\` in a temporary directory, checks its process id through INFO before using it, and stops it at the end (SIGTERM, also on failure or Ctrl-C). All scenarios use one ioredis connection (RESP${protocol}); statistics, SCAN and MONITOR use a second one.`,
     `Fixtures: ${WARM.toLocaleString('en-US')} warm entries of \`PriceCatalogue.getPrice(id)\` (an async @Cache method with one string argument, no TTL, one dependency, a number value; payload ${payload}) on \`new CachingService({ backend: new RedisBackend({ client, keyPrefix: '${PREFIX.hit}' }) })\`, and ${WARM.toLocaleString('en-US')} raw keys holding the number as a string. Ids are cycled in order, so the 64 calls in flight at any time are on 64 distinct keys: no call joins another's flight (checked), every call is its own Redis round trip. The entries are not sliding, so a hit sends no TOUCH script.`,
-    `Layers: besides the floor and the @Cache hit, the tables show the command a hit sends, called directly through ioredis (\`client.hmget(entryKey, ${ENTRY_FIELDS.map(f => `'${f}'`).join(', ')})\`, the entry key from \`RedisBackend.entryKey\`, checked to hold each warm entry), and \`RedisBackend.get(key)\` without the service; the difference between neighbouring rows is the cost of one layer.`,
-    `Sequential latency: one call at a time, each call timed with process.hrtime.bigint; the layers are interleaved call by call (order rotated each call). A round's value is the p50 of its calls; the headline is the median of the rounds' p50, the spread the min–max of the round values (one round: p25–p75 of its calls); p99 is the median of the rounds' p99. The miss scenario (fresh argument each call, value stored: an HMGET, a BEGIN script and a SET script) runs after the interleaved layers.`,
+    `Layers: besides the floor and the @Cache hit, the tables show the command a hit sends, called directly through ioredis (\`client.hget(entryKey, 'h')\`, the entry key from \`RedisBackend.entryKey\`, checked to hold each warm entry), and \`RedisBackend.get(key)\` without the service; the difference between neighbouring rows is the cost of one layer.`,
+    `Sequential latency: one call at a time, each call timed with process.hrtime.bigint; the layers are interleaved call by call (order rotated each call). A round's value is the p50 of its calls; the headline is the median of the rounds' p50, the spread the min–max of the round values (one round: p25–p75 of its calls); p99 is the median of the rounds' p99. The miss scenario (fresh argument each call, value stored: an HGET, a BEGIN script and a SET script) runs after the interleaved layers.`,
     `Throughput: ${CONCURRENCY} async callers each loop \`await op()\` until ${THROUGHPUT_OPS.toLocaleString('en-US')} operations have been issued in total; ops/s = operations / wall time. ${THROUGHPUT_SAMPLES} samples per layer per round, layers interleaved (order rotated per sample); the ratio to raw GET is computed per sample pair (same round, same sample index), then the median is taken. CPU per op: process.cpuUsage() of this Node process and INFO cpu (main thread) of redis-server over the sample; busy % = CPU time / wall time. Redis CPU per op under load includes reading and writing the sockets, so it is lower when more commands arrive per read (a faster client): identical server work can show different figures in different rows. With ${machineInfo().cores} cores shared by Node, redis-server and whatever else runs, two processes at 100% each use the whole machine.`,
     `Commands per call: MONITOR (on a separate connection) records every command with its source: the measured connection's address, or "lua" for commands run by scripts; "sent" counts the former. INFO commandstats is reset (CONFIG RESETSTAT) right before the calls and read right after; in Redis 7 it also counts commands that scripts run through redis.call, so for a miss the total there is larger than the number of round trips. The admin connection's CONFIG/INFO are removed from the commandstats figures.`,
     `Invalidation: each sample first fills N entries of \`Dependents.value(key, i)\` (async @Cache method, two arguments, one dependency \`key\`, ttl 600 s) through the cached method with ${CONCURRENCY} concurrent misses (stores verified), runs a GC (10,000 only: a forced GC right before a sub-millisecond call measurably slows that call), resets commandstats, then times only \`await service.invalidate(key)\`. The number of removed entries is verified. One untimed warm-up sample per size in round 1. "Redis busy in the script" is the EVALSHA time in commandstats: Redis serves nothing else meanwhile.`,
     `Keys left, counted with SCAN (which skips logically expired keys) and PTTL per key, by kind: v = entry, i = dependency index, g = invalidation marker, s = partition sequence, c = clear marker. (a) Expiry hygiene: a backend with default options on its own prefix (${PREFIX.expiry}), where nothing is ever invalidated, stores ${RESIDUE_ENTRIES.toLocaleString('en-US')} entries with ttl ${SHORT_TTL_MS} ms, entry i depending on \`Category:<i mod ${SHARED_GROUPS}>\` and \`Catalogue\` (so index sets are shared by many entries); the keys are counted right after the fill and ${EXPIRY_MARGIN_MS} ms past it. (b) Invalidation markers: after the other scenarios, the prefix of the timed invalidations (${PREFIX.invalidation}, default markerTtlMs ${DEFAULT_MARKER_TTL_MS / 1000} s, every entry there invalidated) is counted, with the longest PTTL; markers written more than markerTtlMs before the scan have expired, so the count depends on the run's length. Then a backend with markerTtlMs ${SHORT_MARKER_TTL_MS} ms (${PREFIX.residue}) stores ${RESIDUE_ENTRIES.toLocaleString('en-US')} dependents of one key (ttl 600 s), invalidates the key, counts right away and again ${EXPIRY_MARGIN_MS} ms after markerTtlMs.`,
-    `Side measurements: "Redis CPU" rows are commandstats usec/calls over ${SERVER_COST_CALLS.toLocaleString('en-US')} sequential calls of each variant on the warm entries; the BEGIN row calls the script RedisBackend defines (\`aspectCacheBegin\`, no lease) on the hit prefix's partition; the RESP2 rows use a second connection with \`protocol: 2\`. "Node CPU" rows are mitata p50 of pieces of the hit path; the "canned reply" rows replace the ioredis client by an object whose \`hmget\` returns the reply of a real hit as an already resolved promise, so they show the library's own JavaScript per hit (RedisBackend + CachingService) without network or ioredis.`,
+    `Side measurements: "Redis CPU" rows are commandstats usec/calls over ${SERVER_COST_CALLS.toLocaleString('en-US')} sequential calls of each variant on the warm entries; the BEGIN row calls the script RedisBackend defines (\`aspectCacheBegin\`, no lease) on the hit prefix's partition; the RESP2 rows use a second connection with \`protocol: 2\`. "Node CPU" rows are mitata p50 of pieces of the hit path; the "canned reply" rows replace the ioredis client by an object whose \`hget\` returns the reply of a real hit as an already resolved promise, so they show the library's own JavaScript per hit (RedisBackend + CachingService) without network or ioredis.`,
     'The machine may be shared with other work: compare the load averages above, prefer ratios and CPU-per-op figures to absolute numbers, and rerun before drawing conclusions from small differences.',
   ];
 

@@ -51,6 +51,20 @@ export class CircuitBreaker {
     return this.#runGuarded(operation);
   }
 
+  /** Records a success of a call made without {@link run} (the caller checked the circuit was closed). */
+  recordSuccess(): void {
+    this.#failures = 0;
+  }
+
+  /** Records a failure of a call made without {@link run}. */
+  recordFailure(): void {
+    this.#failures++;
+    if (this.#state === 'closed' && this.#failures >= this.#threshold) {
+      this.#openedAt = this.clock.now();
+      this.#set('open');
+    }
+  }
+
   readonly #closedSuccess = <T>(value: T): T => {
     this.#failures = 0;
     return value;

@@ -211,31 +211,32 @@ export class RedisBackend implements CachingBackend {
     return `${this.#bases[this.#partitionOf(key)]}v:${key}`;
   }
 
-  async get(key: string): Promise<CacheLookup> {
+  get(key: string): Promise<CacheLookup> {
     const base = this.#bases[this.#partitionOf(key)]!;
-    const entryKey = `${base}v:${key}`;
+    // A hit is one single-field HGET: Redis expires the entry itself (at expiry + fail-safe window), so a
+    // present entry is fresh unless it is in its fail-safe window.
+    return this.#call(() => this.#client.hget(`${base}v:${key}`, 'h'), this.#timeoutMs, packed => {
+      if (packed === null || packed === undefined) return this.#miss(base, key, undefined);
+      const entry = this.#unpack(key, packed);
+      if (entry === undefined) {
+        void this.#discard(key);
+        return this.#miss(base, key, undefined);
+      }
+      if (this.#pending.size > 0 && this.#affectedByPending(key, entry.hit.dependencies)) return this.#miss(base, key, undefined);
+      const { hit, cap, sliding, staleFor } = entry;
+      if (sliding > 0) {
+        if (staleFor > 0) return this.#slidingWithFailSafe(base, key, hit, cap, sliding);
+        return this.#touch(base, key, hit, sliding, cap, this.clock.now());
+      }
+      if (staleFor > 0 && cap !== 0 && this.clock.now() + this.#offset >= cap) return this.#miss(base, key, hit);
+      return hit;
+    });
+  }
+
+  /** A miss: takes a generation token (and, with `lock`, a lease — or waits for the holder's value). */
+  async #miss(base: string, key: string, stale: CacheHit | undefined): Promise<CacheLookup> {
     const waitUntil = this.#leaseMs > 0 ? Date.now() + this.#leaseMs : 0;
     for (;;) {
-      // A hit is one HMGET: Redis expires the entry itself (at expiry + fail-safe window), so a present entry
-      // is fresh unless it is in its fail-safe window, which the server-clock offset tells.
-      const fields = await this.#call(() => this.#client.hmget(entryKey, 'd', 'p', 'e', 'y', 's', 'a', 'f'));
-      let stale: CacheHit | undefined;
-      if (fields[0] !== null && fields[0] !== undefined) {
-        const expiry = Number(fields[2]);
-        const localNow = this.clock.now();
-        const serverNow = localNow + this.#offset;
-        const entry = this.#decode(key, fields[0], fields[1] ?? '[]', expiry, fields[3] ?? '0', localNow);
-        if (entry === undefined) void this.#discard(key);
-        else if (expiry === 0 || serverNow < expiry) {
-          if (!this.#affectedByPending(key, entry.dependencies)) {
-            const sliding = Number(fields[4]);
-            if (sliding > 0) return this.#touch(base, key, entry, sliding, Number(fields[5]), localNow);
-            return entry;
-          }
-        } else if (Number(fields[6]) > 0 && !this.#affectedByPending(key, entry.dependencies)) {
-          stale = entry;
-        }
-      }
       const owner = this.#leaseMs > 0 ? `${this.#owner}:${++this.#leases}` : '';
       const sentAt = this.clock.now();
       const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(2, `${base}s`, `${base}l:${key}`, this.#leaseMs, owner))) as [string, number, number];
@@ -244,12 +245,23 @@ export class RedisBackend implements CachingBackend {
       // the lease (a dead holder's lease expires and the next lookup takes it over).
       if (reply[2] === 0 && Date.now() < waitUntil) {
         await new Promise(resolve => setTimeout(resolve, this.#pollMs));
+        const packed = await this.#call(() => this.#client.hget(`${base}v:${key}`, 'h'));
+        const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
+        if (entry !== undefined && !this.#affectedByPending(key, entry.hit.dependencies)) return entry.hit;
         continue;
       }
       const lease = reply[2] === 1 && this.#leaseMs > 0 ? { key: `${base}l:${key}`, owner } : undefined;
       const token = this.#token(reply[0], Number(reply[1]), lease);
       return stale === undefined ? { hit: false, token } : { hit: false, token, stale };
     }
+  }
+
+  /** Sliding entries with a fail-safe window need their moving expiry to tell fresh from stale. */
+  async #slidingWithFailSafe(base: string, key: string, hit: CacheHit, cap: number, sliding: number): Promise<CacheLookup> {
+    const expiry = Number(await this.#call(() => this.#client.hget(`${base}v:${key}`, 'e')));
+    const localNow = this.clock.now();
+    if (expiry !== 0 && localNow + this.#offset >= expiry) return this.#miss(base, key, { ...hit, expiresAt: expiry - this.#offset });
+    return this.#touch(base, key, hit, sliding, cap, localNow);
   }
 
   async begin(key: string): Promise<unknown> {
@@ -458,12 +470,23 @@ export class RedisBackend implements CachingBackend {
     return token as RedisToken;
   }
 
-  #decode(key: string, payload: string, dependencies: string, expiry: number, async: string, _localNow: number): CacheHit | undefined {
+  /** Parses the `h` field: `<cap>|<sliding>|<staleFor>|<async>|<deps JSON>\n<payload>`. Undefined if corrupt or foreign. */
+  #unpack(key: string, packed: string): { hit: CacheHit; cap: number; sliding: number; staleFor: number } | undefined {
     try {
-      const value = this.#serializer.deserialize(payload);
-      const deps = JSON.parse(dependencies) as unknown;
-      if (!Array.isArray(deps)) return undefined;
-      return { hit: true, value, async: async === '1', dependencies: deps as string[], expiresAt: expiry === 0 ? Infinity : expiry - this.#offset };
+      const newline = packed.indexOf('\n');
+      const p1 = packed.indexOf('|');
+      const p2 = packed.indexOf('|', p1 + 1);
+      const p3 = packed.indexOf('|', p2 + 1);
+      const p4 = packed.indexOf('|', p3 + 1);
+      if (newline < 0 || p1 < 0 || p2 < 0 || p3 < 0 || p4 < 0 || p4 > newline) throw new Error('not an aspect-cache entry');
+      const cap = Number(packed.slice(0, p1));
+      const sliding = Number(packed.slice(p1 + 1, p2));
+      const staleFor = Number(packed.slice(p2 + 1, p3));
+      const dependencies = JSON.parse(packed.slice(p4 + 1, newline)) as unknown;
+      if (!Array.isArray(dependencies) || Number.isNaN(cap) || Number.isNaN(sliding) || Number.isNaN(staleFor)) throw new Error('not an aspect-cache entry');
+      const value = this.#serializer.deserialize(packed.slice(newline + 1));
+      const hit: CacheHit = { hit: true, value, async: packed.charCodeAt(p3 + 1) === 49 /* '1' */, dependencies: dependencies as string[], expiresAt: cap === 0 ? Infinity : cap - this.#offset };
+      return { hit, cap, sliding, staleFor };
     } catch (error) {
       // Corrupt or foreign payloads are misses (and are removed), never crashes.
       this.onEvent?.({ type: 'error', error: new CachingError(errors.E_BACKEND, `RedisBackend: the entry ${key} could not be decoded; it is treated as a miss and removed.`, { cause: error }), operation: 'decode' });
@@ -480,23 +503,42 @@ export class RedisBackend implements CachingBackend {
   }
 
   /** Runs one Redis call through the circuit breaker, with the operation timeout. */
-  #call<T>(operation: () => Promise<T>, timeoutMs = this.#timeoutMs): Promise<T> {
-    return this.#breaker.run(() => this.#withTimeout(operation, timeoutMs));
+  #call<T>(operation: () => Promise<T>, timeoutMs?: number): Promise<T>;
+  #call<T, R>(operation: () => Promise<T>, timeoutMs: number, map: (value: T) => R | PromiseLike<R>): Promise<R>;
+  #call<T, R>(operation: () => Promise<T>, timeoutMs = this.#timeoutMs, map?: (value: T) => R | PromiseLike<R>): Promise<T | R> {
+    if (this.#breaker.state !== 'closed') {
+      const guarded = this.#breaker.run(() => this.#withTimeout(operation, timeoutMs, false)) as Promise<T>;
+      return map === undefined ? guarded : guarded.then(value => map(value));
+    }
+    // Closed circuit (the normal case): one promise carries the timeout, the breaker's bookkeeping and `map`.
+    return this.#withTimeout(operation, timeoutMs, true, map);
   }
 
-  #withTimeout<T>(operation: () => Promise<T>, timeoutMs: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const pending = { deadline: Date.now() + timeoutMs, timeoutMs, reject };
+  #withTimeout<T, R>(operation: () => Promise<T>, timeoutMs: number, recordOutcome: boolean, map?: (value: T) => R | PromiseLike<R>): Promise<T | R> {
+    return new Promise<T | R>((resolve, reject) => {
+      const fail = (error: unknown): void => {
+        if (recordOutcome) this.#breaker.recordFailure();
+        reject(error);
+      };
+      const pending = { deadline: Date.now() + timeoutMs, timeoutMs, reject: fail };
       this.#deadlines.add(pending);
       if (this.#sweeper === undefined) this.#startSweeper();
       operation().then(
         value => {
-          this.#deadlines.delete(pending);
-          resolve(value);
+          if (!this.#deadlines.delete(pending)) return; // already timed out
+          if (recordOutcome) this.#breaker.recordSuccess();
+          if (map === undefined) resolve(value);
+          else {
+            try {
+              resolve(map(value));
+            } catch (error) {
+              reject(error);
+            }
+          }
         },
         error => {
-          this.#deadlines.delete(pending);
-          reject(error instanceof CachingError ? error : new CachingError(errors.E_BACKEND, `RedisBackend: ${error instanceof Error ? error.message : String(error)}`, { cause: error }));
+          if (!this.#deadlines.delete(pending)) return;
+          fail(error instanceof CachingError ? error : new CachingError(errors.E_BACKEND, `RedisBackend: ${error instanceof Error ? error.message : String(error)}`, { cause: error }));
         },
       );
     });

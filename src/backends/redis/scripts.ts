@@ -6,9 +6,10 @@
  * Time is the server's (`TIME`), never the application's. Generations are microsecond-based numbers,
  * formatted with %.0f because Lua's tostring would switch to exponent notation and lose precision.
  *
- * Entry hash fields: d = payload, p = dependency keys (JSON array), e = expiry (ms, 0 = none),
- * a = absolute cap for sliding entries (ms, 0 = none), s = sliding window (ms), f = fail-safe window (ms),
- * y = '1' if the method returned a promise.
+ * Entry hash fields: h = what a hit needs, in one field (`<cap>|<sliding>|<staleFor>|<async>|<deps JSON>\n<payload>`:
+ * a hit is one single-field HGET, the cheapest read to parse), p = dependency keys (JSON array), n = their
+ * count, e = logical expiry (ms, 0 = none; moves with sliding), a = absolute expiry cap (ms, 0 = none),
+ * s = sliding window (ms), f = fail-safe window (ms).
  */
 
 /** Sets an index set's expiry to its longest-lived member's (none if one never expires). */
@@ -105,7 +106,8 @@ if sliding > 0 then
   if a ~= 0 and a < e then e = a end
 end
 if e ~= 0 and e + f <= now then return 'stored' end
-redis.call('HSET', KEYS[1], 'd', ARGV[4], 'p', ARGV[5], 'n', ARGV[12], 'e', string.format('%.0f', e), 'a', string.format('%.0f', a), 's', ARGV[7], 'f', ARGV[8], 'y', ARGV[9])
+local header = string.format('%.0f', a) .. '|' .. ARGV[7] .. '|' .. ARGV[8] .. '|' .. ARGV[9] .. '|' .. ARGV[5] .. '\\n'
+redis.call('HSET', KEYS[1], 'h', header .. ARGV[4], 'p', ARGV[5], 'n', ARGV[12], 'e', string.format('%.0f', e), 'a', string.format('%.0f', a), 's', ARGV[7], 'f', ARGV[8])
 local score = '+inf'
 if e > 0 then
   score = string.format('%.0f', e + f)

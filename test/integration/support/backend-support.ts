@@ -92,6 +92,9 @@ export function totalCalls(calls: Map<string, number>, except: readonly string[]
  * them. Uses MONITOR, which tags the commands a Lua script runs with the source 'lua': those are left out
  * (INFO commandstats counts them too on Redis 7, so it cannot tell a script's inner calls from round trips).
  */
+/** Commands ioredis sends on its own to follow a cluster's topology. */
+const IOREDIS_TOPOLOGY = new Set(['cluster', 'command']);
+
 export async function clientCommandsDuring(nodes: readonly Redis[], run: () => Promise<void>): Promise<string[]> {
   const marker = `aspect-cache-monitor-${Math.random().toString(36).slice(2)}`;
   const monitors: Redis[] = [];
@@ -103,7 +106,8 @@ export async function clientCommandsDuring(nodes: readonly Redis[], run: () => P
       monitor.on('error', () => undefined);
       monitor.on('monitor', (_time: string, args: string[], source: string) => {
         if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) ended[n] = true;
-        else if (source !== 'lua' && !ended[n]) seen[n]!.push(String(args[0]).toLowerCase());
+        // ioredis's own cluster topology refreshes (CLUSTER SLOTS/NODES, every few seconds) are not cache traffic.
+        else if (source !== 'lua' && !ended[n] && !IOREDIS_TOPOLOGY.has(String(args[0]).toLowerCase())) seen[n]!.push(String(args[0]).toLowerCase());
       });
       monitors.push(monitor);
     }
