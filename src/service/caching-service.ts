@@ -237,11 +237,7 @@ export class CachingService {
       backend.abandon(token);
       throw this.#recursion(descriptor, key);
     }
-    if (flight !== undefined) {
-      backend.abandon(token);
-      this.#counters.joins++;
-      return this.#handUp(flight, key, caller);
-    }
+    if (flight !== undefined) return this.#join(flight, plan, key, caller, token);
     this.#counters.misses++;
     if (this.#missListeners !== undefined) this.#emit('miss', { key });
     const context = new CachingContext(key, caller, plan.prefix);
@@ -254,12 +250,7 @@ export class CachingService {
       if (stale !== undefined) return this.#serveStale(stale, key, caller, error);
       throw error;
     }
-    if (isThenable(result)) {
-      const computation = this.#settle(plan, key, context, token, result);
-      const flight = stale === undefined ? computation : this.#failSafe(computation, stale, plan, key);
-      this.#track(key, flight, computation);
-      return this.#handUp(flight, key, caller);
-    }
+    if (isThenable(result)) return this.#fly(plan, key, context, token, result, stale, caller);
     context.closed = true;
     const outcome = this.#store(plan, key, context, token, result, false) as Outcome;
     if (caller !== undefined) caller.receive(key, outcome.dependencies, outcome.expiresAt);
@@ -311,11 +302,7 @@ export class CachingService {
     stale: CacheHit | undefined,
   ): Promise<unknown> {
     const flight = this.#inFlight.get(key);
-    if (flight !== undefined) {
-      if (token !== NO_TOKEN) this.#abandon(plan.backend, token);
-      this.#counters.joins++;
-      return this.#handUp(flight, key, caller);
-    }
+    if (flight !== undefined) return this.#join(flight, plan, key, caller, token);
     this.#counters.misses++;
     if (this.#missListeners !== undefined) this.#emit('miss', { key });
     const context = new CachingContext(key, caller, plan.prefix);
@@ -325,10 +312,22 @@ export class CachingService {
     } catch (error) {
       result = Promise.reject(error);
     }
+    return this.#fly(plan, key, context, token, result, stale, caller);
+  }
+
+  /** Joins another caller's computation of `key`, releasing this caller's own token. */
+  #join(flight: Promise<Outcome>, plan: Plan, key: string, caller: CachingContext | undefined, token: unknown): Promise<unknown> {
+    if (token !== NO_TOKEN) this.#abandon(plan.backend, token);
+    this.#counters.joins++;
+    return this.#handUp(flight, key, caller);
+  }
+
+  /** Makes a running computation the flight of `key` (behind fail-safe when an expired value is at hand) and hands its outcome to the caller. */
+  #fly(plan: Plan, key: string, context: CachingContext, token: unknown, result: unknown, stale: CacheHit | undefined, caller: CachingContext | undefined): Promise<unknown> {
     const computation = this.#settle(plan, key, context, token, result);
-    const guarded = stale === undefined ? computation : this.#failSafe(computation, stale, plan, key);
-    this.#track(key, guarded, computation);
-    return this.#handUp(guarded, key, caller);
+    const flight = stale === undefined ? computation : this.#failSafe(computation, stale, plan, key);
+    this.#track(key, flight, computation);
+    return this.#handUp(flight, key, caller);
   }
 
   /**
