@@ -789,6 +789,29 @@ describeRedis('RedisBackend on a standalone Redis', () => {
     expect([...a.events.errors, ...b.events.errors]).toEqual([]);
   });
 
+  it('a waiter that looked just before the lease holder stored reads the value instead of taking the freed lease', async () => {
+    // The window: the waiter's read finds nothing, then the holder stores and releases its lease, then the
+    // waiter asks for the lease. The freed lease must not be taken to compute the value a second time.
+    const prefix = uniquePrefix('lock-window');
+    const lock = { leaseMs: 3_000, pollMs: 20 };
+    const counter = { runs: 0 };
+    const db = new Map([['corn', 9]]);
+    const holder = startProcess(standaloneClient(), prefix, { lock });
+    expect(await new Catalogue(holder.service, db, counter).getPrice('corn')).toBe(9);
+    expect((await keysByKind(raw, prefix)).l).toHaveLength(0);
+
+    const waiterClient = standaloneClient();
+    const hget = waiterClient.hget.bind(waiterClient) as (...args: unknown[]) => Promise<string | null>;
+    let reads = 0;
+    (waiterClient as unknown as { hget: (...args: unknown[]) => Promise<string | null> }).hget = (...args: unknown[]) => (++reads === 1 ? Promise.resolve(null) : hget(...args));
+    const waiter = startProcess(waiterClient, prefix, { lock });
+    expect(await new Catalogue(waiter.service, db, counter).getPrice('corn')).toBe(9);
+    expect(counter.runs).toBe(1);
+    expect(reads).toBe(2);
+    expect(waiter.events.sets).toHaveLength(0);
+    expect((await keysByKind(raw, prefix)).l).toHaveLength(0);
+  });
+
   it('waits for a dead holder at most about its lease, then computes, and leaves no lease behind', async () => {
     const prefix = uniquePrefix('dead-holder');
     const a = startProcess(standaloneClient(), prefix, { lock: { leaseMs: 3_000, pollMs: 20 } });

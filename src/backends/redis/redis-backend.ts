@@ -239,11 +239,17 @@ export class RedisBackend implements CachingBackend {
     for (;;) {
       const owner = this.#leaseMs > 0 ? `${this.#owner}:${++this.#leases}` : '';
       const sentAt = this.clock.now();
-      const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(2, `${base}s`, `${base}l:${key}`, this.#leaseMs, owner))) as [string, number, number];
+      const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, `${base}s`, `${base}l:${key}`, `${base}v:${key}`, this.#leaseMs, owner))) as [string, number, number];
       this.#observeServerTime(Number(reply[1]), sentAt);
+      if (reply[2] === 2) {
+        // Stored since this caller looked (typically by the lease holder it was waiting for): read it.
+        const packed = await this.#call(() => this.#client.hget(`${base}v:${key}`, 'h'));
+        const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
+        if (entry !== undefined && !this.#affectedByPending(key, entry.hit.dependencies)) return entry.hit;
+      }
       // Another process is computing this key: wait for its value rather than compute it again, at most for
       // the lease (a dead holder's lease expires and the next lookup takes it over).
-      if (reply[2] === 0 && Date.now() < waitUntil) {
+      if (reply[2] !== 1 && Date.now() < waitUntil) {
         await new Promise(resolve => setTimeout(resolve, this.#pollMs));
         const packed = await this.#call(() => this.#client.hget(`${base}v:${key}`, 'h'));
         const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
@@ -267,7 +273,7 @@ export class RedisBackend implements CachingBackend {
   async begin(key: string): Promise<unknown> {
     const base = this.#bases[this.#partitionOf(key)]!;
     const sentAt = this.clock.now();
-    const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(2, `${base}s`, `${base}l:${key}`, 0, ''))) as [string, number, number];
+    const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, `${base}s`, `${base}l:${key}`, `${base}v:${key}`, 0, ''))) as [string, number, number];
     this.#observeServerTime(Number(reply[1]), sentAt);
     return this.#token(reply[0], Number(reply[1]));
   }

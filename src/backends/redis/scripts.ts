@@ -28,16 +28,24 @@ local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 `;
 
 /**
- * BEGIN — KEYS: [seq, lock]; ARGV: [lockLeaseMs (0: no lock), lockOwner].
- * Returns {token, now, locked}: the partition's generation when a computation begins, the server time, and 1
- * when this caller now holds the computation lease (or no lock is used), 0 when another process holds it.
- * (A hit is not a script: it is one HMGET of the entry hash.)
+ * BEGIN — KEYS: [seq, lock, entry]; ARGV: [lockLeaseMs (0: no lock), lockOwner].
+ * Returns {token, now, locked}: the partition's generation when a computation begins, the server time, and
+ * `locked` = 1 when this caller now holds the computation lease (or no lock is used), 0 when another process
+ * holds it, 2 when a fresh entry is present (stored since this caller looked: read it instead of computing —
+ * checked in the same atomic step as taking the lease, so a lease released by a holder that just stored its
+ * value is never taken to compute it again).
+ * (A hit is not a script: it is one HGET of the entry's `h` field.)
  */
 export const BEGIN_SCRIPT = `${NOW}
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local token = string.format('%.0f', math.max(seq, nowUs))
 local locked = 1
-if tonumber(ARGV[1]) > 0 and not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then locked = 0 end
-return {string.format('%.0f', math.max(seq, nowUs)), now, locked}
+if tonumber(ARGV[1]) > 0 then
+  local e = redis.call('HGET', KEYS[3], 'e')
+  if e and (tonumber(e) == 0 or now < tonumber(e)) then return {token, now, 2} end
+  if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then locked = 0 end
+end
+return {token, now, locked}
 `;
 
 /**
