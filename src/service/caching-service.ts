@@ -372,7 +372,7 @@ export class CachingService {
       } finally {
         context.closed = true;
       }
-      if (t === NO_TOKEN) return this.#skipped(key, 'backend-error', value, true, context, plan);
+      if (t === NO_TOKEN) return this.#skipped(key, 'backend-error', value, true, context);
       return this.#store(plan, key, context, t, value, true);
     })();
     this.#track(key, computation);
@@ -390,7 +390,7 @@ export class CachingService {
     } finally {
       context.closed = true;
     }
-    if (token === NO_TOKEN) return this.#skipped(key, 'backend-error', value, true, context, plan);
+    if (token === NO_TOKEN) return this.#skipped(key, 'backend-error', value, true, context);
     return this.#store(plan, key, context, token, value, true);
   }
 
@@ -469,21 +469,21 @@ export class CachingService {
     const outcome: Outcome = { value, async, dependencies, expiresAt };
     if (value === undefined && !plan.cacheUndefined) {
       this.#abandon(backend, token);
-      return this.#skipped(key, 'undefined', value, async, context, plan, outcome);
+      return this.#skipped(key, 'undefined', value, async, context, outcome);
     }
     let stored: StoreOutcome | Promise<StoreOutcome>;
     try {
       stored = backend.set(key, { value, async, dependencies, expiresAt, sliding: plan.sliding, staleFor: plan.failSafe?.maxStaleness ?? 0 }, token);
     } catch (error) {
       this.#reportError(error, 'set', key);
-      return this.#skipped(key, 'backend-error', value, async, context, plan, outcome);
+      return this.#skipped(key, 'backend-error', value, async, context, outcome);
     }
     if (typeof stored === 'string') return this.#afterStore(key, stored, outcome);
     return stored.then(
       result => this.#afterStore(key, result, outcome),
       error => {
         this.#reportError(error, 'set', key);
-        return this.#skipped(key, 'backend-error', value, async, context, plan, outcome);
+        return this.#skipped(key, 'backend-error', value, async, context, outcome);
       },
     );
   }
@@ -499,7 +499,7 @@ export class CachingService {
     return outcome;
   }
 
-  #skipped(key: string, reason: SkipReason, value: unknown, async: boolean, context: CachingContext, _plan: Plan, outcome?: Outcome): Outcome {
+  #skipped(key: string, reason: SkipReason, value: unknown, async: boolean, context: CachingContext, outcome?: Outcome): Outcome {
     this.#counters.skips++;
     this.#emit('skip', { key, reason });
     return outcome ?? { value, async, dependencies: context.collect(), expiresAt: context.expiresAt };
