@@ -194,7 +194,7 @@ function notCached(member: string, target: string): CachingError {
 /** Builds (and checks) how a decorated call becomes the target's `this` and arguments. */
 function mapping(spec: TargetSpec, member: string, source: ParameterName[], descriptor: MethodDescriptor): ResolvedTarget {
   const targetName = `${descriptor.declaringClass?.name ?? spec.cls?.name ?? ''}${descriptor.declaringClass || spec.cls ? '.' : ''}${spec.method}`;
-  const self = selfMapping(spec, member, descriptor, targetName);
+  const self = selfMapping(spec, member, descriptor);
   if (spec.args !== undefined) {
     const mapper = spec.args;
     return {
@@ -236,7 +236,7 @@ function checkNames(spec: TargetSpec, member: string, source: ParameterName[], t
   });
 }
 
-function selfMapping(spec: TargetSpec, member: string, descriptor: MethodDescriptor, targetName: string): (self: unknown, args: unknown[]) => unknown {
+function selfMapping(spec: TargetSpec, member: string, descriptor: MethodDescriptor): (self: unknown, args: unknown[]) => unknown {
   if (descriptor.isStatic) {
     const cls = descriptor.declaringClass ?? spec.cls;
     return cls !== undefined ? () => cls : self => (typeof self === 'function' ? self : (self as { constructor: Function }).constructor);

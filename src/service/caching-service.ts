@@ -77,7 +77,6 @@ export const BOUND_SERVICE = Symbol.for('aspect-cache.service');
 
 type Listener<E extends CacheEventName> = (event: CacheEventMap[E]) => void;
 
-const EMPTY: readonly string[] = Object.freeze([]);
 const NO_TOKEN = Symbol('no-token');
 
 let defaultService: CachingService | undefined;
