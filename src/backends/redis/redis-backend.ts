@@ -89,7 +89,7 @@ type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Prom
 /**
  * A backend on Redis or Redis Cluster (ioredis). Values are serialized with superjson by default.
  *
- * - **A hit is one round trip**: one HMGET returns the value, its dependencies and its expiry (a sliding entry
+ * - **A hit is one round trip**: one single-field HGET returns the value, its dependencies and its expiry (a sliding entry
  *   is then extended by a script the caller does not wait for). A miss takes a token (and optionally a lease)
  *   in a second round trip, before the method runs.
  * - **Stores and invalidations are atomic per partition**: a store is one script on the entry's partition; an
