@@ -16,6 +16,7 @@ import { bench, do_not_optimize, group, measure, run, summary } from 'mitata';
 import { addDependency, bindCachingService, Cache, CachingService, MemoryBackend } from '../src/index.js';
 import { currentContext } from '../src/context/caching-context.js';
 import { descriptorOf } from '../src/decorators/method-descriptor.js';
+import { decoratorMode } from './decorator-mode.js';
 import { formatValue, machineInfo, packageVersions, writeResults, type ResultRow, type TargetCheck } from './report.js';
 
 type Stats = Awaited<ReturnType<typeof measure>>;
@@ -36,19 +37,6 @@ if (typeof gc !== 'function') {
 
 // ───────────────────────────── decorator mode check ─────────────────────────────
 
-/** Set by a probe decorator: proves how tsx/esbuild compiled the decorators in this file. */
-let decoratorMode = 'unknown';
-function probe(...args: unknown[]): void {
-  const context = args[1] as { kind?: unknown } | undefined;
-  decoratorMode = args.length === 2 && typeof context === 'object' && context !== null && context.kind === 'method'
-    ? 'TC39 (standard) decorators'
-    : 'legacy (experimentalDecorators) decorators';
-}
-class DecoratorProbe {
-  @probe
-  method(): void {}
-}
-void DecoratorProbe;
 
 // ───────────────────────────── fixtures ─────────────────────────────
 

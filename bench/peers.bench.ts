@@ -26,7 +26,7 @@ import { createCache as createDedupeCache } from 'async-cache-dedupe';
 import { Cacheable as TypeCacheable } from '@type-cacheable/core';
 import { LRUCacheAdapter } from '@type-cacheable/lru-cache-adapter';
 import { bindCachingService, Cache, CachingService, MemoryBackend } from '../src/index.js';
-import { formatValue, machineInfo, packageVersions } from './report.js';
+import { formatLoad, formatValue, machineInfo, machineTable, packageVersions } from './report.js';
 import { renderChart } from './chart.js';
 import { startRedis } from './redis-server.js';
 import { connectRedis, INVALIDATION_CONTENDERS, REDIS_CONTENDERS, REDIS_HOST } from './peers-redis.js';
@@ -593,8 +593,7 @@ const NOTES = [
 const fmtRatio = (x: number) => (Number.isNaN(x) ? '–' : x < 0.1 ? x.toFixed(3) : x.toFixed(2));
 
 function renderMarkdown(rows: readonly PeerRow[], meta: { startedAt: Date; finishedAt: Date; loadBefore: number[]; loadAfter: number[] }): string {
-  const m = machineInfo();
-  const load = (l: readonly number[]) => l.map(x => x.toFixed(2)).join(' / ');
+  const load = formatLoad;
   const lines: string[] = [];
   lines.push('# Benchmark results: aspect-cache vs peers');
   lines.push('');
@@ -607,14 +606,7 @@ function renderMarkdown(rows: readonly PeerRow[], meta: { startedAt: Date; finis
   if (redisServerDescription) lines.push(`- Redis: ${redisServerDescription}`);
   lines.push('- Chart: [peers-chart.svg](peers-chart.svg) (written by the run; `node --import tsx bench/chart.ts` redraws it from peers-results.json)');
   lines.push('');
-  lines.push('| machine | |');
-  lines.push('|---|---|');
-  lines.push(`| CPU | ${m.cpu} |`);
-  lines.push(`| cores | ${m.cores} |`);
-  lines.push(`| memory | ${m.memory} |`);
-  lines.push(`| OS | ${m.os} |`);
-  lines.push(`| Node | ${m.node} (V8 ${m.v8}) |`);
-  for (const [name, version] of Object.entries(peerVersions())) lines.push(`| ${name} | ${version} |`);
+  lines.push(...machineTable(peerVersions()));
   lines.push('');
   for (const spec of SCENARIOS) {
     const list = rows.filter(r => r.scenario === spec.key);

@@ -1,9 +1,10 @@
 // Writes bench/RESULTS-redis.md from the results of bench/redis.bench.ts. Generated on every run: do not edit
 // the output by hand, rerun `npm run bench:redis` instead.
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { formatValue, machineInfo, packageVersions } from './report.js';
+import { formatLoad, formatValue, gitRevision, machineInfo, machineTable, packageVersions } from './report.js';
+
+export { gitRevision };
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -56,19 +57,7 @@ export function redisPackageVersions(): Record<string, string> {
   return { ...rest, ioredis: version('node_modules/ioredis/package.json'), superjson: version('node_modules/superjson/package.json') };
 }
 
-/** HEAD, plus a mark when tracked files under src/ differ from it. */
-export function gitRevision(): string {
-  try {
-    const run = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const commit = run('rev-parse', '--short', 'HEAD');
-    const dirty = run('status', '--porcelain', '--untracked-files=no', '--', 'src').length > 0;
-    return dirty ? `${commit} + uncommitted changes to src/` : commit;
-  } catch {
-    return 'unknown';
-  }
-}
-
-const load = (l: readonly number[]) => l.map(x => x.toFixed(2)).join(' / ');
+const load = formatLoad;
 const cell = (text: string) => text.replaceAll('|', '\\|');
 
 export function renderRedisResults(report: RedisBenchReport): string {
@@ -89,15 +78,7 @@ export function renderRedisResults(report: RedisBenchReport): string {
   lines.push(`- Revision: ${report.revision}${revisionNow !== report.revision ? ` (changed to ${revisionNow} while the benchmark ran; the run used the former)` : ''}`);
   lines.push(`- Load average (1/5/15 min) before: ${load(report.loadBefore)}, after: ${load(report.loadAfter)} (${m.cores} cores)`);
   lines.push('');
-  lines.push('| machine | |');
-  lines.push('|---|---|');
-  lines.push(`| CPU | ${m.cpu} |`);
-  lines.push(`| cores | ${m.cores} |`);
-  lines.push(`| memory | ${m.memory} |`);
-  lines.push(`| OS | ${m.os} |`);
-  lines.push(`| Node | ${m.node} (V8 ${m.v8}) |`);
-  for (const [name, value] of Object.entries(report.server)) lines.push(`| ${name} | ${cell(value)} |`);
-  for (const [name, version] of Object.entries(redisPackageVersions())) lines.push(`| ${name} | ${version} |`);
+  lines.push(...machineTable({ ...report.server, ...redisPackageVersions() }));
   lines.push('');
   lines.push('## Targets (from the issue)');
   lines.push('');

@@ -19,6 +19,7 @@ import { measure } from 'mitata';
 import { addDependency, bindCachingService, Cache, CachingService } from '../src/index.js';
 import { RedisBackend, SuperJsonSerializer } from '../src/redis.js';
 import { descriptorOf } from '../src/decorators/method-descriptor.js';
+import { decoratorMode } from './decorator-mode.js';
 import { formatValue, machineInfo } from './report.js';
 import { startRedis, type OwnRedis } from './redis-server.js';
 import { gitRevision, redisPackageVersions, writeRedisResults, type RedisResultRow, type RedisTargetCheck } from './redis-report.js';
@@ -60,20 +61,6 @@ if (typeof gc !== 'function') console.warn('warning: run with node --expose-gc (
 const HOST = '127.0.0.1';
 const PREFIX = { hit: 'bench-hit:', miss: 'bench-miss:', invalidation: 'bench-inv:', expiry: 'bench-exp:', residue: 'bench-res:', raw: 'bench-raw:' } as const;
 
-// ───────────────────────────── decorator mode check ─────────────────────────────
-
-let decoratorMode = 'unknown';
-function probe(...args: unknown[]): void {
-  const context = args[1] as { kind?: unknown } | undefined;
-  decoratorMode = args.length === 2 && typeof context === 'object' && context !== null && context.kind === 'method'
-    ? 'TC39 (standard) decorators'
-    : 'legacy (experimentalDecorators) decorators';
-}
-class DecoratorProbe {
-  @probe
-  method(): void {}
-}
-void DecoratorProbe;
 
 // ───────────────────────────── fixtures ─────────────────────────────
 
@@ -167,8 +154,6 @@ interface LayerDefinition {
 type Layer = 'rawGet' | 'rawHmget' | 'backendGet' | 'hit';
 const LATENCY_LAYERS: readonly Layer[] = ['rawGet', 'rawHmget', 'backendGet', 'hit'];
 const THROUGHPUT_LAYERS: readonly Layer[] = ['rawGet', 'rawHmget', 'backendGet', 'hit'];
-/** The fields RedisBackend.get asks for, in its order (src/backends/redis/redis-backend.ts). */
-const ENTRY_FIELDS = ['d', 'p', 'e', 'y', 's', 'a', 'f'] as const;
 
 interface ThroughputSample {
   readonly opsPerSecond: number;

@@ -78,7 +78,8 @@ export function packageVersions(): Record<string, string> {
   };
 }
 
-function gitRevision(): string {
+/** HEAD, plus a mark when tracked files under src/ differ from it. */
+export function gitRevision(): string {
   try {
     const run = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     const commit = run('rev-parse', '--short', 'HEAD');
@@ -90,10 +91,27 @@ function gitRevision(): string {
   }
 }
 
-const load = (l: readonly number[]) => l.map(x => x.toFixed(2)).join(' / ');
+/** Load averages as `1.23 / 1.10 / 0.98`. */
+export const formatLoad = (l: readonly number[]): string => l.map(x => x.toFixed(2)).join(' / ');
+const load = formatLoad;
+
+/** The machine table every results file starts with, followed by `extra` rows (versions, servers). */
+export function machineTable(extra: Record<string, string>): string[] {
+  const m = machineInfo();
+  const escape = (text: string) => text.replaceAll('|', '\\|');
+  return [
+    '| machine | |',
+    '|---|---|',
+    `| CPU | ${m.cpu} |`,
+    `| cores | ${m.cores} |`,
+    `| memory | ${m.memory} |`,
+    `| OS | ${m.os} |`,
+    `| Node | ${m.node} (V8 ${m.v8}) |`,
+    ...Object.entries(extra).map(([name, value]) => `| ${name} | ${escape(value)} |`),
+  ];
+}
 
 export function renderResults(report: BenchReport): string {
-  const m = machineInfo();
   const versions = packageVersions();
   const seconds = ((report.finishedAt.getTime() - report.startedAt.getTime()) / 1000).toFixed(0);
   const lines: string[] = [];
@@ -112,14 +130,7 @@ export function renderResults(report: BenchReport): string {
   lines.push(`- Revision: ${gitRevision()}`);
   lines.push(`- Load average (1/5/15 min) before: ${load(report.loadBefore)}, after: ${load(report.loadAfter)}`);
   lines.push('');
-  lines.push('| machine | |');
-  lines.push('|---|---|');
-  lines.push(`| CPU | ${m.cpu} |`);
-  lines.push(`| cores | ${m.cores} |`);
-  lines.push(`| memory | ${m.memory} |`);
-  lines.push(`| OS | ${m.os} |`);
-  lines.push(`| Node | ${m.node} (V8 ${m.v8}) |`);
-  for (const [name, version] of Object.entries(versions)) lines.push(`| ${name} | ${version} |`);
+  lines.push(...machineTable(versions));
   lines.push('');
   lines.push('## Results');
   lines.push('');
