@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { bindCachingService, Cache, CacheConfiguration, CachingError, CachingService, InvalidateCache, type CacheOptions } from 'aspect-cache';
+import { definitionError } from '../support/definition-error.js';
 
 // Decoration mistakes throw a CachingError at class definition, naming the member and the fix (SPEC §2,
 // STYLE "Errors"), in both decorator modes.
@@ -14,18 +15,6 @@ afterEach(async () => {
   await service.dispose();
 });
 
-/** Runs `define` and returns the CachingError it threw, checking its code. */
-function definitionError(define: () => unknown, code: string): CachingError {
-  let thrown: unknown;
-  try {
-    define();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown).toBeInstanceOf(CachingError);
-  expect(thrown).toMatchObject({ code });
-  return thrown as CachingError;
-}
 
 describe('@Cache on something that is not a method', () => {
   it('on an instance field throws E_DECORATOR_TARGET naming the field', () => {

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { addDependency, bindCachingService, Cache, CachingError, CachingService, InvalidateCache } from 'aspect-cache';
+import { addDependency, bindCachingService, Cache, CachingService, InvalidateCache } from 'aspect-cache';
 import { deferred, flush } from '../support/deferred.js';
+import { definitionError } from '../support/definition-error.js';
 
 // @InvalidateCache (SPEC §2, §6): targets in the same class, in another class, or with an explicit mapper;
 // arguments mapped by name; invalidation only after success; mapping mistakes reported at class definition.
@@ -15,17 +16,6 @@ afterEach(async () => {
   await service.dispose();
 });
 
-/** Runs `define` (typically a class definition) and returns the CachingError it threw, checking its code. */
-function definitionError(define: () => unknown, code: string): CachingError {
-  expect(define).toThrow(CachingError);
-  try {
-    define();
-  } catch (error) {
-    expect(error).toMatchObject({ code });
-    return error as CachingError;
-  }
-  throw new Error('unreachable');
-}
 
 describe('same-class targets', () => {
   it("updatePrice(id, price) invalidates getPrice(id) for that id only", async () => {
