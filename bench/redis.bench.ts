@@ -151,9 +151,10 @@ interface LayerDefinition {
   readonly op: (index: number) => Promise<unknown>;
 }
 
-type Layer = 'rawGet' | 'rawHmget' | 'backendGet' | 'hit';
+type Layer = 'rawGet' | 'rawGetAutoPipelined' | 'rawHmget' | 'backendGet' | 'hit';
 const LATENCY_LAYERS: readonly Layer[] = ['rawGet', 'rawHmget', 'backendGet', 'hit'];
-const THROUGHPUT_LAYERS: readonly Layer[] = ['rawGet', 'rawHmget', 'backendGet', 'hit'];
+/** rawGetAutoPipelined is context, not the floor: ioredis batching its own commands, as RedisBackend batches lookups. */
+const THROUGHPUT_LAYERS: readonly Layer[] = ['rawGet', 'rawGetAutoPipelined', 'rawHmget', 'backendGet', 'hit'];
 
 interface ThroughputSample {
   readonly opsPerSecond: number;
@@ -214,7 +215,7 @@ async function main(): Promise<void> {
   }
 }
 
-async function connect(server: OwnRedis, clients: Redis[], options: { protocol?: 2 | 3 } = {}): Promise<Redis> {
+async function connect(server: OwnRedis, clients: Redis[], options: { protocol?: 2 | 3; enableAutoPipelining?: boolean } = {}): Promise<Redis> {
   // No reconnection: if the server goes away, calls fail and the benchmark stops instead of retrying.
   const client = new Redis({ host: HOST, port: server.port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, ...options });
   clients.push(client);
@@ -234,6 +235,8 @@ async function connect(server: OwnRedis, clients: Redis[], options: { protocol?:
 async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadBefore: number[]): Promise<void> {
   /** The connection every scenario uses: raw commands and aspect-cache share it. */
   const client = await connect(server, clients);
+  /** The same, with ioredis auto-pipelining: only for the context row of the throughput table. */
+  const autoPipelinedClient = await connect(server, clients, { enableAutoPipelining: true });
   /** Statistics, SCAN, MONITOR: never on the measured connection. */
   const admin = await connect(server, clients);
   const serverInfo = await admin.info('server');
@@ -274,6 +277,7 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
 
   const layers: Record<Layer, LayerDefinition> = {
     rawGet: { name: 'raw ioredis GET (floor)', op: i => client.get(rawKeys[i]!) },
+    rawGetAutoPipelined: { name: 'raw ioredis GET on a client with enableAutoPipelining (context: ioredis batching its own commands)', op: i => autoPipelinedClient.get(rawKeys[i]!) },
     rawHmget: { name: 'raw HGET of the entry\'s h field (the command a hit sends, no library code)', op: i => client.hget(entryKeys[i]!, 'h') },
     backendGet: { name: 'RedisBackend.get(key) (no CachingService)', op: i => hitBackend.get(cacheKeys[i]!) },
     hit: { name: 'aspect-cache @Cache hit (async, 1 string arg)', op: i => catalogue.getPrice(ids[i]!) },
@@ -589,9 +593,9 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   }
 
   const allSamples = (layer: Layer) => throughput.get(layer)!.flat();
-  const pairedRatios = (layer: Layer) => {
+  const pairedRatios = (layer: Layer, floor: Layer = 'rawGet') => {
     const a = allSamples(layer);
-    const b = allSamples('rawGet');
+    const b = allSamples(floor);
     return a.map((s, i) => s.opsPerSecond / b[i]!.opsPerSecond);
   };
   const throughputRows: RedisResultRow[] = THROUGHPUT_LAYERS.map(layer => {
@@ -600,7 +604,7 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
     const nodeUs = median(samples.map(s => s.nodeCpuUsPerOp));
     const redisUs = median(samples.map(s => s.redisCpuUsPerOp));
     return {
-      section: layer === 'rawGet' ? 'floor' : layer === 'hit' ? 'hit' : 'layer',
+      section: layer === 'rawGet' ? 'floor' : layer === 'hit' ? 'hit' : layer === 'rawGetAutoPipelined' ? 'context' : 'layer',
       name: layers[layer].name,
       value: median(samples.map(s => s.opsPerSecond)),
       unit: 'ops/s',
@@ -741,9 +745,9 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   const hmgetResp2 = serverCost.get(COST.hmgetResp2)!;
   const findings = [
     `Sequential latency: a hit takes ${lat('hit').toFixed(1)} µs vs ${lat('rawGet').toFixed(1)} µs for a raw GET (+${(lat('hit') - lat('rawGet')).toFixed(1)} µs). Of the difference, the raw HGET a hit sends accounts for ${signed(lat('rawHmget') - lat('rawGet'))} µs, RedisBackend.get on top of it for ${signed(lat('backendGet') - lat('rawHmget'))} µs, and CachingService for ${signed(lat('hit') - lat('backendGet'))} µs.`,
-    `Throughput with ${CONCURRENCY} callers: raw GET ${med('rawGet', s => s.opsPerSecond).toFixed(0)} ops/s, raw HGET of the entry ${med('rawHmget', s => s.opsPerSecond).toFixed(0)} ops/s (${median(pairedRatios('rawHmget')).toFixed(2)}× GET, no library code at all), RedisBackend.get ${med('backendGet', s => s.opsPerSecond).toFixed(0)} (${median(pairedRatios('backendGet')).toFixed(2)}×), @Cache hit ${med('hit', s => s.opsPerSecond).toFixed(0)} (${hitRatio.toFixed(2)}×).`,
+    `Throughput with ${CONCURRENCY} callers: raw GET ${med('rawGet', s => s.opsPerSecond).toFixed(0)} ops/s, raw HGET of the entry ${med('rawHmget', s => s.opsPerSecond).toFixed(0)} ops/s (${median(pairedRatios('rawHmget')).toFixed(2)}× GET, no library code at all), RedisBackend.get ${med('backendGet', s => s.opsPerSecond).toFixed(0)} (${median(pairedRatios('backendGet')).toFixed(2)}×), @Cache hit ${med('hit', s => s.opsPerSecond).toFixed(0)} (${hitRatio.toFixed(2)}×). RedisBackend writes the lookups of one tick to the socket together (one pipeline per partition), while the raw GET floor writes each command on its own; the raw GET of a client with ioredis auto-pipelining, which batches in the same way, reaches ${med('rawGetAutoPipelined', s => s.opsPerSecond).toFixed(0)} ops/s (${median(pairedRatios('rawGetAutoPipelined')).toFixed(2)}× GET), so against that batching floor a hit is ${median(pairedRatios('hit', 'rawGetAutoPipelined')).toFixed(2)}× (paired samples).`,
     `Redis CPU per operation under load: GET ${redis('rawGet').toFixed(1)} µs, raw HGET ${redis('rawHmget').toFixed(1)} µs, @Cache hit ${redis('hit').toFixed(1)} µs (${(redis('hit') / redis('rawGet')).toFixed(1)}× GET); the server alone would cap hits at about ${(1e6 / redis('hit')).toFixed(0)} ops/s and GETs at about ${(1e6 / redis('rawGet')).toFixed(0)} ops/s on one core. Redis was ${(med('rawGet', s => s.redisBusy) * 100).toFixed(0)}% busy during raw GETs and ${(med('hit', s => s.redisBusy) * 100).toFixed(0)}% during hits.`,
-    `Node CPU per operation under load: raw GET ${node('rawGet').toFixed(1)} µs; raw HGET ${node('rawHmget').toFixed(1)} µs (${signed(node('rawHmget') - node('rawGet'))} µs: 2-argument command, one bulk reply); RedisBackend.get ${node('backendGet').toFixed(1)} µs (${signed(node('backendGet') - node('rawHmget'))} µs: circuit breaker, deadline set, superjson, dependency JSON, result object); @Cache hit ${node('hit').toFixed(1)} µs (${signed(node('hit') - node('backendGet'))} µs: CachingService). Node was ${(med('hit', s => s.nodeBusy) * 100).toFixed(0)}% busy during hits.`,
+    `Node CPU per operation under load: raw GET ${node('rawGet').toFixed(1)} µs; raw HGET ${node('rawHmget').toFixed(1)} µs (${signed(node('rawHmget') - node('rawGet'))} µs: 2-argument command, one bulk reply); RedisBackend.get ${node('backendGet').toFixed(1)} µs (${signed(node('backendGet') - node('rawHmget'))} µs: one socket write, deadline and breaker outcome per batch instead of per command, minus superjson, dependency JSON, a promise and a result object per lookup); @Cache hit ${node('hit').toFixed(1)} µs (${signed(node('hit') - node('backendGet'))} µs: CachingService). Node was ${(med('hit', s => s.nodeBusy) * 100).toFixed(0)}% busy during hits.`,
     `Server-side cost of one call (commandstats, sequential): HGET of the entry's h field (a hit) ${hmget.serverUs.toFixed(1)} µs (RESP2 client: ${hmgetResp2.serverUs.toFixed(1)} µs) vs GET ${getCost.serverUs.toFixed(1)} µs; the BEGIN script a miss adds ${begin.serverUs.toFixed(1)} µs (an empty script \`return 1\`: ${empty.serverUs.toFixed(1)} µs).`,
     `With Redis replaced by a canned reply (no network, no ioredis), the library's own JavaScript costs ${formatValue(fakeBackendNs - fakeFloorNs)} ns per hit in RedisBackend.get and ${formatValue(fakeHitNs - fakeBackendNs)} ns in CachingService (total ${formatValue(fakeHitNs)} ns including the awaited promise of the canned reply, ${formatValue(fakeFloorNs)} ns alone).`,
     `A miss sends ${(clientTotal(missCommands) / missCommands.calls).toFixed(2)} commands (${perCall(missCommands, missCommands.fromClient)}): the HGET lookup, the BEGIN script for its token, and the SET script; it takes ${lat('miss').toFixed(1)} µs sequentially (${(lat('miss') / lat('hit')).toFixed(2)}× a hit, ${(lat('miss') / lat('rawGet')).toFixed(2)}× a raw GET).`,

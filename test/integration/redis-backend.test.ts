@@ -10,7 +10,7 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import { addDependency, bindCachingService, Cache, CachingService, StringDependency, type CacheDependency, type CacheEventMap } from '../../src/index.js';
 import { RedisBackend, type RedisBackendOptions } from '../../src/redis.js';
 import { deferred, type Deferred } from '../support/deferred.js';
-import { clientCommandsDuring, commandCalls, keysByKind, partitionOf, purgePrefix, totalCalls } from './support/backend-support.js';
+import { clientCommandsDuring, commandCalls, keysByKind, partitionOf, purgePrefix, readsProcessed, totalCalls } from './support/backend-support.js';
 import { sleep, waitUntil } from './support/redis-process.js';
 import { clusterClient, countKeys, describeRedis, ready, resetCommandStats, scanKeys, standaloneClient, uniquePrefix, type RedisClient } from './support/redis.js';
 
@@ -370,6 +370,34 @@ async function expectOneRoundTripPerHit(client: RedisClient, probe: RedisClient,
 }
 
 /**
+ * N cached prices (each a different value) looked up concurrently in one tick: each caller gets its own value,
+ * each hit is still one HGET, and the lookups reach the server(s) together: at most `maxReads` socket reads
+ * (written one by one, most commands arrive in a read of their own).
+ */
+async function expectConcurrentHitsWrittenTogether(client: RedisClient, probe: RedisClient, label: string, n: number, maxReads: number): Promise<void> {
+  const prefix = uniquePrefix(`batched-${label}`);
+  const a = startProcess(client, prefix);
+  const ids = Array.from({ length: n }, (_, i) => `item-${i}`);
+  const catalogue = new Catalogue(a.service, new Map(ids.map((id, i) => [id, 1000 + i])));
+  for (const id of ids) await catalogue.getPrice(id);
+  expect(catalogue.runs).toBe(n);
+
+  await resetCommandStats(probe);
+  const readsBefore = await readsProcessed(probe);
+  const prices = await Promise.all(ids.map(id => catalogue.getPrice(id)));
+  const reads = (await readsProcessed(probe)) - readsBefore - (probe instanceof Cluster ? probe.nodes('master').length : 1); // minus the INFO reads
+  const calls = await commandCalls(probe);
+
+  expect(prices).toEqual(ids.map((_, i) => 1000 + i));
+  expect(catalogue.runs).toBe(n);
+  expect(a.events.hits).toHaveLength(n);
+  expect(calls.get('hget')).toBe(n);
+  expect(reads).toBeLessThanOrEqual(maxReads);
+  expect(a.events.errors).toEqual([]);
+  console.log(`[redis-backend] ${n} concurrent hits on the ${label}: ${n} HGETs in ${reads} socket read(s) of the server(s)`);
+}
+
+/**
  * Process A computes getPrice('corn') and is held open after reading the price; process B (another connection,
  * same prefix) invalidates; A finishes: its caller gets the value it computed, but nothing is stored.
  */
@@ -418,6 +446,30 @@ describeRedis('RedisBackend on a standalone Redis', () => {
 
   it('serves a hit in exactly one round trip: one command reaches Redis per hit, nothing else', async () => {
     await expectOneRoundTripPerHit(standaloneClient(), raw, 'standalone');
+  });
+
+  it('sends the lookups of one tick together: each concurrent caller gets its own value, one HGET per hit, one socket read', async () => {
+    await expectConcurrentHitsWrittenTogether(standaloneClient(), raw, 'standalone', 50, 3);
+  });
+
+  it('fails only the lookup whose command fails in a batch: the other callers still hit, and the circuit stays closed', async () => {
+    const prefix = uniquePrefix('batch-error');
+    const a = startProcess(standaloneClient(), prefix);
+    const ids = Array.from({ length: 10 }, (_, i) => `item-${i}`);
+    const catalogue = new Catalogue(a.service, new Map(ids.map((id, i) => [id, 10 + i])));
+    for (const id of ids) await catalogue.getPrice(id);
+    // A foreign value of another type under one entry's key: HGET on it fails with WRONGTYPE.
+    await raw.set(a.backend.entryKey(priceKey('item-3')), 'not a hash');
+
+    const prices = await Promise.all(ids.map(id => catalogue.getPrice(id)));
+
+    expect(prices).toEqual(ids.map((_, i) => 10 + i));
+    expect(catalogue.runs).toBe(11); // only item-3 ran again
+    expect(a.events.hits).toEqual(ids.filter(id => id !== 'item-3').map(priceKey));
+    const lookupErrors = a.events.errors.filter(e => e.operation === 'get');
+    expect(lookupErrors.map(e => e.key)).toEqual([priceKey('item-3')]);
+    expect(messageOf(lookupErrors[0]!.error)).toMatch(/WRONGTYPE/);
+    expect(a.backend.circuitState).toBe('closed');
   });
 
   it('round-trips Date, Map, Set, BigInt and undefined (top-level and nested) through Redis', async () => {
@@ -855,6 +907,13 @@ describeRedis('RedisBackend on a Redis Cluster (16 partitions over 3 masters)', 
     const client = clusterClient();
     await ready(client);
     await expectOneRoundTripPerHit(client, raw, 'cluster');
+  });
+
+  it('sends the lookups of one tick together, one pipeline per partition, never CROSSSLOT: each caller gets its own value', async () => {
+    const client = clusterClient();
+    await ready(client);
+    // 200 lookups over 16 partitions: one write per partition, so at most about 16 reads in all (2 per partition allowed).
+    await expectConcurrentHitsWrittenTogether(client, raw, 'cluster', 200, 32);
   });
 
   it('does not store a result whose dependency another process invalidated during the computation', async () => {

@@ -201,6 +201,34 @@ describeRedis('RedisBackend when Redis fails', () => {
     expect(a.backend.circuitState).toBe('closed');
   });
 
+  it('times a batch of concurrent lookups out together when Redis is slow: every caller gets its method result, and the batch counts as one failed round trip', async () => {
+    const client = connect();
+    const a = startProcess(client, uniquePrefix('slow-batch'));
+    const ids = Array.from({ length: 10 }, (_, i) => `item-${i}`);
+    const db = new Map(ids.map((id, i) => [id, i]));
+    const prices = new PriceList(a.service, db);
+    for (const id of ids) await prices.getPrice(id);
+    for (const id of ids) db.set(id, db.get(id)! + 100);
+
+    const pauser = connect();
+    await ready(pauser);
+    const PAUSE_MS = 1_500;
+    expect(await pauser.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL')).toBe('OK');
+    const pausedAt = performance.now();
+
+    const batch = await timed(() => Promise.all(ids.map(id => prices.getPrice(id))));
+    expect(batch.value).toEqual(ids.map((_, i) => i + 100)); // Redis did not answer: every method ran
+    expect(batch.ms).toBeGreaterThanOrEqual(OPERATION_TIMEOUT_MS - 20);
+    expect(batch.ms).toBeLessThan(OPERATION_TIMEOUT_MS + 300);
+    const timeouts = a.errors.filter(e => e.operation === 'get');
+    expect(timeouts.map(e => e.key).sort()).toEqual(ids.map(priceKey).sort());
+    expect(timeouts.every(e => codeOf(e.error) === errors.E_TIMEOUT)).toBe(true);
+    // failureThreshold is 2 round trips: ten lookups in one round trip are one failure, so the circuit is closed.
+    expect(a.backend.circuitState).toBe('closed');
+    expect(a.circuit).toEqual([]);
+    expect(performance.now() - pausedAt).toBeLessThan(PAUSE_MS);
+  });
+
   it('times calls out after operationTimeoutMs when Redis is slow (CLIENT PAUSE) and still returns the method result', async () => {
     const client = connect();
     const a = startProcess(client, uniquePrefix('slow'));

@@ -6,7 +6,7 @@ export type CircuitState = 'closed' | 'open' | 'half-open';
 
 /** Options of the Redis backend's circuit breaker. */
 export interface CircuitBreakerOptions {
-  /** Consecutive failures (errors or timeouts) that open the circuit. @default 3 */
+  /** Consecutive failed round trips (errors or timeouts) that open the circuit; lookups sent together in one batch are one round trip. @default 3 */
   failureThreshold?: number;
   /** How long the circuit stays open before one probe is let through, in ms. @default 5_000 */
   resetTimeoutMs?: number;

@@ -124,3 +124,19 @@ export async function clientCommandsDuring(nodes: readonly Redis[], run: () => P
     for (const monitor of monitors) monitor.disconnect();
   }
 }
+
+/**
+ * Socket reads the server (or, on a cluster, every master) has processed so far (INFO stats,
+ * `total_reads_processed`). Commands a client writes at once arrive in one read; commands written one by one
+ * mostly arrive in reads of their own. The INFO call itself adds one read per node.
+ */
+export async function readsProcessed(client: RedisClient): Promise<number> {
+  const nodes = client instanceof Cluster ? client.nodes('master') : [client];
+  let reads = 0;
+  for (const node of nodes) {
+    const match = /^total_reads_processed:(\d+)/m.exec(String(await node.info('stats')));
+    if (match?.[1] === undefined) throw new Error('INFO stats has no total_reads_processed (Redis 6 or later is needed)');
+    reads += Number(match[1]);
+  }
+  return reads;
+}
