@@ -472,6 +472,29 @@ describeRedis('RedisBackend on a standalone Redis', () => {
     expect(a.backend.circuitState).toBe('closed');
   });
 
+  it('turns a client that throws while a batch is sent into failed lookups (the methods run), never an uncaught exception', async () => {
+    const client = standaloneClient();
+    const a = startProcess(client, uniquePrefix('batch-throw'));
+    const ids = ['a', 'b', 'c'];
+    const catalogue = new Catalogue(a.service, new Map(ids.map((id, i) => [id, i + 1])));
+    for (const id of ids) await catalogue.getPrice(id);
+    const pipeline = client.pipeline.bind(client);
+    client.pipeline = () => {
+      throw new Error('pipeline unavailable');
+    };
+    try {
+      expect(await Promise.all(ids.map(id => catalogue.getPrice(id)))).toEqual([1, 2, 3]);
+    } finally {
+      client.pipeline = pipeline;
+    }
+    expect(catalogue.runs).toBe(6);
+    const lookupErrors = a.events.errors.filter(e => e.operation === 'get');
+    expect(lookupErrors.map(e => e.key).sort()).toEqual(ids.map(priceKey));
+    expect(lookupErrors.every(e => /pipeline unavailable/.test(messageOf(e.error)))).toBe(true);
+    expect(await catalogue.getPrice('a')).toBe(1); // the entries were never touched: a hit again
+    expect(catalogue.runs).toBe(6);
+  });
+
   it('round-trips Date, Map, Set, BigInt and undefined (top-level and nested) through Redis', async () => {
     const prefix = uniquePrefix('values');
     const a = startProcess(standaloneClient(), prefix);

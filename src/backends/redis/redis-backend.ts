@@ -267,19 +267,8 @@ export class RedisBackend implements CachingBackend {
     const onError = (error: unknown): void => {
       if (this.#deadlines.delete(pending)) failAll(backendError(error));
     };
-    if (batch.length === 1) {
-      const read = batch[0]!;
-      this.#client.hget(`${read.base}v:${read.key}`, 'h').then(packed => {
-        if (!this.#deadlines.delete(pending)) return; // already timed out
-        this.#breaker.recordSuccess();
-        this.#answer(read, packed);
-      }, onError);
-      return;
-    }
-    const pipeline = this.#client.pipeline();
-    for (const read of batch) pipeline.hget(`${read.base}v:${read.key}`, 'h');
-    pipeline.exec().then(replies => {
-      if (!this.#deadlines.delete(pending)) return;
+    const onReplies = (replies: Array<[error: Error | null, packed: unknown]> | null): void => {
+      if (!this.#deadlines.delete(pending)) return; // already timed out
       if (replies === null || replies.length !== batch.length) {
         failAll(new CachingError(errors.E_BACKEND, `RedisBackend: a pipeline of ${batch.length} lookups returned ${replies === null ? 'no replies' : `${replies.length} replies`}.`));
         return;
@@ -294,7 +283,24 @@ export class RedisBackend implements CachingBackend {
       }
       if (failed) this.#breaker.recordFailure();
       else this.#breaker.recordSuccess();
-    }, onError);
+    };
+    // This runs in a nextTick callback: a synchronous exception must become the lookups' error, never an uncaught one.
+    try {
+      if (batch.length === 1) {
+        const read = batch[0]!;
+        this.#client.hget(`${read.base}v:${read.key}`, 'h').then(packed => {
+          if (!this.#deadlines.delete(pending)) return;
+          this.#breaker.recordSuccess();
+          this.#answer(read, packed);
+        }, onError);
+        return;
+      }
+      const pipeline = this.#client.pipeline();
+      for (const read of batch) pipeline.hget(`${read.base}v:${read.key}`, 'h');
+      pipeline.exec().then(onReplies, onError);
+    } catch (error) {
+      onError(error);
+    }
   }
 
   #answer(read: PendingRead, packed: string | null | undefined): void {
