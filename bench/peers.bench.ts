@@ -26,7 +26,7 @@ import { createCache as createDedupeCache } from 'async-cache-dedupe';
 import { Cacheable as TypeCacheable } from '@type-cacheable/core';
 import { LRUCacheAdapter } from '@type-cacheable/lru-cache-adapter';
 import { bindCachingService, Cache, CachingService, MemoryBackend } from '../src/index.js';
-import { formatLoad, formatValue, machineInfo, machineTable, packageVersions } from './report.js';
+import { formatLoad, formatValue, libraryUnderTest, machineInfo, machineTable, packageVersions } from './report.js';
 import { renderChart } from './chart.js';
 import { startRedis } from './redis-server.js';
 import { connectRedis, INVALIDATION_CONTENDERS, REDIS_CONTENDERS, REDIS_HOST } from './peers-redis.js';
@@ -601,7 +601,7 @@ function renderMarkdown(rows: readonly PeerRow[], meta: { startedAt: Date; finis
   lines.push('');
   if (QUICK) lines.push('> **Quick run** (`BENCH_QUICK=1`, one short round): indicative only. Record results with `npm run bench:peers` on a quiet machine.\n');
   lines.push(`- Date: ${meta.startedAt.toISOString()} (${((meta.finishedAt.getTime() - meta.startedAt.getTime()) / 1000).toFixed(0)} s)`);
-  lines.push(`- Mode: ${QUICK ? 'quick' : 'full'}, ${ROUNDS} round${ROUNDS === 1 ? '' : 's'}`);
+  lines.push(`- Mode: ${QUICK ? 'quick' : 'full'}, ${ROUNDS} round${ROUNDS === 1 ? '' : 's'}; ${libraryUnderTest()} (peers from their published packages in node_modules)`);
   lines.push(`- Load average (1/5/15 min) before: ${load(meta.loadBefore)}, after: ${load(meta.loadAfter)}`);
   if (redisServerDescription) lines.push(`- Redis: ${redisServerDescription}`);
   lines.push('- Chart: [peers-chart.svg](peers-chart.svg) (written by the run; `node --import tsx bench/chart.ts` redraws it from peers-results.json)');

@@ -2,7 +2,7 @@
 // the output by hand, rerun `npm run bench:redis` instead.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { formatLoad, formatValue, gitRevision, machineInfo, machineTable, packageVersions } from './report.js';
+import { formatLoad, formatValue, gitRevision, libraryUnderTest, machineInfo, machineTable, packageVersions } from './report.js';
 
 export { gitRevision };
 
@@ -73,7 +73,7 @@ export function renderRedisResults(report: RedisBenchReport): string {
     lines.push('');
   }
   lines.push(`- Date: ${report.startedAt.toISOString()} (${seconds} s)`);
-  lines.push(`- Mode: ${report.mode}, ${report.rounds} round${report.rounds === 1 ? '' : 's'}; decorators compiled as ${report.decoratorMode}`);
+  lines.push(`- Mode: ${report.mode}, ${report.rounds} round${report.rounds === 1 ? '' : 's'}; decorators compiled as ${report.decoratorMode}; ${libraryUnderTest()}`);
   const revisionNow = gitRevision();
   lines.push(`- Revision: ${report.revision}${revisionNow !== report.revision ? ` (changed to ${revisionNow} while the benchmark ran; the run used the former)` : ''}`);
   lines.push(`- Load average (1/5/15 min) before: ${load(report.loadBefore)}, after: ${load(report.loadAfter)} (${m.cores} cores)`);

@@ -126,7 +126,7 @@ export function renderResults(report: BenchReport): string {
     lines.push('');
   }
   lines.push(`- Date: ${report.startedAt.toISOString()} (${seconds} s)`);
-  lines.push(`- Mode: ${report.mode}, ${report.rounds} round${report.rounds === 1 ? '' : 's'}; decorators compiled as ${report.decoratorMode}`);
+  lines.push(`- Mode: ${report.mode}, ${report.rounds} round${report.rounds === 1 ? '' : 's'}; decorators compiled as ${report.decoratorMode}; ${libraryUnderTest()}`);
   lines.push(`- Revision: ${gitRevision()}`);
   lines.push(`- Load average (1/5/15 min) before: ${load(report.loadBefore)}, after: ${load(report.loadAfter)}`);
   lines.push('');
@@ -161,4 +161,9 @@ export function formatValue(value: number): string {
   if (value >= 100) return value.toFixed(0);
   if (value >= 10) return value.toFixed(1);
   return value.toFixed(2);
+}
+
+/** Where the benchmark's aspect-cache comes from: dist/ through bench/built-library.mjs, or src/ through tsx. */
+export function libraryUnderTest(): string {
+  return import.meta.resolve('../src/index.js').includes('/dist/') ? 'aspect-cache loaded from dist/ (the tsc build users install)' : 'aspect-cache loaded from src/ compiled on the fly by tsx (BENCH_LIBRARY=src)';
 }
