@@ -4,7 +4,7 @@
 // A "process" below is a CachingService with its own RedisBackend on its own ioredis connection: two of them
 // with the same key prefix share entries exactly as two application processes would. Races are driven with
 // deferred promises; real (short) sleeps are used only where Redis' own clock is involved (expiry).
-import { Cluster } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import SuperJSON from 'superjson';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { addDependency, bindCachingService, Cache, CachingService, StringDependency, type CacheDependency, type CacheEventMap } from '../../src/index.js';
@@ -371,10 +371,10 @@ async function expectOneRoundTripPerHit(client: RedisClient, probe: RedisClient,
 
 /**
  * N cached prices (each a different value) looked up concurrently in one tick: each caller gets its own value,
- * each hit is still one HGET, and the lookups reach the server(s) together: at most `maxReads` socket reads
- * (written one by one, most commands arrive in a read of their own).
+ * each hit is still one HGET, and the lookups leave the client in at most `maxWrites` socket writes (one per
+ * partition's batch; without batching, one per lookup) and reach the server(s) in at most `maxReads` reads.
  */
-async function expectConcurrentHitsWrittenTogether(client: RedisClient, probe: RedisClient, label: string, n: number, maxReads: number): Promise<void> {
+async function expectConcurrentHitsWrittenTogether(client: RedisClient, probe: RedisClient, label: string, n: number, limits: { maxWrites: number; maxReads: number }): Promise<void> {
   const prefix = uniquePrefix(`batched-${label}`);
   const a = startProcess(client, prefix);
   const ids = Array.from({ length: n }, (_, i) => `item-${i}`);
@@ -384,7 +384,13 @@ async function expectConcurrentHitsWrittenTogether(client: RedisClient, probe: R
 
   await resetCommandStats(probe);
   const readsBefore = await readsProcessed(probe);
-  const prices = await Promise.all(ids.map(id => catalogue.getPrice(id)));
+  const writes = countSocketWrites(client);
+  let prices: number[];
+  try {
+    prices = await Promise.all(ids.map(id => catalogue.getPrice(id)));
+  } finally {
+    writes.stop();
+  }
   const reads = (await readsProcessed(probe)) - readsBefore - (probe instanceof Cluster ? probe.nodes('master').length : 1); // minus the INFO reads
   const calls = await commandCalls(probe);
 
@@ -392,9 +398,25 @@ async function expectConcurrentHitsWrittenTogether(client: RedisClient, probe: R
   expect(catalogue.runs).toBe(n);
   expect(a.events.hits).toHaveLength(n);
   expect(calls.get('hget')).toBe(n);
-  expect(reads).toBeLessThanOrEqual(maxReads);
+  expect(writes.count).toBeGreaterThan(0);
+  expect(writes.count).toBeLessThanOrEqual(limits.maxWrites);
+  expect(reads).toBeLessThanOrEqual(limits.maxReads);
   expect(a.events.errors).toEqual([]);
-  console.log(`[redis-backend] ${n} concurrent hits on the ${label}: ${n} HGETs in ${reads} socket read(s) of the server(s)`);
+  console.log(`[redis-backend] ${n} concurrent hits on the ${label}: ${n} HGETs in ${writes.count} socket write(s) of the client, ${reads} socket read(s) of the server(s)`);
+}
+
+/** Counts the writes to the sockets of a client's connections (every master's, on a cluster) until stopped. */
+function countSocketWrites(client: RedisClient): { readonly count: number; stop(): void } {
+  const sockets = (client instanceof Cluster ? client.nodes('master') : [client]).map(node => node.stream as { write: (...args: unknown[]) => boolean });
+  const counter = { count: 0, stop: () => sockets.forEach(socket => delete (socket as { write?: unknown }).write) };
+  for (const socket of sockets) {
+    const write = socket.write;
+    socket.write = (...args: unknown[]) => {
+      counter.count++;
+      return write.apply(socket, args);
+    };
+  }
+  return counter;
 }
 
 /**
@@ -448,11 +470,11 @@ describeRedis('RedisBackend on a standalone Redis', () => {
     await expectOneRoundTripPerHit(standaloneClient(), raw, 'standalone');
   });
 
-  it('sends the lookups of one tick together: each concurrent caller gets its own value, one HGET per hit, one socket read', async () => {
-    await expectConcurrentHitsWrittenTogether(standaloneClient(), raw, 'standalone', 50, 3);
+  it('sends the lookups of one tick together: each concurrent caller gets its own value, one HGET per hit, one socket write', async () => {
+    await expectConcurrentHitsWrittenTogether(standaloneClient(), raw, 'standalone', 50, { maxWrites: 1, maxReads: 3 });
   });
 
-  it('fails only the lookup whose command fails in a batch: the other callers still hit, and the circuit stays closed', async () => {
+  it('fails only the lookup whose command fails in a batch: the other callers still hit, and the circuit stays closed however often it happens', async () => {
     const prefix = uniquePrefix('batch-error');
     const a = startProcess(standaloneClient(), prefix);
     const ids = Array.from({ length: 10 }, (_, i) => `item-${i}`);
@@ -461,15 +483,39 @@ describeRedis('RedisBackend on a standalone Redis', () => {
     // A foreign value of another type under one entry's key: HGET on it fails with WRONGTYPE.
     await raw.set(a.backend.entryKey(priceKey('item-3')), 'not a hash');
 
-    const prices = await Promise.all(ids.map(id => catalogue.getPrice(id)));
-
-    expect(prices).toEqual(ids.map((_, i) => 10 + i));
-    expect(catalogue.runs).toBe(11); // only item-3 ran again
-    expect(a.events.hits).toEqual(ids.filter(id => id !== 'item-3').map(priceKey));
+    // More batches than the circuit's failure threshold (3): a failing key must not open it for the others.
+    const ROUNDS = 5;
+    for (let round = 1; round <= ROUNDS; round++) {
+      const prices = await Promise.all(ids.map(id => catalogue.getPrice(id)));
+      expect(prices).toEqual(ids.map((_, i) => 10 + i));
+      expect(catalogue.runs).toBe(10 + round); // only item-3 ran again
+      expect(a.backend.circuitState).toBe('closed');
+    }
+    expect(a.events.hits).toEqual(Array.from({ length: ROUNDS }, () => ids.filter(id => id !== 'item-3').map(priceKey)).flat());
     const lookupErrors = a.events.errors.filter(e => e.operation === 'get');
-    expect(lookupErrors.map(e => e.key)).toEqual([priceKey('item-3')]);
-    expect(messageOf(lookupErrors[0]!.error)).toMatch(/WRONGTYPE/);
-    expect(a.backend.circuitState).toBe('closed');
+    expect(lookupErrors.map(e => e.key)).toEqual(Array(ROUNDS).fill(priceKey('item-3')));
+    expect(lookupErrors.every(e => /WRONGTYPE/.test(messageOf(e.error)))).toBe(true);
+  });
+
+  it('does not send a batch once the circuit has opened after its lookups were queued: they fail at once without reaching Redis', async () => {
+    const client = standaloneClient();
+    const a = startProcess(client, uniquePrefix('batch-open'), { circuitBreaker: { failureThreshold: 1, resetTimeoutMs: 60_000 } });
+    const catalogue = new Catalogue(a.service, new Map([['corn', 3]]));
+    expect(await catalogue.getPrice('corn')).toBe(3);
+    const scripts = client as unknown as Record<string, unknown>;
+    const invalidateScript = scripts.aspectCacheInvalidate;
+    scripts.aspectCacheInvalidate = () => Promise.reject(new Error('injected invalidation failure'));
+    await resetCommandStats(raw);
+    try {
+      const lookup = a.backend.get(priceKey('corn')); // queued for this tick's batch while the circuit is closed
+      const invalidation = a.backend.invalidate(['Price:other']); // fails before the batch is sent: opens the circuit (threshold 1)
+      await expect(lookup).rejects.toThrow(/circuit is open/);
+      expect(await invalidation).toEqual({ removed: [] });
+    } finally {
+      scripts.aspectCacheInvalidate = invalidateScript;
+    }
+    expect(a.backend.circuitState).toBe('open');
+    expect((await commandCalls(raw)).get('hget')).toBeUndefined();
   });
 
   it('turns a client that throws while a batch is sent into failed lookups (the methods run), never an uncaught exception', async () => {
@@ -935,8 +981,51 @@ describeRedis('RedisBackend on a Redis Cluster (16 partitions over 3 masters)', 
   it('sends the lookups of one tick together, one pipeline per partition, never CROSSSLOT: each caller gets its own value', async () => {
     const client = clusterClient();
     await ready(client);
-    // 200 lookups over 16 partitions: one write per partition, so at most about 16 reads in all (2 per partition allowed).
-    await expectConcurrentHitsWrittenTogether(client, raw, 'cluster', 200, 32);
+    // 200 lookups over 16 partitions: one write per partition, so at most 16 writes and about 16 reads (2 per partition allowed).
+    await expectConcurrentHitsWrittenTogether(client, raw, 'cluster', 200, { maxWrites: 16, maxReads: 32 });
+  });
+
+  it('serves every hit of a batch while its slot is being migrated: lookups redirected (ASK) and lookups not yet moved both hit', { timeout: 30_000 }, async () => {
+    const client = clusterClient();
+    await ready(client);
+    const prefix = uniquePrefix('cluster-migrating');
+    const a = startProcess(client, prefix);
+    // Eight prices whose entries share one partition, so one batch (one pipeline) carries all their lookups.
+    const ids: string[] = [];
+    for (let i = 0; ids.length < 8; i++) if (partitionOf(a.backend.entryKey(priceKey(`item-${i}`))) === 0) ids.push(`item-${i}`);
+    const catalogue = new Catalogue(a.service, new Map(ids.map((id, i) => [id, 100 + i])));
+    for (const id of ids) await catalogue.getPrice(id);
+    expect(catalogue.runs).toBe(8);
+
+    const entryKeys = ids.map(id => a.backend.entryKey(priceKey(id)));
+    const slot = Number(await raw.cluster('KEYSLOT', entryKeys[0]!));
+    const masters = raw.nodes('master');
+    const nodeKey = (node: Redis) => `${node.options.host}:${node.options.port}`;
+    const source = masters.find(node => nodeKey(node) === raw.slots[slot]?.[0]);
+    const target = masters.find(node => node !== source);
+    if (source === undefined || target === undefined) throw new Error(`no source or target master for slot ${slot}`);
+    const [sourceId, targetId] = (await Promise.all([source.cluster('MYID'), target.cluster('MYID')])) as [string, string];
+    const moved = entryKeys.slice(0, 4);
+    // Half-way through a migration: the target imports the slot, the source migrates it, four entries have moved.
+    await target.cluster('SETSLOT', slot, 'IMPORTING', sourceId);
+    await source.cluster('SETSLOT', slot, 'MIGRATING', targetId);
+    try {
+      expect(await source.call('MIGRATE', String(target.options.host), String(target.options.port), '', '0', '5000', 'KEYS', ...moved)).toBe('OK');
+      await expect(source.hget(moved[0]!, 'h')).rejects.toThrow(/^ASK /); // the source now sends readers of a moved entry to the target
+
+      for (let round = 0; round < 3; round++) {
+        expect(await Promise.all(ids.map(id => catalogue.getPrice(id)))).toEqual(ids.map((_, i) => 100 + i));
+      }
+      expect(catalogue.runs).toBe(8); // no false miss: every lookup found its entry, wherever it was
+      expect(a.events.hits).toHaveLength(24);
+      expect(a.events.errors).toEqual([]);
+    } finally {
+      // Back to where the cluster was: the moved entries return to the source, and the slot is stable again.
+      // (ASKING lets the importing node act on keys of the slot for the next command; NOKEY if none is there.)
+      await target.pipeline().call('ASKING').call('MIGRATE', String(source.options.host), String(source.options.port), '', '0', '5000', 'KEYS', ...moved).exec();
+      await source.cluster('SETSLOT', slot, 'STABLE');
+      await target.cluster('SETSLOT', slot, 'STABLE');
+    }
   });
 
   it('does not store a result whose dependency another process invalidated during the computation', async () => {

@@ -223,9 +223,14 @@ describeRedis('RedisBackend when Redis fails', () => {
     const timeouts = a.errors.filter(e => e.operation === 'get');
     expect(timeouts.map(e => e.key).sort()).toEqual(ids.map(priceKey).sort());
     expect(timeouts.every(e => codeOf(e.error) === errors.E_TIMEOUT)).toBe(true);
-    // failureThreshold is 2 round trips: ten lookups in one round trip are one failure, so the circuit is closed.
+    // failureThreshold is 2 round trips: ten lookups in one round trip are one failure, so the circuit is closed…
     expect(a.backend.circuitState).toBe('closed');
     expect(a.circuit).toEqual([]);
+    // …and one more failed round trip opens it.
+    const single = await timed(() => prices.getPrice('item-0'));
+    expect(single.value).toBe(100);
+    expect(a.backend.circuitState).toBe('open');
+    expect(a.circuit).toEqual(['open']);
     expect(performance.now() - pausedAt).toBeLessThan(PAUSE_MS);
   });
 

@@ -125,6 +125,7 @@ export class RedisBackend implements CachingBackend {
   onEvent: ((event: BackendEvent) => void) | undefined;
 
   readonly #client: Redis | Cluster;
+  readonly #isCluster: boolean;
   readonly #scripts: ScriptClient;
   readonly #prefix: string;
   readonly #serializer: Serializer;
@@ -176,6 +177,7 @@ export class RedisBackend implements CachingBackend {
       throw new CachingError(errors.E_INVALID_OPTION, `${where}: option partitions must be an integer from 1 to 1024, got ${String(options.partitions)}.`);
     }
     this.#client = client;
+    this.#isCluster = isCluster;
     this.#prefix = keyPrefix;
     this.#serializer = serializer ?? new SuperJsonSerializer();
     this.#maxPayloadBytes = maxPayloadBytes;
@@ -196,7 +198,7 @@ export class RedisBackend implements CachingBackend {
       positive(where, 'lock.leaseMs', this.#leaseMs);
       positive(where, 'lock.pollMs', this.#pollMs);
     }
-    this.#breaker = new CircuitBreaker(options.circuitBreaker ?? {}, clock, (state: CircuitState) => this.onEvent?.({ type: 'circuit', state }));
+    this.#breaker = new CircuitBreaker(options.circuitBreaker ?? {}, clock, (state: CircuitState) => this.#report({ type: 'circuit', state }));
     const define = (client as unknown as { defineCommand(name: string, definition: { lua: string }): void }).defineCommand.bind(client);
     define('aspectCacheBegin', { lua: BEGIN_SCRIPT });
     define('aspectCacheTouch', { lua: TOUCH_SCRIPT });
@@ -248,48 +250,30 @@ export class RedisBackend implements CachingBackend {
   readonly #flushReads = (): void => {
     this.#flushScheduled = false;
     const reads = this.#reads;
+    // The circuit may have opened since these lookups were queued: they then take the guarded path.
+    const closed = this.#breaker.state === 'closed';
     for (let partition = 0; partition < reads.length; partition++) {
       const batch = reads[partition];
       if (batch === undefined) continue;
       reads[partition] = undefined;
-      this.#sendReads(batch);
+      if (closed) this.#sendReads(batch);
+      else for (const read of batch) this.#lookupAlone(read);
     }
   };
 
   #sendReads(batch: PendingRead[]): void {
-    const failAll = (error: unknown): void => {
-      this.#breaker.recordFailure();
-      for (const read of batch) read.reject(error);
-    };
-    const pending = { deadline: Date.now() + this.#timeoutMs, timeoutMs: this.#timeoutMs, reject: failAll };
+    const pending = { deadline: Date.now() + this.#timeoutMs, timeoutMs: this.#timeoutMs, reject: (error: unknown) => this.#failReads(batch, error) };
     this.#deadlines.add(pending);
     if (this.#sweeper === undefined) this.#startSweeper();
     const onError = (error: unknown): void => {
-      if (this.#deadlines.delete(pending)) failAll(backendError(error));
-    };
-    const onReplies = (replies: Array<[error: Error | null, packed: unknown]> | null): void => {
-      if (!this.#deadlines.delete(pending)) return; // already timed out
-      if (replies === null || replies.length !== batch.length) {
-        failAll(new CachingError(errors.E_BACKEND, `RedisBackend: a pipeline of ${batch.length} lookups returned ${replies === null ? 'no replies' : `${replies.length} replies`}.`));
-        return;
-      }
-      let failed = false;
-      for (let i = 0; i < batch.length; i++) {
-        const [error, packed] = replies[i]!;
-        if (error) {
-          failed = true;
-          batch[i]!.reject(backendError(error));
-        } else this.#answer(batch[i]!, packed as string | null);
-      }
-      if (failed) this.#breaker.recordFailure();
-      else this.#breaker.recordSuccess();
+      if (this.#deadlines.delete(pending)) this.#failReads(batch, backendError(error));
     };
     // This runs in a nextTick callback: a synchronous exception must become the lookups' error, never an uncaught one.
     try {
       if (batch.length === 1) {
         const read = batch[0]!;
         this.#client.hget(`${read.base}v:${read.key}`, 'h').then(packed => {
-          if (!this.#deadlines.delete(pending)) return;
+          if (!this.#deadlines.delete(pending)) return; // already timed out
           this.#breaker.recordSuccess();
           this.#answer(read, packed);
         }, onError);
@@ -297,10 +281,49 @@ export class RedisBackend implements CachingBackend {
       }
       const pipeline = this.#client.pipeline();
       for (const read of batch) pipeline.hget(`${read.base}v:${read.key}`, 'h');
-      pipeline.exec().then(onReplies, onError);
+      pipeline.exec().then(replies => {
+        if (this.#deadlines.delete(pending)) this.#answerReads(batch, replies, pipeline);
+      }, onError);
     } catch (error) {
       onError(error);
     }
+  }
+
+  /** A batch that got no answer (error or timeout): every lookup fails, and the round trip counts once against the circuit. */
+  #failReads(batch: readonly PendingRead[], error: unknown): void {
+    for (const read of batch) read.reject(error);
+    this.#breaker.recordFailure();
+  }
+
+  #answerReads(batch: readonly PendingRead[], replies: Array<[error: Error | null, reply: unknown]> | null, pipeline: object): void {
+    if (replies === null || replies.length !== batch.length) {
+      this.#failReads(batch, new CachingError(errors.E_BACKEND, `RedisBackend: a pipeline of ${batch.length} lookups returned ${replies === null ? 'no replies' : `${replies.length} replies`}.`));
+      return;
+    }
+    // On a cluster, ioredis answers a redirection inside a pipeline by sending the whole pipeline again to the
+    // node it names (ioredis#2075): during a slot migration, the keys not yet moved then come back empty. After
+    // a redirection, lookups that came back empty or redirected are asked again one by one (a single command
+    // follows its own redirection). ioredis marks a pipeline it re-sent with `leftRedirections`.
+    const redirected = this.#isCluster && ((pipeline as { leftRedirections?: unknown }).leftRedirections !== undefined || replies.some(([error]) => isRedirection(error)));
+    let failed = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const [error, packed] = replies[i]!;
+      const read = batch[i]!;
+      if (redirected && (isRedirection(error) || (error === null && (packed === null || packed === undefined)))) this.#lookupAlone(read);
+      else if (error !== null) {
+        failed++;
+        read.reject(backendError(error));
+      } else this.#answer(read, packed as string | null);
+    }
+    // The server answered: one key's error (a foreign value of another type, say) is that lookup's failure,
+    // not a sign of a failing Redis. Only a batch of nothing but errors counts against the circuit.
+    if (failed === batch.length) this.#breaker.recordFailure();
+    else this.#breaker.recordSuccess();
+  }
+
+  /** One lookup on its own, through the circuit breaker and with its own timeout. */
+  #lookupAlone(read: PendingRead): void {
+    this.#call(() => this.#client.hget(`${read.base}v:${read.key}`, 'h'), this.#timeoutMs, packed => this.#lookup(read.base, read.key, packed)).then(read.resolve, read.reject);
   }
 
   #answer(read: PendingRead, packed: string | null | undefined): void {
@@ -380,7 +403,7 @@ export class RedisBackend implements CachingBackend {
   #touch(base: string, key: string, entry: CacheHit, sliding: number, cap: number, localNow: number): CacheHit {
     this.#call(() => this.#scripts.aspectCacheTouch(1, `${base}v:${key}`, `${base}i:`, key)).then(
       serverNow => this.#observeServerTime(Number(serverNow), localNow),
-      error => this.onEvent?.({ type: 'error', error, operation: 'extend a sliding entry' }),
+      error => this.#report({ type: 'error', error, operation: 'extend a sliding entry' }),
     );
     const extended = localNow + sliding;
     const capLocal = cap > 0 ? cap - this.#offset : Infinity;
@@ -453,7 +476,7 @@ export class RedisBackend implements CachingBackend {
     } catch (error) {
       // Never dropped: queued, retried, and meanwhile the affected entries are not served by this process.
       this.#queue(keys);
-      this.onEvent?.({ type: 'error', error, operation: 'invalidate (queued for retry)' });
+      this.#report({ type: 'error', error, operation: 'invalidate (queued for retry)' });
       return { removed: [] };
     }
   }
@@ -476,8 +499,7 @@ export class RedisBackend implements CachingBackend {
 
   async dispose(): Promise<void> {
     this.#disposed = true;
-    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
-    this.#sweeper = undefined;
+    // The deadline sweep stays: calls still in flight must time out (it stops by itself once none is left).
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     // Queued invalidations get one last attempt; the client belongs to the application and stays open.
@@ -534,7 +556,7 @@ export class RedisBackend implements CachingBackend {
         },
         error => {
           this.#retryDelay = Math.min(this.#retryDelay * 2, 30_000);
-          this.onEvent?.({ type: 'error', error, operation: 'invalidate (retry)' });
+          this.#report({ type: 'error', error, operation: 'invalidate (retry)' });
           this.#scheduleRetry();
         },
       );
@@ -593,7 +615,7 @@ export class RedisBackend implements CachingBackend {
       return { hit, cap, sliding, staleFor };
     } catch (error) {
       // Corrupt or foreign payloads are misses (and are removed), never crashes.
-      this.onEvent?.({ type: 'error', error: new CachingError(errors.E_BACKEND, `RedisBackend: the entry ${key} could not be decoded; it is treated as a miss and removed.`, { cause: error }), operation: 'decode' });
+      this.#report({ type: 'error', error: new CachingError(errors.E_BACKEND, `RedisBackend: the entry ${key} could not be decoded; it is treated as a miss and removed.`, { cause: error }), operation: 'decode' });
       return undefined;
     }
   }
@@ -621,8 +643,8 @@ export class RedisBackend implements CachingBackend {
   #withTimeout<T, R>(operation: () => Promise<T>, timeoutMs: number, recordOutcome: boolean, map?: (value: T) => R | PromiseLike<R>): Promise<T | R> {
     return new Promise<T | R>((resolve, reject) => {
       const fail = (error: unknown): void => {
-        if (recordOutcome) this.#breaker.recordFailure();
         reject(error);
+        if (recordOutcome) this.#breaker.recordFailure();
       };
       const pending = { deadline: Date.now() + timeoutMs, timeoutMs, reject: fail };
       this.#deadlines.add(pending);
@@ -668,6 +690,15 @@ export class RedisBackend implements CachingBackend {
     this.#sweeper.unref();
   }
 
+  /** Hands an event to `onEvent`; a throwing handler never interrupts the backend's own work. */
+  #report(event: BackendEvent): void {
+    try {
+      this.onEvent?.(event);
+    } catch {
+      // the handler's problem: the lookup, store or retry that reported it goes on
+    }
+  }
+
   #partitionOf(key: string): number {
     if (this.#partitions === 1) return 0;
     // FNV-1a: cheap and well spread; only needs to be stable across processes.
@@ -684,6 +715,11 @@ function positive(where: string, option: string, value: unknown): void {
   if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) {
     throw new CachingError(errors.E_INVALID_OPTION, `${where}: option ${option} must be a positive number, got ${String(value)}.`);
   }
+}
+
+/** Cluster replies that mean "not here, or not now": the lookup is worth asking again on its own. */
+function isRedirection(error: Error | null | undefined): boolean {
+  return error != null && /^(?:MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(error.message);
 }
 
 function backendError(error: unknown): CachingError {
