@@ -228,7 +228,7 @@ export class RedisBackend implements CachingBackend {
   get(key: string): Promise<CacheLookup> {
     const partition = this.#partitionOf(key);
     const base = this.#bases[partition]!;
-    if (this.#breaker.state !== 'closed') return this.#call(() => this.#client.hget(`${base}v:${key}`, 'h'), this.#timeoutMs, packed => this.#lookup(base, key, packed));
+    if (this.#breaker.state !== 'closed') return this.#lookupAlone(base, key);
     // Closed circuit (the normal case): the lookup joins this tick's batch of its partition (see #flushReads).
     return new Promise<CacheLookup>((resolve, reject) => {
       const batch = this.#reads[partition];
@@ -257,7 +257,7 @@ export class RedisBackend implements CachingBackend {
       if (batch === undefined) continue;
       reads[partition] = undefined;
       if (closed) this.#sendReads(batch);
-      else for (const read of batch) this.#lookupAlone(read);
+      else for (const read of batch) this.#lookupAlone(read.base, read.key).then(read.resolve, read.reject);
     }
   };
 
@@ -309,7 +309,7 @@ export class RedisBackend implements CachingBackend {
     for (let i = 0; i < batch.length; i++) {
       const [error, packed] = replies[i]!;
       const read = batch[i]!;
-      if (redirected && (isRedirection(error) || (error === null && (packed === null || packed === undefined)))) this.#lookupAlone(read);
+      if (redirected && (isRedirection(error) || (error === null && (packed === null || packed === undefined)))) this.#lookupAlone(read.base, read.key).then(read.resolve, read.reject);
       else if (error !== null) {
         failed++;
         read.reject(backendError(error));
@@ -322,8 +322,8 @@ export class RedisBackend implements CachingBackend {
   }
 
   /** One lookup on its own, through the circuit breaker and with its own timeout. */
-  #lookupAlone(read: PendingRead): void {
-    this.#call(() => this.#client.hget(`${read.base}v:${read.key}`, 'h'), this.#timeoutMs, packed => this.#lookup(read.base, read.key, packed)).then(read.resolve, read.reject);
+  #lookupAlone(base: string, key: string): Promise<CacheLookup> {
+    return this.#call(() => this.#client.hget(`${base}v:${key}`, 'h'), this.#timeoutMs, packed => this.#lookup(base, key, packed));
   }
 
   #answer(read: PendingRead, packed: string | null | undefined): void {
