@@ -2,7 +2,7 @@
 // the output by hand, rerun `npm run bench:redis` instead.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { formatLoad, formatValue, gitRevision, libraryUnderTest, machineInfo, machineTable, packageVersions } from './report.js';
+import { formatLoad, formatValue, gitRevision, machineInfo, machineTable, packageVersions, runLines } from './report.js';
 
 export { gitRevision };
 
@@ -62,7 +62,6 @@ const cell = (text: string) => text.replaceAll('|', '\\|');
 
 export function renderRedisResults(report: RedisBenchReport): string {
   const m = machineInfo();
-  const seconds = ((report.finishedAt.getTime() - report.startedAt.getTime()) / 1000).toFixed(0);
   const lines: string[] = [];
   lines.push('# Benchmark results: Redis backend');
   lines.push('');
@@ -72,8 +71,7 @@ export function renderRedisResults(report: RedisBenchReport): string {
     lines.push('> **Quick run** (`BENCH_QUICK=1`, one round, fewer samples): indicative only. Record results with `npm run bench:redis` on a quiet machine.');
     lines.push('');
   }
-  lines.push(`- Date: ${report.startedAt.toISOString()} (${seconds} s)`);
-  lines.push(`- Mode: ${report.mode}, ${report.rounds} round${report.rounds === 1 ? '' : 's'}; decorators compiled as ${report.decoratorMode}; ${libraryUnderTest()}`);
+  lines.push(...runLines(report));
   const revisionNow = gitRevision();
   lines.push(`- Revision: ${report.revision}${revisionNow !== report.revision ? ` (changed to ${revisionNow} while the benchmark ran; the run used the former)` : ''}`);
   lines.push(`- Load average (1/5/15 min) before: ${load(report.loadBefore)}, after: ${load(report.loadAfter)} (${m.cores} cores)`);

@@ -113,7 +113,6 @@ export function machineTable(extra: Record<string, string>): string[] {
 
 export function renderResults(report: BenchReport): string {
   const versions = packageVersions();
-  const seconds = ((report.finishedAt.getTime() - report.startedAt.getTime()) / 1000).toFixed(0);
   const lines: string[] = [];
   lines.push('# Benchmark results: memory backend');
   lines.push('');
@@ -125,8 +124,7 @@ export function renderResults(report: BenchReport): string {
     lines.push('> **Quick run** (`npm run bench:quick`, one round): indicative only. Record results with `npm run bench` on a quiet machine.');
     lines.push('');
   }
-  lines.push(`- Date: ${report.startedAt.toISOString()} (${seconds} s)`);
-  lines.push(`- Mode: ${report.mode}, ${report.rounds} round${report.rounds === 1 ? '' : 's'}; decorators compiled as ${report.decoratorMode}; ${libraryUnderTest()}`);
+  lines.push(...runLines(report));
   lines.push(`- Revision: ${gitRevision()}`);
   lines.push(`- Load average (1/5/15 min) before: ${load(report.loadBefore)}, after: ${load(report.loadAfter)}`);
   lines.push('');
@@ -166,4 +164,13 @@ export function formatValue(value: number): string {
 /** Where the benchmark's aspect-cache comes from: dist/ through bench/built-library.mjs, or src/ through tsx. */
 export function libraryUnderTest(): string {
   return import.meta.resolve('../src/index.js').includes('/dist/') ? 'aspect-cache loaded from dist/ (the tsc build users install)' : 'aspect-cache loaded from src/ compiled on the fly by tsx (BENCH_LIBRARY=src)';
+}
+
+/** The Date and Mode lines of a results file: when it ran, for how long, and what was measured. */
+export function runLines(run: { startedAt: Date; finishedAt: Date; mode: string; rounds: number; decoratorMode: string }): string[] {
+  const seconds = ((run.finishedAt.getTime() - run.startedAt.getTime()) / 1000).toFixed(0);
+  return [
+    `- Date: ${run.startedAt.toISOString()} (${seconds} s)`,
+    `- Mode: ${run.mode}, ${run.rounds} round${run.rounds === 1 ? '' : 's'}; decorators compiled as ${run.decoratorMode}; ${libraryUnderTest()}`,
+  ];
 }

@@ -81,6 +81,13 @@ interface RedisToken {
   readonly lease?: { readonly key: string; readonly owner: string } | undefined;
 }
 
+/** A call in flight and when the deadline sweep fails it. */
+interface Deadline {
+  readonly deadline: number;
+  readonly timeoutMs: number;
+  readonly reject: (error: unknown) => void;
+}
+
 /** A lookup waiting for this tick's batch of its partition. */
 interface PendingRead {
   readonly base: string;
@@ -151,7 +158,7 @@ export class RedisBackend implements CachingBackend {
   /** Server time minus local time (ms, an upper bound), learned from script replies. */
   #offset = 0;
   /** Calls in flight with their deadlines, swept by one timer instead of a timer per call. */
-  readonly #deadlines = new Set<{ readonly deadline: number; readonly timeoutMs: number; readonly reject: (error: unknown) => void }>();
+  readonly #deadlines = new Set<Deadline>();
   #sweeper: NodeJS.Timeout | undefined;
   /** Lookups of the current tick not yet sent, per partition. */
   readonly #reads: Array<PendingRead[] | undefined>;
@@ -262,9 +269,7 @@ export class RedisBackend implements CachingBackend {
   };
 
   #sendReads(batch: PendingRead[]): void {
-    const pending = { deadline: Date.now() + this.#timeoutMs, timeoutMs: this.#timeoutMs, reject: (error: unknown) => this.#failReads(batch, error) };
-    this.#deadlines.add(pending);
-    if (this.#sweeper === undefined) this.#startSweeper();
+    const pending = this.#deadline(this.#timeoutMs, error => this.#failReads(batch, error));
     const onError = (error: unknown): void => {
       if (this.#deadlines.delete(pending)) this.#failReads(batch, backendError(error));
     };
@@ -646,9 +651,7 @@ export class RedisBackend implements CachingBackend {
         reject(error);
         if (recordOutcome) this.#breaker.recordFailure();
       };
-      const pending = { deadline: Date.now() + timeoutMs, timeoutMs, reject: fail };
-      this.#deadlines.add(pending);
-      if (this.#sweeper === undefined) this.#startSweeper();
+      const pending = this.#deadline(timeoutMs, fail);
       operation().then(
         value => {
           if (!this.#deadlines.delete(pending)) return; // already timed out
@@ -668,6 +671,14 @@ export class RedisBackend implements CachingBackend {
         },
       );
     });
+  }
+
+  /** Registers a call in flight: the sweep calls `reject` if it is still registered after `timeoutMs`. Settle it by deleting it from #deadlines. */
+  #deadline(timeoutMs: number, reject: (error: unknown) => void): Deadline {
+    const pending: Deadline = { deadline: Date.now() + timeoutMs, timeoutMs, reject };
+    this.#deadlines.add(pending);
+    if (this.#sweeper === undefined) this.#startSweeper();
+    return pending;
   }
 
   /** One timer for all calls in flight (a timer per call costs more than the rest of a hit's bookkeeping). */
