@@ -56,4 +56,8 @@ export interface CacheEventMap {
 export type CacheEventName = keyof CacheEventMap;
 
 /** Why a computed value was not stored. */
-export type SkipReason = 'stale' | 'undefined' | 'disabled' | 'backend-error' | 'too-large' | 'not-serializable';
+/**
+ * Why a computed value was not stored. `first-call`: the first call of a method not declared `async` on an
+ * asynchronous backend (it ran before a token could be taken, so its freshness cannot be proved).
+ */
+export type SkipReason = 'stale' | 'undefined' | 'disabled' | 'backend-error' | 'too-large' | 'not-serializable' | 'first-call';

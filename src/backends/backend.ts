@@ -53,6 +53,9 @@ export interface CacheEntryInput {
 /**
  * What `set` did: `stored`, or why not — `stale` (the key or a dependency was invalidated after the token
  * was issued), `too-large` (over the backend's size limit), `not-serializable`, `backend-error`.
+ * `stored`, `too-large` and `not-serializable` also certify that neither the key nor a dependency was
+ * invalidated since the token was issued (a backend checks that first): the service then hands the value to
+ * callers that joined the computation. After `stale` or `backend-error` they compute on their own.
  */
 export type StoreOutcome = 'stored' | 'stale' | 'too-large' | 'not-serializable' | 'backend-error';
 
@@ -110,6 +113,14 @@ export interface CachingBackend {
   set(key: string, entry: CacheEntryInput, token: unknown): MaybePromise<StoreOutcome>;
   /** Releases a token whose computation will not be stored (it threw, or its result is not cached). */
   abandon(token: unknown): void;
+  /**
+   * True if neither `key` nor any of `dependencies` was invalidated (nor the backend cleared) since `token` was
+   * issued — what `set` checks before it writes, without writing. The token stays valid (it still ends in
+   * `set` or `abandon`). Must hold across processes for shared backends. Used to certify a value that is not
+   * stored (so joiners may take it) and an expired value before fail-safe serves it. A backend without it
+   * makes the service conservative: such values are never shared and fail-safe never serves.
+   */
+  check?(token: unknown, key: string, dependencies: readonly string[]): MaybePromise<boolean>;
   /** Removes entries with these keys and their dependents, transitively. */
   invalidate(keys: readonly string[], options?: InvalidateOptions): MaybePromise<InvalidationResult>;
   /** Removes every entry. */

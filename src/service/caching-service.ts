@@ -4,7 +4,7 @@ import { addDependencyKeys, CachingContext, currentContext, runInContext, suspen
 import type { MethodDescriptor } from '../decorators/method-descriptor.js';
 import { cascadeClosure, dependencyKey, type DependencyLike } from '../dependencies/cache-dependency.js';
 import { CachingError, errors } from '../errors.js';
-import { systemClock, type CacheEventMap, type CacheEventName, type CacheStats, type Clock, type Logger, type SkipReason } from '../types.js';
+import { systemClock, type CacheEventMap, type CacheEventName, type CacheStats, type Clock, type Logger, type MaybePromise, type SkipReason } from '../types.js';
 import { createTelemetry, type Telemetry, type TelemetryOption } from '../telemetry/open-telemetry.js';
 import { isBackend, validateCacheOptions, type CacheOptions, type FailSafeOptions, type ProfileOptions } from './options.js';
 
@@ -51,15 +51,40 @@ interface Plan {
   readonly keys: Map<string | number, string> | null;
 }
 
+/**
+ * How many computations a caller joins whose value turns out uncertified (refused as stale: something it
+ * read was invalidated meanwhile) before it computes on its own: bounds the retries under constant writes.
+ */
+const MAX_JOIN_ATTEMPTS = 3;
+
 /** Memoised keys per method and service; the memo is cleared when it reaches this size. */
 const KEY_MEMO_LIMIT = 2048;
 
-/** What a computation (or a hit inside a flight) hands to its callers. */
+/** What a computation (or a fail-safe fallback) hands to its callers. */
 interface Outcome {
   readonly value: unknown;
   readonly async: boolean;
   readonly dependencies: readonly string[];
   readonly expiresAt: number;
+  /**
+   * True when callers that joined the computation may take the value: the backend stored it, or certified
+   * that nothing it depends on was invalidated since the computation began. False for a value refused as
+   * stale or never checked; a joiner then computes on its own.
+   */
+  readonly shareable: boolean;
+  /** For a fail-safe fallback: when its window ends (ms, backend clock); a joiner arriving later waits for the computation. */
+  readonly servableUntil?: number;
+}
+
+/** A computation in flight that other callers of the same key (in this service) join. */
+interface Flight {
+  /** What callers receive; with fail-safe it may answer before the computation does. */
+  outcome: Promise<Outcome>;
+  /** The computation itself. */
+  computation: Promise<Outcome>;
+  /** Callers that joined so far: an unstored value is checked with the backend only when someone joined. */
+  joiners: number;
+  readonly clock: Clock;
 }
 
 /** A cached call recorded instead of run, for `invalidateCall`/`refreshCall`. */
@@ -113,7 +138,7 @@ export class CachingService {
   readonly #prefix: string;
   readonly #logger: Logger;
   readonly #plans = new WeakMap<MethodDescriptor, Plan>();
-  readonly #inFlight = new Map<string, Promise<Outcome>>();
+  readonly #inFlight = new Map<string, Flight>();
   readonly #listeners = new Map<CacheEventName, Set<Listener<any>>>();
   /** Shortcuts so the hit and miss paths test one field when nobody listens. */
   #hitListeners: Set<Listener<'hit'>> | undefined;
@@ -236,7 +261,7 @@ export class CachingService {
       backend.abandon(token);
       throw this.#recursion(descriptor, key);
     }
-    if (flight !== undefined) return this.#join(flight, plan, key, caller, token);
+    if (flight !== undefined) return this.#join(flight, descriptor, plan, self, args, key, caller, token, 0);
     this.#counters.misses++;
     if (this.#missListeners !== undefined) this.#emit('miss', { key });
     const context = new CachingContext(key, caller, plan.prefix);
@@ -245,13 +270,20 @@ export class CachingService {
       result = this.#run(descriptor, key, context, self, args);
     } catch (error) {
       context.closed = true;
-      backend.abandon(token);
-      if (stale !== undefined) return this.#serveStale(stale, key, caller, error);
+      if (stale !== undefined) {
+        // A synchronous backend answers `check` synchronously.
+        const fallback = this.#fallback(plan, key, token, stale, error) as Outcome | undefined;
+        this.#abandon(backend, token);
+        if (fallback !== undefined) {
+          if (caller !== undefined) caller.receive(key, fallback.dependencies, fallback.expiresAt);
+          return fallback.async ? Promise.resolve(fallback.value) : fallback.value;
+        }
+      } else this.#abandon(backend, token);
       throw error;
     }
     if (isThenable(result)) return this.#fly(plan, key, context, token, result, stale, caller);
     context.closed = true;
-    const outcome = this.#store(plan, key, context, token, result, false) as Outcome;
+    const outcome = this.#store(plan, key, context, token, result, false, null) as Outcome;
     if (caller !== undefined) caller.receive(key, outcome.dependencies, outcome.expiresAt);
     return result;
   }
@@ -259,10 +291,16 @@ export class CachingService {
   #invokeOnAsyncBackend(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined): Promise<unknown> {
     if (caller !== undefined && caller.isComputing(key)) return Promise.reject(this.#recursion(descriptor, key));
     const flight = this.#inFlight.get(key);
-    if (flight !== undefined) {
-      this.#counters.joins++;
-      return this.#handUp(flight, key, caller);
-    }
+    if (flight !== undefined) return this.#joinFlight(flight, key, caller, () => this.#lookUpAndCompute(descriptor, plan, self, args, key, caller, 1));
+    return this.#lookUpAndCompute(descriptor, plan, self, args, key, caller, 0);
+  }
+
+  /**
+   * Looks the key up and, on a miss, computes it — or joins a computation of the key already in flight.
+   * `attempt` counts the flights this caller joined whose value could not be certified; after
+   * {@link MAX_JOIN_ATTEMPTS} it computes on its own.
+   */
+  #lookUpAndCompute(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined, attempt: number): Promise<unknown> {
     let lookup: Promise<CacheLookup>;
     try {
       lookup = Promise.resolve(plan.backend.get(key));
@@ -280,12 +318,12 @@ export class CachingService {
           if (caller !== undefined) caller.receive(key, result.dependencies, result.expiresAt);
           return result.value;
         }
-        return this.#missOnAsyncBackend(descriptor, plan, self, args, key, caller, result.token, plan.failSafe !== null ? result.stale : undefined);
+        return this.#missOnAsyncBackend(descriptor, plan, self, args, key, caller, result.token, plan.failSafe !== null ? result.stale : undefined, attempt);
       },
       error => {
         // A failing backend never fails the call: the method runs and its result is returned unstored.
         this.#reportError(error, 'get', key);
-        return this.#missOnAsyncBackend(descriptor, plan, self, args, key, caller, NO_TOKEN, undefined);
+        return this.#missOnAsyncBackend(descriptor, plan, self, args, key, caller, NO_TOKEN, undefined, attempt);
       },
     );
   }
@@ -299,9 +337,12 @@ export class CachingService {
     caller: CachingContext | undefined,
     token: unknown,
     stale: CacheHit | undefined,
+    attempt: number,
   ): Promise<unknown> {
-    const flight = this.#inFlight.get(key);
-    if (flight !== undefined) return this.#join(flight, plan, key, caller, token);
+    if (attempt < MAX_JOIN_ATTEMPTS) {
+      const flight = this.#inFlight.get(key);
+      if (flight !== undefined) return this.#join(flight, descriptor, plan, self, args, key, caller, token, attempt);
+    }
     this.#counters.misses++;
     if (this.#missListeners !== undefined) this.#emit('miss', { key });
     const context = new CachingContext(key, caller, plan.prefix);
@@ -315,71 +356,83 @@ export class CachingService {
   }
 
   /** Joins another caller's computation of `key`, releasing this caller's own token. */
-  #join(flight: Promise<Outcome>, plan: Plan, key: string, caller: CachingContext | undefined, token: unknown): Promise<unknown> {
+  #join(flight: Flight, descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined, token: unknown, attempt: number): Promise<unknown> {
     if (token !== NO_TOKEN) this.#abandon(plan.backend, token);
+    return this.#joinFlight(flight, key, caller, () => this.#lookUpAndCompute(descriptor, plan, self, args, key, caller, attempt + 1));
+  }
+
+  /**
+   * Waits for a computation another caller started. Its value is taken only if it is certified fresh (the
+   * backend stored it, or confirmed that nothing it depends on was invalidated since it began): the joiner
+   * may have started after an invalidation that another process (or another service on the same store) made
+   * while the computation ran, and this process cannot know. Otherwise the joiner looks up again (`retry`):
+   * a hit, a newer flight to join, or a computation of its own. Callers that joined together retry together,
+   * so they still compute once between them.
+   */
+  #joinFlight(flight: Flight, key: string, caller: CachingContext | undefined, retry: () => Promise<unknown>): Promise<unknown> {
+    flight.joiners++;
     this.#counters.joins++;
-    return this.#handUp(flight, key, caller);
+    return flight.outcome.then(outcome => {
+      if (!outcome.shareable) return retry();
+      if (outcome.servableUntil !== undefined && flight.clock.now() >= outcome.servableUntil) {
+        // A fail-safe fallback whose window has ended since: wait for the computation itself.
+        return flight.computation.then(fresh => (fresh.shareable ? this.#receive(fresh, key, caller) : retry()));
+      }
+      return this.#receive(outcome, key, caller);
+    });
+  }
+
+  #receive(outcome: Outcome, key: string, caller: CachingContext | undefined): unknown {
+    if (caller !== undefined) caller.receive(key, outcome.dependencies, outcome.expiresAt);
+    return outcome.value;
   }
 
   /** Makes a running computation the flight of `key` (behind fail-safe when an expired value is at hand) and hands its outcome to the caller. */
   #fly(plan: Plan, key: string, context: CachingContext, token: unknown, result: unknown, stale: CacheHit | undefined, caller: CachingContext | undefined): Promise<unknown> {
-    const computation = this.#settle(plan, key, context, token, result);
-    const flight = stale === undefined ? computation : this.#failSafe(computation, stale, plan, key);
-    this.#track(key, flight, computation);
-    return this.#handUp(flight, key, caller);
+    const flight = { joiners: 0, clock: plan.backend.clock } as Flight;
+    if (stale === undefined) flight.outcome = flight.computation = this.#settle(plan, key, context, token, result, flight);
+    else this.#failSafe(flight, plan, key, context, token, result, stale);
+    this.#track(key, flight);
+    return this.#handUp(flight.outcome, key, caller);
   }
 
   /**
    * First call of a method not declared `async` on an asynchronous backend: a method that returns a promise is
-   * learned as asynchronous (and this call cached); a synchronous one cannot be served and fails.
+   * learned as asynchronous; a synchronous one cannot be served and fails. The method had to run before a
+   * token could be taken (to keep a synchronous failure synchronous), so an invalidation between its reads and
+   * the token would go unseen: this one value is returned but not stored (`skip`, reason `first-call`).
    */
   #probeOnAsyncBackend(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined): unknown {
-    const backend = plan.backend;
     if (descriptor.declaredSync) throw this.#syncOnAsync(descriptor, plan);
-    // Ask for the token before the method runs, so an invalidation during the computation is still seen.
-    const token = Promise.resolve()
-      .then(() => backend.begin(key))
-      .catch(error => {
-        this.#reportError(error, 'begin', key);
-        return NO_TOKEN;
-      });
     const context = new CachingContext(key, caller, plan.prefix);
     let result: unknown;
     try {
       result = this.#run(descriptor, key, context, self, args);
     } catch (error) {
       context.closed = true;
-      void token.then(t => t !== NO_TOKEN && this.#abandon(backend, t));
       throw error;
     }
     if (!isThenable(result)) {
       context.closed = true;
-      void token.then(t => t !== NO_TOKEN && this.#abandon(backend, t));
       throw this.#syncOnAsync(descriptor, plan);
     }
     descriptor.returnsPromise = true;
     this.#counters.misses++;
     if (this.#missListeners !== undefined) this.#emit('miss', { key });
     const computation = (async (): Promise<Outcome> => {
-      const t = await token;
       let value: unknown;
       try {
         value = await result;
-      } catch (error) {
-        if (t !== NO_TOKEN) this.#abandon(backend, t);
-        throw error;
       } finally {
         context.closed = true;
       }
-      if (t === NO_TOKEN) return this.#skipped(key, 'backend-error', value, true, context);
-      return this.#store(plan, key, context, t, value, true);
+      return this.#skipped(key, 'first-call', value, true, context, undefined, false);
     })();
-    this.#track(key, computation);
     return this.#handUp(computation, key, caller);
   }
 
   /** Awaits a computation's value and stores it; `NO_TOKEN` (the backend failed) returns it unstored. */
-  async #settle(plan: Plan, key: string, context: CachingContext, token: unknown, promise: unknown): Promise<Outcome> {
+  async #settle(plan: Plan, key: string, context: CachingContext, token: unknown, promise: unknown, flight: Flight): Promise<Outcome> {
     let value: unknown;
     try {
       value = await promise;
@@ -389,64 +442,109 @@ export class CachingService {
     } finally {
       context.closed = true;
     }
-    if (token === NO_TOKEN) return this.#skipped(key, 'backend-error', value, true, context);
-    return this.#store(plan, key, context, token, value, true);
+    // The backend could not be reached at all: nothing can be certified, and nothing invalidated elsewhere
+    // can be seen either; joiners take the value (documented in the README's consistency guarantees).
+    if (token === NO_TOKEN) return this.#skipped(key, 'backend-error', value, true, context, undefined, true);
+    return this.#store(plan, key, context, token, value, true, flight);
   }
 
   /**
    * Fail-safe around a recomputation of an expired entry: if it rejects, or is still running after the soft
-   * timeout, its callers get the expired value; the computation goes on and stores its result when it succeeds.
+   * timeout, its callers get the expired value — provided the entry is still inside its window and the backend
+   * confirms that nothing it depends on was invalidated since the lookup found it. The computation goes on and
+   * stores its result when it succeeds. The token is released only after that check.
    */
-  #failSafe(computation: Promise<Outcome>, stale: CacheHit, plan: Plan, key: string): Promise<Outcome> {
+  #failSafe(flight: Flight, plan: Plan, key: string, context: CachingContext, token: unknown, result: unknown, stale: CacheHit): void {
+    const backend = plan.backend;
     let answered = false;
-    const fallback = (error: unknown): Outcome => {
-      answered = true;
-      this.#counters.failsafes++;
-      this.#emit('failsafe', { key, error });
-      return stale;
-    };
-    const guarded = computation.then(
-      outcome => outcome,
-      error => {
-        if (!answered) return fallback(error);
-        this.#reportError(error, 'background refresh', key); // its callers already have the expired value
-        return stale;
-      },
-    );
-    const softTimeout = plan.failSafe?.softTimeout;
-    if (softTimeout === undefined) return guarded;
-    return new Promise<Outcome>(resolve => {
-      const timer = setTimeout(() => {
-        if (!answered) resolve(fallback(new CachingError(errors.E_TIMEOUT, `@Cache: recomputing ${key} took longer than its soft timeout (${softTimeout} ms); the expired value was served and the computation goes on in the background.`)));
-      }, softTimeout);
-      void guarded.then(outcome => {
-        clearTimeout(timer);
-        if (!answered) {
-          answered = true;
-          resolve(outcome);
-        }
-      });
+    let resolve!: (outcome: Outcome) => void;
+    let reject!: (error: unknown) => void;
+    flight.outcome = new Promise<Outcome>((res, rej) => {
+      resolve = res;
+      reject = rej;
     });
-  }
-
-  /** Fail-safe for a synchronous failure: returns the expired value and hands its dependencies up. */
-  #serveStale(stale: CacheHit, key: string, caller: CachingContext | undefined, error: unknown): unknown {
-    this.#counters.failsafes++;
-    this.#emit('failsafe', { key, error });
-    if (caller !== undefined) caller.receive(key, stale.dependencies, stale.expiresAt);
-    return stale.async ? Promise.resolve(stale.value) : stale.value;
+    const answer = (outcome: Outcome): void => {
+      if (answered) return;
+      answered = true;
+      resolve(outcome);
+    };
+    const computation = (async (): Promise<Outcome> => {
+      let value: unknown;
+      try {
+        value = await result;
+      } catch (error) {
+        context.closed = true;
+        if (answered) this.#reportError(error, 'background refresh', key); // its callers already have the expired value
+        else {
+          const fallback = await this.#fallback(plan, key, token, stale, error);
+          if (fallback !== undefined) answer(fallback);
+        }
+        if (token !== NO_TOKEN) this.#abandon(backend, token);
+        throw error;
+      }
+      context.closed = true;
+      if (token === NO_TOKEN) return this.#skipped(key, 'backend-error', value, true, context, undefined, true);
+      return this.#store(plan, key, context, token, value, true, flight);
+    })();
+    flight.computation = computation;
+    computation.then(answer, error => {
+      if (answered) return;
+      answered = true;
+      reject(error);
+    });
+    const softTimeout = plan.failSafe?.softTimeout;
+    if (softTimeout === undefined) return;
+    const timer = setTimeout(() => {
+      if (answered) return;
+      const error = new CachingError(errors.E_TIMEOUT, `@Cache: recomputing ${key} took longer than its soft timeout (${softTimeout} ms); the expired value was served and the computation goes on in the background.`);
+      void Promise.resolve(this.#fallback(plan, key, token, stale, error)).then(fallback => {
+        if (fallback !== undefined) answer(fallback);
+      });
+    }, softTimeout);
+    const stop = (): void => clearTimeout(timer);
+    computation.then(stop, stop);
   }
 
   /**
-   * Registers `flight` as what callers of `key` join, until `until` (the computation itself) settles. They
-   * differ with fail-safe: after a soft timeout, joiners get the expired value while the computation runs on.
+   * The expired value as a fail-safe answer, or undefined when it may not be served: its window has ended, or
+   * the key or one of its dependencies was invalidated since the lookup that found it (asked of the backend
+   * with the lookup's token, so an invalidation made by another process counts too).
    */
-  #track(key: string, flight: Promise<Outcome>, until: Promise<Outcome> = flight): void {
+  #fallback(plan: Plan, key: string, token: unknown, stale: CacheHit, error: unknown): MaybePromise<Outcome | undefined> {
+    const servableUntil = stale.expiresAt + (plan.failSafe?.maxStaleness ?? 0);
+    const serve = (fresh: boolean): Outcome | undefined => {
+      if (!fresh || plan.backend.clock.now() >= servableUntil) return undefined;
+      this.#counters.failsafes++;
+      this.#emit('failsafe', { key, error });
+      return { value: stale.value, async: stale.async, dependencies: stale.dependencies, expiresAt: stale.expiresAt, shareable: true, servableUntil };
+    };
+    if (plan.backend.clock.now() >= servableUntil || token === NO_TOKEN) return undefined;
+    const fresh = this.#check(plan.backend, token, key, stale.dependencies);
+    return typeof fresh === 'boolean' ? serve(fresh) : fresh.then(serve);
+  }
+
+  /** Asks the backend whether nothing `key` depends on was invalidated since `token`; false when it cannot say. */
+  #check(backend: CachingBackend, token: unknown, key: string, dependencies: readonly string[]): MaybePromise<boolean> {
+    if (backend.check === undefined) return false;
+    const failed = (error: unknown): false => {
+      this.#reportError(error, 'check', key);
+      return false;
+    };
+    try {
+      const fresh = backend.check(token, key, dependencies);
+      return typeof fresh === 'boolean' ? fresh : fresh.then(f => f === true, failed);
+    } catch (error) {
+      return failed(error);
+    }
+  }
+
+  /** Registers `flight` as what callers of `key` join, until its computation settles. */
+  #track(key: string, flight: Flight): void {
     this.#inFlight.set(key, flight);
     const done = () => {
       if (this.#inFlight.get(key) === flight) this.#inFlight.delete(key);
     };
-    until.then(done, done);
+    flight.computation.then(done, done);
   }
 
   /** Gives a computation's value to a caller, and its key, dependencies and expiry to the caller's context. */
@@ -457,51 +555,71 @@ export class CachingService {
     });
   }
 
-  #store(plan: Plan, key: string, context: CachingContext, token: unknown, value: unknown, async: boolean): Outcome | Promise<Outcome> {
+  /** Stores a computed value; `flight` (null for a synchronous computation, which nobody can join) counts its joiners. */
+  #store(plan: Plan, key: string, context: CachingContext, token: unknown, value: unknown, async: boolean, flight: Flight | null): Outcome | Promise<Outcome> {
     const backend = plan.backend;
     const dependencies = context.collect();
     let expiresAt = context.expiresAt;
+    const now = plan.ttl > 0 || plan.sliding > 0 ? backend.clock.now() : 0;
     if (plan.ttl > 0) {
-      const own = backend.clock.now() + plan.ttl;
+      const own = now + plan.ttl;
       if (own < expiresAt) expiresAt = own;
     }
-    const outcome: Outcome = { value, async, dependencies, expiresAt };
-    if (value === undefined && !plan.cacheUndefined) {
-      this.#abandon(backend, token);
-      return this.#skipped(key, 'undefined', value, async, context, outcome);
-    }
+    // What the caller's context receives is the expiry a hit would report right now: with sliding expiration
+    // the entry lapses after the window unless it is read, so a parent must not outlive that (SPEC §4).
+    const handedUp = plan.sliding > 0 && now + plan.sliding < expiresAt ? now + plan.sliding : expiresAt;
+    const outcome: Outcome = { value, async, dependencies, expiresAt: handedUp, shareable: true };
+    if (value === undefined && !plan.cacheUndefined) return this.#notStored(plan, key, token, 'undefined', outcome, flight);
     let stored: StoreOutcome | Promise<StoreOutcome>;
     try {
       stored = backend.set(key, { value, async, dependencies, expiresAt, sliding: plan.sliding, staleFor: plan.failSafe?.maxStaleness ?? 0 }, token);
     } catch (error) {
       this.#reportError(error, 'set', key);
-      return this.#skipped(key, 'backend-error', value, async, context, outcome);
+      return this.#skipped(key, 'backend-error', value, async, context, outcome, false);
     }
     if (typeof stored === 'string') return this.#afterStore(key, stored, outcome);
     return stored.then(
       result => this.#afterStore(key, result, outcome),
       error => {
         this.#reportError(error, 'set', key);
-        return this.#skipped(key, 'backend-error', value, async, context, outcome);
+        return this.#skipped(key, 'backend-error', value, async, context, outcome, false);
       },
     );
+  }
+
+  /**
+   * A value that is not stored: joiners may take it only if the backend certifies it fresh, which is asked only
+   * when somebody joined (late joiners find it uncertified and compute on their own).
+   */
+  #notStored(plan: Plan, key: string, token: unknown, reason: SkipReason, outcome: Outcome, flight: Flight | null): Outcome | Promise<Outcome> {
+    const done = (fresh: boolean): Outcome => {
+      this.#abandon(plan.backend, token);
+      this.#counters.skips++;
+      this.#emit('skip', { key, reason });
+      return fresh ? outcome : { ...outcome, shareable: false };
+    };
+    if (flight === null || flight.joiners === 0) return done(flight === null);
+    const fresh = this.#check(plan.backend, token, key, outcome.dependencies);
+    return typeof fresh === 'boolean' ? done(fresh) : fresh.then(done);
   }
 
   #afterStore(key: string, result: StoreOutcome, outcome: Outcome): Outcome {
     if (result === 'stored') {
       this.#counters.sets++;
       if (this.#listeners.has('set')) this.#emit('set', { key, dependencies: outcome.dependencies, expiresAt: outcome.expiresAt });
-    } else {
-      this.#counters.skips++;
-      this.#emit('skip', { key, reason: result });
+      return outcome;
     }
-    return outcome;
+    this.#counters.skips++;
+    this.#emit('skip', { key, reason: result });
+    // 'too-large' and 'not-serializable' certify freshness (see StoreOutcome); 'stale' and 'backend-error' do not.
+    return result === 'stale' || result === 'backend-error' ? { ...outcome, shareable: false } : outcome;
   }
 
-  #skipped(key: string, reason: SkipReason, value: unknown, async: boolean, context: CachingContext, outcome?: Outcome): Outcome {
+  #skipped(key: string, reason: SkipReason, value: unknown, async: boolean, context: CachingContext, outcome: Outcome | undefined, shareable: boolean): Outcome {
     this.#counters.skips++;
     this.#emit('skip', { key, reason });
-    return outcome ?? { value, async, dependencies: context.collect(), expiresAt: context.expiresAt };
+    if (outcome !== undefined) return outcome.shareable === shareable ? outcome : { ...outcome, shareable };
+    return { value, async, dependencies: context.collect(), expiresAt: context.expiresAt, shareable };
   }
 
   #abandon(backend: CachingBackend, token: unknown): void {
@@ -660,7 +778,7 @@ export class CachingService {
     } finally {
       context.closed = true;
     }
-    const outcome = await this.#store(plan, key, context, token, value, async);
+    const outcome = await this.#store(plan, key, context, token, value, async, null);
     // Replace first, then drop what was computed from the old value: a reader in between sees the new entry.
     await this.#invalidateKeys([key], { preserveRoots: true });
     if (caller !== undefined) caller.receive(key, outcome.dependencies, outcome.expiresAt);

@@ -2,7 +2,7 @@ import type { CacheEntryInput, CacheLookup, CachingBackend, InvalidateOptions, I
 import type { Clock } from '../types.js';
 
 /** The backend operations a {@link ChaosBackend} can disturb. */
-export type ChaosOperation = 'get' | 'begin' | 'set' | 'invalidate' | 'clear';
+export type ChaosOperation = 'get' | 'begin' | 'set' | 'check' | 'invalidate' | 'clear';
 
 /**
  * Wraps a backend and makes it fail or stall on demand, to test that a failing backend never fails a
@@ -18,7 +18,7 @@ export class ChaosBackend implements CachingBackend {
   readonly name: string;
   readonly isSync = false;
   /** Number of calls per operation, disturbed or not. */
-  readonly calls: Record<ChaosOperation, number> = { get: 0, begin: 0, set: 0, invalidate: 0, clear: 0 };
+  readonly calls: Record<ChaosOperation, number> = { get: 0, begin: 0, set: 0, check: 0, invalidate: 0, clear: 0 };
   readonly #inner: CachingBackend;
   readonly #failing = new Set<ChaosOperation>();
   #failuresLeft = Infinity;
@@ -89,6 +89,11 @@ export class ChaosBackend implements CachingBackend {
 
   abandon(token: unknown): void {
     this.#inner.abandon(token);
+  }
+
+  /** Asks the inner backend; one without `check` certifies nothing. */
+  check(token: unknown, key: string, dependencies: readonly string[]): Promise<boolean> {
+    return this.#run('check', () => (this.#inner.check === undefined ? false : this.#inner.check(token, key, dependencies)));
   }
 
   invalidate(keys: readonly string[], options?: InvalidateOptions): Promise<InvalidationResult> {

@@ -255,3 +255,92 @@ describe('fail-safe', () => {
     await s.dispose();
   });
 });
+
+describe('fail-safe edge cases (issue: hangs, invalidated or out-of-window fallbacks)', () => {
+  /** Settles within `ms` of real time, or reports a hang. */
+  function within<T>(promise: Promise<T>, ms = 2_000): Promise<T | 'hung'> {
+    return Promise.race([promise, new Promise<'hung'>(resolve => setTimeout(() => resolve('hung'), ms))]);
+  }
+
+  it('a recomputation that fails before the soft timeout settles every caller with the expired value', async () => {
+    const q = quotes();
+    class Soft {
+      @Cache({ ttl: TTL, failSafe: { maxStaleness: 10 * 60_000, softTimeout: 1_000 } })
+      async quote(_symbol: string): Promise<number> {
+        q.runs++;
+        if (q.mode === 'reject') throw new Error('down');
+        return q.price;
+      }
+    }
+    const soft = bindCachingService(new Soft(), service);
+    expect(await soft.quote('ACME')).toBe(100);
+    clock.advance(TTL + 1);
+    q.mode = 'reject';
+    const first = soft.quote('ACME');
+    const joiner = soft.quote('ACME');
+    expect(await within(first)).toBe(100);
+    expect(await within(joiner)).toBe(100);
+    expect(failsafes).toHaveLength(1);
+  });
+
+  it('never serves, as a fallback, a value invalidated between the lookup and the failure (async backend)', async () => {
+    const { ChaosBackend } = await import('aspect-cache/testing');
+    const { MemoryBackend } = await import('aspect-cache');
+    const chaos = new ChaosBackend(new MemoryBackend({ clock }));
+    const remote = new CachingService({ backend: chaos, clock, logger });
+    const q = bindCachingService(new Quotes(), remote);
+    expect(await q.quote('ACME')).toBe(100);
+    clock.advance(TTL + 1);
+    chaos.delay(5);
+    q.mode = 'reject';
+    const before = q.quote('ACME'); // its lookup finds the expired entry, then waits 5 ms to answer
+    await remote.invalidate('Quote:ACME'); // resolves while that lookup is in flight
+    const after = q.quote('ACME'); // starts after the invalidation resolved
+    await expect(after).rejects.toThrow('quote service down');
+    await expect(before).rejects.toThrow('quote service down');
+    await remote.dispose();
+  });
+
+  it('never serves a fallback invalidated by another service sharing the backend', async () => {
+    const { MemoryBackend } = await import('aspect-cache');
+    const shared = new MemoryBackend({ clock });
+    const reader = new CachingService({ backend: shared, clock, logger });
+    const writer = new CachingService({ backend: shared, clock, logger });
+    const q = bindCachingService(new Quotes(), reader);
+    expect(await q.quote('ACME')).toBe(100);
+    clock.advance(TTL + 1);
+    const gate = deferred();
+    q.gate = gate.promise;
+    q.mode = 'reject';
+    const before = q.quote('ACME'); // finds the expired entry; its recomputation waits at the gate
+    await flush();
+    await writer.invalidate('Quote:ACME');
+    const after = q.quote('ACME'); // joins the reader's computation, which began before the invalidation
+    gate.resolve();
+    await expect(after).rejects.toThrow('quote service down');
+    await expect(before).rejects.toThrow('quote service down');
+    await reader.dispose();
+    await writer.dispose();
+  });
+
+  it('a caller arriving after the fail-safe window ended does not get the expired value: it waits for the computation', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const q = quotes();
+    expect(await q.slowQuote('ACME')).toBe(100);
+    clock.advance(TTL + 1);
+    const gate = deferred();
+    q.gate = gate.promise;
+    q.price = 130;
+    const slow = q.slowQuote('ACME');
+    await vi.advanceTimersByTimeAsync(50);
+    expect(await slow).toBe(100); // within the window: the expired value after the soft timeout
+    clock.advance(10 * 60_000); // the window (maxStaleness) is over
+    let late: number | undefined;
+    const lateCall = q.slowQuote('ACME').then(v => (late = v));
+    await flush();
+    expect(late).toBeUndefined(); // not the expired value at once
+    gate.resolve();
+    await lateCall;
+    expect(late).toBe(130);
+  });
+});

@@ -183,6 +183,12 @@ export class MemoryBackend implements CachingBackend {
     return 'stored';
   }
 
+  check(token: unknown, key: string, dependencies: readonly string[]): boolean {
+    // Only a token still in flight keeps the log that can answer; any other is not certified.
+    if (!(token instanceof WriteToken && token.backend === this && this.#inFlight.has(token))) return false;
+    return !(token.start < this.#clearedAt || this.#wasInvalidatedSince(token.start, key, dependencies));
+  }
+
   abandon(token: unknown): void {
     this.#release(token);
     if (this.#inFlight.size === 0) this.#resetLog();

@@ -14,7 +14,7 @@ import type {
   StoreOutcome,
 } from '../backend.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js';
-import { BEGIN_SCRIPT, CLEAR_MARK_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
+import { BEGIN_SCRIPT, CHECK_SCRIPT, CLEAR_MARK_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
 
 /** The schema version in every key: entries written by another layout are never read. */
 const SCHEMA = 'ac1';
@@ -96,7 +96,7 @@ interface PendingRead {
   readonly reject: (error: unknown) => void;
 }
 
-type ScriptName = 'aspectCacheBegin' | 'aspectCacheTouch' | 'aspectCacheSet' | 'aspectCacheInvalidate' | 'aspectCacheClearMark' | 'aspectCacheUnlock';
+type ScriptName = 'aspectCacheBegin' | 'aspectCacheTouch' | 'aspectCacheSet' | 'aspectCacheCheck' | 'aspectCacheInvalidate' | 'aspectCacheClearMark' | 'aspectCacheUnlock';
 
 let instanceCounter = 0;
 type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Promise<unknown>>;
@@ -212,6 +212,7 @@ export class RedisBackend implements CachingBackend {
     define('aspectCacheSet', { lua: SET_SCRIPT });
     define('aspectCacheInvalidate', { lua: INVALIDATE_SCRIPT });
     define('aspectCacheClearMark', { lua: CLEAR_MARK_SCRIPT });
+    define('aspectCacheCheck', { lua: CHECK_SCRIPT });
     define('aspectCacheUnlock', { lua: UNLOCK_SCRIPT });
     this.#scripts = client as unknown as ScriptClient;
     void this.#syncClock();
@@ -352,21 +353,27 @@ export class RedisBackend implements CachingBackend {
     // Redis expires the entry itself (at expiry + fail-safe window), so a present entry is fresh unless it
     // is in its fail-safe window.
     if (sliding > 0) {
-      if (staleFor > 0) return this.#slidingWithFailSafe(base, key, hit, cap, sliding);
+      if (staleFor > 0) return this.#slidingWithFailSafe(base, key, hit, cap, sliding, packed);
       return this.#touch(base, key, hit, sliding, cap, this.clock.now());
     }
-    if (staleFor > 0 && cap !== 0 && this.clock.now() + this.#offset >= cap) return this.#miss(base, key, hit);
+    if (staleFor > 0 && cap !== 0 && this.clock.now() + this.#offset >= cap) return this.#miss(base, key, hit, packed);
     return hit;
   }
 
-  /** A miss: takes a generation token (and, with `lock`, a lease — or waits for the holder's value). */
-  async #miss(base: string, key: string, stale: CacheHit | undefined): Promise<CacheLookup> {
+  /**
+   * A miss: takes a generation token (and, with `lock`, a lease — or waits for the holder's value). `packed` is
+   * the entry an expired `stale` copy came from: the token's script reads the entry again, and the copy is
+   * dropped unless it is still the one stored, so a copy invalidated between the lookup and the token is never
+   * offered to fail-safe (the token would be newer than that invalidation's markers).
+   */
+  async #miss(base: string, key: string, stale: CacheHit | undefined, packed?: string): Promise<CacheLookup> {
     const waitUntil = this.#leaseMs > 0 ? Date.now() + this.#leaseMs : 0;
     for (;;) {
       const owner = this.#leaseMs > 0 ? `${this.#owner}:${++this.#leases}` : '';
       const sentAt = this.clock.now();
-      const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, `${base}s`, `${base}l:${key}`, `${base}v:${key}`, this.#leaseMs, owner))) as [string, number, number];
+      const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, `${base}s`, `${base}l:${key}`, `${base}v:${key}`, this.#leaseMs, owner, stale === undefined ? '0' : '1'))) as [string, number, number, string | null];
       this.#observeServerTime(Number(reply[1]), sentAt);
+      if (stale !== undefined && reply[3] !== packed) stale = undefined;
       if (reply[2] === 2) {
         // Stored since this caller looked (typically by the lease holder it was waiting for): read it.
         const packed = await this.#call(() => this.#client.hget(`${base}v:${key}`, 'h'));
@@ -389,10 +396,10 @@ export class RedisBackend implements CachingBackend {
   }
 
   /** Sliding entries with a fail-safe window need their moving expiry to tell fresh from stale. */
-  async #slidingWithFailSafe(base: string, key: string, hit: CacheHit, cap: number, sliding: number): Promise<CacheLookup> {
+  async #slidingWithFailSafe(base: string, key: string, hit: CacheHit, cap: number, sliding: number, packed: string): Promise<CacheLookup> {
     const expiry = Number(await this.#call(() => this.#client.hget(`${base}v:${key}`, 'e')));
     const localNow = this.clock.now();
-    if (expiry !== 0 && localNow + this.#offset >= expiry) return this.#miss(base, key, { ...hit, expiresAt: expiry - this.#offset });
+    if (expiry !== 0 && localNow + this.#offset >= expiry) return this.#miss(base, key, { ...hit, expiresAt: expiry - this.#offset }, packed);
     return this.#touch(base, key, hit, sliding, cap, localNow);
   }
 
@@ -442,13 +449,23 @@ export class RedisBackend implements CachingBackend {
       return outcome;
     };
     if (this.#pending.size > 0 && this.#pendingSince(t.local, key, entry.dependencies)) return refuse('stale');
+    // 'not-serializable' and 'too-large' must also certify freshness (see StoreOutcome): checked first.
+    const refuseUnstorable = async (outcome: StoreOutcome): Promise<StoreOutcome> => {
+      let fresh: boolean;
+      try {
+        fresh = await this.check(t, key, entry.dependencies);
+      } catch {
+        return refuse('backend-error');
+      }
+      return refuse(fresh ? outcome : 'stale');
+    };
     let payload: string;
     try {
       payload = this.#serializer.serialize(entry.value);
     } catch {
-      return refuse('not-serializable');
+      return refuseUnstorable('not-serializable');
     }
-    if (Buffer.byteLength(payload) > this.#maxPayloadBytes) return refuse('too-large');
+    if (Buffer.byteLength(payload) > this.#maxPayloadBytes) return refuseUnstorable('too-large');
     const partition = this.#partitionOf(key);
     const base = this.#bases[partition]!;
     const dependencies = [...new Set(entry.dependencies)];
@@ -460,6 +477,16 @@ export class RedisBackend implements CachingBackend {
     } finally {
       this.#release(t);
     }
+  }
+
+  /** One read-only script on the key's partition: would a store with this token be accepted now? */
+  async check(token: unknown, key: string, dependencies: readonly string[]): Promise<boolean> {
+    if (token === null || typeof token !== 'object' || (token as RedisToken).backend !== this) return false;
+    const t = token as RedisToken;
+    if (this.#affectedByPending(key, dependencies)) return false;
+    const base = this.#bases[this.#partitionOf(key)]!;
+    const keys = [`${base}c`, `${base}g:${key}`, ...[...new Set(dependencies)].map(d => `${base}g:${d}`)];
+    return Number(await this.#call(() => this.#scripts.aspectCacheCheck(keys.length, ...keys, t.generation, t.serverTime, this.#markerTtlMs))) === 1;
   }
 
   abandon(token: unknown): void {

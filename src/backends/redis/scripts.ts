@@ -28,24 +28,28 @@ local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 `;
 
 /**
- * BEGIN — KEYS: [seq, lock, entry]; ARGV: [lockLeaseMs (0: no lock), lockOwner].
+ * BEGIN — KEYS: [seq, lock, entry]; ARGV: [lockLeaseMs (0: no lock), lockOwner, withEntry ('1' | absent)].
  * Returns {token, now, locked}: the partition's generation when a computation begins, the server time, and
  * `locked` = 1 when this caller now holds the computation lease (or no lock is used), 0 when another process
  * holds it, 2 when a fresh entry is present (stored since this caller looked: read it instead of computing —
  * checked in the same atomic step as taking the lease, so a lease released by a holder that just stored its
  * value is never taken to compute it again).
+ * With `withEntry`, a fourth element is the entry's `h` field (false if absent), read atomically with the
+ * token: a fail-safe caller holding an expired copy learns whether it was invalidated before the token.
  * (A hit is not a script: it is one HGET of the entry's `h` field.)
  */
 export const BEGIN_SCRIPT = `${NOW}
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local token = string.format('%.0f', math.max(seq, nowUs))
+local entry = false
+if ARGV[3] == '1' then entry = redis.call('HGET', KEYS[3], 'h') end
 local locked = 1
 if tonumber(ARGV[1]) > 0 then
   local e = redis.call('HGET', KEYS[3], 'e')
-  if e and (tonumber(e) == 0 or now < tonumber(e)) then return {token, now, 2} end
+  if e and (tonumber(e) == 0 or now < tonumber(e)) then return {token, now, 2, entry} end
   if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then locked = 0 end
 end
-return {token, now, locked}
+return {token, now, locked, entry}
 `;
 
 /**
@@ -74,6 +78,24 @@ for _, d in ipairs(cjson.decode(h[1])) do
   if ttl >= 0 and now + ttl < ne + f then redis.call('PEXPIREAT', ik, until_) end
 end
 return now
+`;
+
+/**
+ * CHECK — KEYS: [clearMarker, marker(entryKey), marker(dep1)…]; ARGV: [token, tokenTimeMs, markerTtlMs].
+ * Returns 1 if a store with this token would pass SET's staleness test now (nothing invalidated since the
+ * token, and the token younger than the markers live), else 0. Writes nothing.
+ */
+export const CHECK_SCRIPT = `${NOW}
+local token = tonumber(ARGV[1])
+if now - tonumber(ARGV[2]) > tonumber(ARGV[3]) then return 0 end
+for i = 1, #KEYS do
+  local g = redis.call('GET', KEYS[i])
+  if g then
+    local n = tonumber(g)
+    if n == nil or n > token then return 0 end
+  end
+end
+return 1
 `;
 
 /** UNLOCK — KEYS: [lock]; ARGV: [owner]. Releases a computation lease if this caller still holds it. */
