@@ -644,6 +644,43 @@ export function describeBackendConformance(name: string, options: ConformanceOpt
       });
     });
 
+    describe('check (certifying a value that is not stored)', () => {
+      const check = async (token: unknown, key: string, dependencies: readonly string[]): Promise<boolean> => {
+        expect(backend.check, `${name} must implement check() to let joiners share unstored values and fail-safe serve`).toBeTypeOf('function');
+        return await backend.check!(token, key, dependencies);
+      };
+
+      it('certifies a token when nothing it depends on was invalidated, and the token stays usable', async () => {
+        const token = await missToken('check:1');
+        await invalidate(['dep:unrelated-to-check']);
+        expect(await check(token, 'check:1', ['dep:c1'])).toBe(true);
+        expect(await set('check:1', { dependencies: ['dep:c1'] }, token)).toBe('stored');
+      });
+
+      it('refuses a token whose dependency or own key was invalidated since it was issued, and writes nothing', async () => {
+        const token = await missToken('check:2');
+        await invalidate(['dep:c2']);
+        expect(await check(token, 'check:2', ['dep:c2'])).toBe(false);
+        const other = await missToken('check:3');
+        await invalidate(['check:3']);
+        expect(await check(other, 'check:3', [])).toBe(false);
+        backend.abandon(token);
+        backend.abandon(other);
+        await expectMiss('check:2');
+      });
+
+      it('refuses a token issued before clear()', async () => {
+        const token = await missToken('check:4');
+        await backend.clear();
+        expect(await check(token, 'check:4', [])).toBe(false);
+        backend.abandon(token);
+      });
+
+      it('does not certify a token of another backend instance', async () => {
+        expect(await check({ foreign: true }, 'check:5', [])).toBe(false);
+      });
+    });
+
     describe('race-free stores', () => {
       it('refuses a store whose dependency was invalidated after the miss, and stores nothing', async () => {
         const token = await missToken('race:1');
