@@ -115,12 +115,12 @@ export function dependencyKey(dependency: DependencyLike, where: string): string
     try {
       key = getCacheKey.call(dependency);
     } catch (error) {
-      throw new CachingError(errors.E_UNKEYABLE, `${where}: ${describe(dependency)}.getCacheKey() threw (${errorText(error)}); it must return a non-empty string.`, { cause: error });
+      throw new CachingError(errors.E_UNKEYABLE, `${where}: ${className(dependency)}.getCacheKey() threw (${errorText(error)}); it must return a non-empty string.`, { cause: error });
     }
     if (typeof key !== 'string' || key.length === 0) {
       throw new CachingError(
         errors.E_UNKEYABLE,
-        `${where}: ${describe(dependency)}.getCacheKey() returned ${typeof key === 'string' ? 'an empty string' : describeType(key)}; make ${className(dependency)}.getCacheKey() return a non-empty string.`,
+        `${where}: ${className(dependency)}.getCacheKey() returned ${typeof key === 'string' ? 'an empty string' : describeType(key)}; make it return a non-empty string.`,
       );
     }
     return key;
