@@ -252,11 +252,11 @@ describe('objects with their own key encode distinctly by kind of class', () => 
         return this.key;
       }
     }
-    const forged = { ['Tag("a")]}']: class {
+    const forged = { ['Tag("a"),Tag']: class {
       getCacheKey(): string {
         return 'b';
       }
-    } }['Tag("a")]}']!;
+    } }['Tag("a"),Tag']!;
     const { instance, runs } = lookupService('ForgedNameLookup');
     expect(await instance.find('a', [new Tag('a'), new Tag('b')])).toBe(1);
     expect(await instance.find('a', [new forged()])).toBe(2);
