@@ -374,7 +374,7 @@ function classTag(value: object, proto: object | null): string {
       'an instance of an anonymous class',
       '',
       undefined,
-      'give the class a name (class Money { … }); an anonymous class cannot be told apart from another one in a key',
+      'give the class a name (an anonymous class cannot be told apart from another one in a key)',
     );
   }
   return IDENTIFIER.test(name) && !RESERVED_TAGS.has(name) ? name : JSON.stringify(name);
