@@ -46,7 +46,12 @@ interface ResolvedTarget {
  *
  * Arguments map to the target's parameters **by name**: `updatePrice(id, price)` invalidates `getPrice(id)`.
  * The mapping is checked when the class is defined: a missing or unnamed (destructured) parameter throws a
- * `CachingError` naming it. Use the object form with `args` for anything else. Under TC39 decorators a
+ * `CachingError` naming it. Use the object form with `args` for anything else.
+ *
+ * Minifiers rename parameters (`updatePrice(e, t)`, `getPrice(e)`), which would map the wrong argument
+ * silently. So names are trusted only when the decorated method has a single parameter, or at least one
+ * parameter name longer than two characters; otherwise (`update(e, t)`, and also hand-written `move(x, y)`) the
+ * class definition fails asking for an explicit `args` mapper. Code that is minified should always use `args`. Under TC39 decorators a
  * same-class target that is never decorated with `@Cache` is reported on first instantiation instead.
  *
  * @example
@@ -215,8 +220,35 @@ function mapping(spec: TargetSpec, member: string, source: ParameterName[], desc
   };
 }
 
+/**
+ * Longest parameter name a minifier plausibly emits. Minifiers (esbuild, terser, SWC, Oxc, uglify) rename the
+ * parameters of every function to the shortest free names (`e`, `t`, `n`…, then two characters once the 54
+ * one-character names are taken); three characters would take more than 3,500 names in one scope.
+ */
+const MANGLED_NAME_LENGTH = 2;
+
+/**
+ * True when `source`'s parameter names cannot be trusted to say which argument is which: it has two or more
+ * parameters and none has a name longer than {@link MANGLED_NAME_LENGTH}. That is what minified code looks
+ * like — `updatePrice(price, id)` becomes `updatePrice(e, t)`, and `getPrice(id)` becomes `getPrice(e)`, so
+ * the mapping by name would silently pass `price` as `id`. A minifier renames all the parameters of a
+ * function or none (eval), so one longer name shows the names are the author's. With a single parameter there
+ * is nothing to confuse, so any names are accepted. The price: hand-written short names (`move(x, y)`) need an
+ * explicit `args` mapper too.
+ */
+export function parameterNamesUntrusted(source: readonly ParameterName[]): boolean {
+  return source.length >= 2 && source.every(p => p.name === null || p.name.length <= MANGLED_NAME_LENGTH);
+}
+
 /** For each target parameter, the position of the same-named source parameter (-1: ignored by the target). */
 function checkNames(spec: TargetSpec, member: string, source: ParameterName[], target: ParameterName[], ignored: readonly number[] | undefined, targetName: string): number[] {
+  const sourceList = source.map(s => (s.rest ? '...' : '') + (s.name ?? '{…}')).join(', ');
+  if (parameterNamesUntrusted(source) && target.some((_, i) => !ignored?.includes(i))) {
+    throw new CachingError(
+      errors.E_INVALIDATION_MAPPING,
+      `@InvalidateCache on ${member}: its parameters (${sourceList}) have names of at most ${MANGLED_NAME_LENGTH} characters, as minified code has, so mapping ${targetName}'s arguments by name could silently invalidate the wrong entry; map them explicitly with { method: '${spec.method}', args: (${sourceList}) => [/* ${targetName}'s arguments */] }, or give a parameter a longer name if the code is never minified.`,
+    );
+  }
   return target.map((parameter, i) => {
     if (ignored?.includes(i)) return -1;
     if (parameter.name === null) {
@@ -229,7 +261,7 @@ function checkNames(spec: TargetSpec, member: string, source: ParameterName[], t
     if (matches.length === 0) {
       throw new CachingError(
         errors.E_INVALIDATION_MAPPING,
-        `@InvalidateCache on ${member}: parameter '${parameter.name}' of ${targetName} has no parameter of the same name in ${member}(${source.map(s => s.name ?? '{…}').join(', ')}); rename it, or map explicitly with { method: '${spec.method}', args: (…) => [...] }.`,
+        `@InvalidateCache on ${member}: parameter '${parameter.name}' of ${targetName} has no parameter of the same name in ${member}(${sourceList}); rename it, or map explicitly with { method: '${spec.method}', args: (…) => [...] }${parameter.name.length <= MANGLED_NAME_LENGTH ? ' (in minified code parameter names are not the ones you wrote: map explicitly)' : ''}.`,
       );
     }
     return matches[0]!;

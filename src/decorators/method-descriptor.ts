@@ -165,12 +165,13 @@ export class MethodDescriptor {
   }
 
   #instanceKey(self: object): string | null {
-    // Most instances are stateless services: no getCacheKey and a class without @CacheKey properties.
-    if (typeof (self as { getCacheKey?: unknown }).getCacheKey !== 'function' && !this.#constructorKeyed(self)) return null;
     try {
+      // Most instances are stateless services: no getCacheKey and a class without @CacheKey properties.
+      if (typeof (self as { getCacheKey?: unknown }).getCacheKey !== 'function' && !this.#constructorKeyed(self)) return null;
       return instanceKeyOf(self);
     } catch (error) {
-      throw this.#unkeyable(error, '`this`', 'use ignoreThis: true');
+      // instanceKeyOf throws UnkeyableValueError only; the checks above can meet a throwing getter too
+      throw this.#unkeyable(error instanceof UnkeyableValueError ? error : new UnkeyableValueError('an instance that threw while being read', '', undefined, undefined, { cause: error }), '`this`', 'use ignoreThis: true');
     }
   }
 
@@ -191,10 +192,11 @@ export class MethodDescriptor {
 
   #unkeyable(error: unknown, what: string, fix: string): unknown {
     if (!(error instanceof UnkeyableValueError)) return error;
-    const add = error.className ? `add @CacheKey properties or a getCacheKey() method to ${error.className}, or ` : '';
+    const add = error.hint ? `${error.hint}, or ` : error.className ? `add @CacheKey properties or a getCacheKey() method to ${error.className}, or ` : '';
     return new CachingError(
       errors.E_UNKEYABLE,
-      `@Cache on ${this.displayName}: ${what} (${error.description}${error.path ? ` at ${error.path}` : ''}) cannot be part of a cache key; ${add}${fix}.`,
+      `@Cache on ${this.displayName}: ${what} (${error.description}${error.path ? ` at ${error.shownPath}` : ''}) cannot be part of a cache key; ${add}${fix}.`,
+      error.cause !== undefined ? { cause: error.cause } : undefined,
     );
   }
 

@@ -1,5 +1,5 @@
 import { CachingError, errors } from '../errors.js';
-import { instanceKeyOf } from '../keys/key-builder.js';
+import { instanceKeyOf, UnkeyableValueError } from '../keys/key-builder.js';
 
 /**
  * Something a cached value depends on. Invalidating it (`CachingService.invalidate`) removes every entry
@@ -67,7 +67,14 @@ export class ObjectDependency implements CacheDependency {
   readonly cascadeDependencies: Iterable<CacheDependency> | undefined;
 
   constructor(object: object) {
-    const key = object !== null && typeof object === 'object' ? instanceKeyOf(object) : null;
+    let key: string | null;
+    try {
+      key = object !== null && typeof object === 'object' ? instanceKeyOf(object) : null;
+    } catch (error) {
+      const detail = error instanceof UnkeyableValueError ? `${error.description}${error.path ? ` at ${error.shownPath}` : ''}` : 'it threw while being read';
+      const fix = error instanceof UnkeyableValueError && error.hint ? error.hint : error instanceof UnkeyableValueError && error.className ? `add @CacheKey properties or a getCacheKey() method to ${error.className}` : 'give it a string key';
+      throw new CachingError(errors.E_UNKEYABLE, `ObjectDependency: the object cannot be a dependency (${detail} cannot be part of a key); ${fix}.`, { cause: error instanceof UnkeyableValueError ? error.cause : error });
+    }
     if (key === null) {
       const name = (object as { constructor?: { name?: string } } | null)?.constructor?.name ?? typeof object;
       throw new CachingError(
@@ -87,18 +94,33 @@ export class ObjectDependency implements CacheDependency {
 /** Anything `addDependency`/`invalidate` accept. */
 export type DependencyLike = string | CacheDependency;
 
-/** The key of one dependency, validated. */
+/**
+ * The key of one dependency, validated: a non-empty string, or what a {@link CacheDependency}'s
+ * `getCacheKey()` returns, which must be a non-empty string too (never coerced: `String()` would give every
+ * object key "[object Object]"). Anything else, or a `getCacheKey()` that throws, is a `CachingError`.
+ */
 export function dependencyKey(dependency: DependencyLike, where: string): string {
   if (typeof dependency === 'string') {
     if (dependency.length === 0) throw emptyKey(where);
     return dependency;
   }
-  if (dependency !== null && typeof dependency === 'object' && typeof dependency.getCacheKey === 'function') {
-    const key = dependency.getCacheKey();
+  let getCacheKey: unknown;
+  try {
+    getCacheKey = dependency !== null && typeof dependency === 'object' ? dependency.getCacheKey : undefined;
+  } catch (error) {
+    throw new CachingError(errors.E_UNKEYABLE, `${where}: reading getCacheKey of ${describe(dependency)} threw (${errorText(error)}); pass a string or an object with a getCacheKey() method.`, { cause: error });
+  }
+  if (typeof getCacheKey === 'function') {
+    let key: unknown;
+    try {
+      key = getCacheKey.call(dependency);
+    } catch (error) {
+      throw new CachingError(errors.E_UNKEYABLE, `${where}: ${className(dependency)}.getCacheKey() threw (${errorText(error)}); it must return a non-empty string.`, { cause: error });
+    }
     if (typeof key !== 'string' || key.length === 0) {
       throw new CachingError(
-        errors.E_INVALID_OPTION,
-        `${where}: ${describe(dependency)}.getCacheKey() returned ${typeof key === 'string' ? 'an empty string' : String(key)}; it must return a non-empty string.`,
+        errors.E_UNKEYABLE,
+        `${where}: ${className(dependency)}.getCacheKey() returned ${typeof key === 'string' ? 'an empty string' : describeType(key)}; make it return a non-empty string.`,
       );
     }
     return key;
@@ -140,6 +162,35 @@ function emptyKey(where: string): CachingError {
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
-  if (typeof value === 'object') return `a ${(value as object).constructor?.name ?? 'null-prototype'} object`;
-  return `${typeof value} ${String(value)}`;
+  if (typeof value === 'object') return `a ${className(value)} object`;
+  return `${typeof value} ${safeString(value)}`;
+}
+
+function className(value: unknown): string {
+  try {
+    const ctor = (value as { constructor?: { name?: unknown } } | null)?.constructor;
+    if (ctor === undefined) return 'null-prototype';
+    return typeof ctor.name === 'string' && ctor.name !== '' ? ctor.name : 'anonymous';
+  } catch {
+    return 'unreadable';
+  }
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
+  if (typeof value === 'undefined') return 'undefined';
+  return `a ${typeof value} (${safeString(value)})`;
+}
+
+function safeString(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return '?';
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : safeString(error);
 }

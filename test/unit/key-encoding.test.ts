@@ -391,6 +391,51 @@ describe('encodeValue: objects with their own key', () => {
     expect(encodeTuple([new Product('a"),Product("b')])).not.toBe(encodeTuple([new Product('a'), new Product('b')]));
   });
 
+  it('keeps the established formats: Class("key") for named classes, Object("key") for plain objects', () => {
+    expect(encodeValue(new Product('corn'))).toBe('Product("corn")');
+    expect(encodeValue({ getCacheKey: () => 'corn' })).toBe('Object("corn")');
+    expect(encodeValue(Object.assign(Object.create(null) as object, { getCacheKey: () => 'corn' }))).toBe('Object("corn")');
+  });
+
+  it('quotes class names that are not identifiers or that name a built-in, so none impersonates another encoding', () => {
+    const classes = {
+      Object: class {
+        getCacheKey(): string {
+          return 'x';
+        }
+      },
+      URL: class {
+        getCacheKey(): string {
+          return 'https://a.example/';
+        }
+      },
+      'Product("a"),Product': class {
+        getCacheKey(): string {
+          return 'b';
+        }
+      },
+    };
+    expect(encodeValue(new classes.Object())).toBe('"Object"("x")');
+    expect(encodeValue(new classes.URL())).not.toBe(encodeValue(new URL('https://a.example/')));
+    expect(encodeValue([new classes['Product("a"),Product']()])).not.toBe(encodeValue([new Product('a'), new Product('b')]));
+    expect(encodeValue(new (class Größe {
+      getCacheKey(): string {
+        return 'x';
+      }
+    })())).toBe('Größe("x")');
+  });
+
+  it('rejects an instance of an anonymous class, and a getCacheKey() that does not return a string', () => {
+    const anonymous = new (class {
+      getCacheKey(): string {
+        return 'x';
+      }
+    })();
+    expect(unkeyableErrorOf(() => encodeValue(anonymous)).description).toContain('anonymous class');
+    expect(unkeyableErrorOf(() => encodeValue([{ getCacheKey: () => 1 }])).path).toBe('[0]');
+    expect(unkeyableErrorOf(() => encodeValue({ a: { getCacheKey: () => ({}) } })).description).toContain('getCacheKey() returned an object');
+  });
+
   it('ignores the other fields of an object with getCacheKey()', () => {
     class Row {
       constructor(

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeValue } from '../../src/keys/key-builder.js';
+import { encodeValue, UnkeyableValueError } from '../../src/keys/key-builder.js';
 
 // Property: for argument tuples a and b, encode(a) === encode(b) exactly when a and b are structurally equal.
 // Structural equality is defined here, independently of the encoder: Map/Set contents and object keys are
@@ -37,6 +37,10 @@ function structurallyEqual(a: unknown, b: unknown): boolean {
   if (typeof a !== 'object' || a === null || b === null) return a === b;
   const x = a as object;
   const y = b as object;
+  const sx = special.get(x);
+  const sy = special.get(y);
+  // Objects with their own key are equal when of the same kind (class, or plain) with the same key.
+  if (sx !== undefined || sy !== undefined) return sx !== undefined && sy !== undefined && sx.kind === sy.kind && sx.key === sy.key;
   if (Array.isArray(x) || Array.isArray(y)) {
     return Array.isArray(x) && Array.isArray(y) && x.length === y.length && x.every((v, i) => structurallyEqual(v, y[i]));
   }
@@ -61,6 +65,117 @@ function structurallyEqual(a: unknown, b: unknown): boolean {
     return kx.length === ky.length && kx.every((k, i) => k === ky[i] && structurallyEqual(x[k], y[k]));
   }
   throw new Error(`structurallyEqual: unexpected value ${String(a)}`);
+}
+
+// ───────────────────────────── objects with their own key, and unkeyable objects ─────────────────────────────
+
+/**
+ * Objects the oracle treats as leaves: keyed ones (`kind` + `key`; equal when both match) and unkeyable ones
+ * (`kind` starting with "unkeyable"), each with a factory for a fresh equal copy.
+ */
+interface Special {
+  readonly kind: string;
+  readonly key: string;
+  readonly make: () => object;
+}
+const special = new WeakMap<object, Special>();
+
+function register<T extends object>(kind: string, key: string, build: () => T): T {
+  const make = (): T => {
+    const o = build();
+    special.set(o, { kind, key, make });
+    return o;
+  };
+  return make();
+}
+
+class Alpha {
+  constructor(readonly k: string) {}
+  getCacheKey(): string {
+    return this.k;
+  }
+}
+class Beta {
+  constructor(readonly k: string) {}
+  getCacheKey(): string {
+    return this.k;
+  }
+}
+// Classes whose names a naive encoder would confuse with a plain object, a built-in, or a separator.
+const { Object: NamedObject, URL: NamedUrl, 'Alpha("a"),Alpha': Forger } = {
+  Object: class {
+    constructor(readonly k: string) {}
+    getCacheKey(): string {
+      return this.k;
+    }
+  },
+  URL: class {
+    constructor(readonly k: string) {}
+    getCacheKey(): string {
+      return this.k;
+    }
+  },
+  'Alpha("a"),Alpha': class {
+    constructor(readonly k: string) {}
+    getCacheKey(): string {
+      return this.k;
+    }
+  },
+};
+const keyedKinds: ReadonlyArray<readonly [string, (k: string) => object]> = [
+  ['Alpha', k => new Alpha(k)],
+  ['Beta', k => new Beta(k)],
+  ['class named Object', k => new NamedObject(k)],
+  ['class named URL', k => new NamedUrl(k)],
+  ['class named Alpha("a"),Alpha', k => new Forger(k)],
+  ['plain', k => ({ getCacheKey: () => k })],
+  // A null-prototype object is a plain object (as everywhere in the encoding): the same kind.
+  ['plain', k => Object.assign(Object.create(null) as object, { getCacheKey: () => k })],
+];
+
+function anonymousInstance(k: string): object {
+  return new (class {
+    getCacheKey(): string {
+      return k;
+    }
+  })();
+}
+
+const unkeyableKinds: ReadonlyArray<readonly [string, (k: string) => object]> = [
+  ['anonymous class', anonymousInstance],
+  ['symbol-keyed property', k => ({ a: k, [Symbol(k)]: 1 })],
+  ['non-enumerable property', k => Object.defineProperty({ a: k }, 'hidden', { value: 1, enumerable: false })],
+  ['getCacheKey returning a number', k => ({ getCacheKey: () => k.length })],
+  ['getCacheKey returning an object', k => ({ getCacheKey: () => ({ k }) })],
+];
+// A throwing getter and a revoked proxy are not generated: fast-check reads them to print a counterexample.
+// They are placed inside every kind of container by a deterministic test below.
+
+/** A value easily confused with a keyed object: same key in another kind, the bare key, a near key. */
+function confusableKeyed(info: Special, random: () => number): unknown {
+  if (info.kind.startsWith('unkeyable')) return pick([{ a: info.key }, {}, info.key], random);
+  const [kind, make] = pick(keyedKinds, random);
+  return pick(
+    [
+      register(kind, info.key, () => make(info.key)),
+      register(info.kind, `${info.key},`, () => keyedKinds.find(([k]) => k === info.kind)![1](`${info.key},`)),
+      info.key,
+      `${info.kind}("${info.key}")`,
+      [info.key],
+    ],
+    random,
+  );
+}
+
+/** True unless the value contains an unkeyable object somewhere. */
+function keyable(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return true;
+  const info = special.get(v);
+  if (info !== undefined) return !info.kind.startsWith('unkeyable');
+  if (v instanceof Date || ArrayBuffer.isView(v)) return true;
+  if (Array.isArray(v) || v instanceof Set) return [...v].every(keyable);
+  if (v instanceof Map) return [...v].every(([k, x]) => keyable(k) && keyable(x));
+  return Object.values(v).every(keyable);
 }
 
 // ───────────────────────────── value generation ─────────────────────────────
@@ -96,6 +211,8 @@ function makeObject(entries: ReadonlyArray<readonly [string, unknown]>, nullProt
 /** A structurally equal deep copy, with object keys and Map/Set entries in another insertion order. */
 function reshuffle(v: unknown, random: () => number): unknown {
   if (typeof v !== 'object' || v === null) return v;
+  const info = special.get(v);
+  if (info !== undefined) return info.make();
   if (Array.isArray(v)) return v.map(x => reshuffle(x, random));
   if (v instanceof Date) return new Date(v.getTime());
   if (v instanceof Map) return new Map(shuffled([...v], random).map(([k, x]) => [reshuffle(k, random), reshuffle(x, random)]));
@@ -128,6 +245,8 @@ function confusable(v: unknown, random: () => number): unknown {
       return pick([null, 'undefined', [], [undefined]], random);
   }
   if (v === null) return pick([undefined, 'null', 0, NaN, {}], random);
+  const info = special.get(v as object);
+  if (info !== undefined) return confusableKeyed(info, random);
   if (Array.isArray(v)) {
     return pick([v.slice(1), [...v, undefined], [v], new Set(v), makeObject(v.map((x, i) => [String(i), x] as const), false), v.filter(x => typeof x === 'string').join(',')], random);
   }
@@ -155,7 +274,7 @@ function confusable(v: unknown, random: () => number): unknown {
 
 /** The number of nodes of `v` that {@link mutateAt} can replace: itself and everything inside it. */
 function countNodes(v: unknown): number {
-  if (typeof v !== 'object' || v === null || v instanceof Date || ArrayBuffer.isView(v)) return 1;
+  if (typeof v !== 'object' || v === null || v instanceof Date || ArrayBuffer.isView(v) || special.has(v)) return 1;
   if (Array.isArray(v) || v instanceof Set) return 1 + [...v].reduce((n: number, x) => n + countNodes(x), 0);
   if (v instanceof Map) return 1 + [...v].reduce((n: number, [k, x]) => n + countNodes(k) + countNodes(x), 0);
   const o = v as Record<string, unknown>;
@@ -165,7 +284,7 @@ function countNodes(v: unknown): number {
 /** A copy of `v` whose node number `state.target` (depth-first) is replaced by a confusable value. */
 function mutateAt(v: unknown, random: () => number, state: { target: number }): unknown {
   if (state.target-- === 0) return confusable(v, random);
-  if (state.target < 0 || typeof v !== 'object' || v === null) return v;
+  if (state.target < 0 || typeof v !== 'object' || v === null || special.has(v)) return v;
   if (Array.isArray(v)) return v.map(x => mutateAt(x, random, state));
   if (v instanceof Map) return new Map([...v].map(([k, x]) => [mutateAt(k, random, state), mutateAt(x, random, state)]));
   if (v instanceof Set) return new Set([...v].map(x => mutateAt(x, random, state)));
@@ -288,5 +407,123 @@ describe('key encoding is canonical and injective (property-based)', () => {
       }),
       { numRuns: 1_000 },
     );
+  });
+});
+
+// ───────────────────────────── with keyed and unkeyable objects ─────────────────────────────
+
+const keyArb = fc.oneof(fc.constantFrom('a', 'b', '', 'a,b', '"', 'Alpha("a")', ')'), fc.string({ unit: separatorUnit, maxLength: 4 }));
+const keyedArb = fc.tuple(fc.integer({ min: 0, max: keyedKinds.length - 1 }), keyArb).map(([i, key]) => {
+  const [kind, make] = keyedKinds[i]!;
+  return register(kind, key, () => make(key));
+});
+const unkeyableArb = fc.tuple(fc.integer({ min: 0, max: unkeyableKinds.length - 1 }), keyArb).map(([i, key]) => {
+  const [kind, make] = unkeyableKinds[i]!;
+  return register(`unkeyable: ${kind}`, key, () => make(key));
+});
+
+const { value: valueWithObjectsArb } = fc.letrec<{ value: unknown }>(tie => ({
+  value: fc.oneof(
+    { depthIdentifier: 'value', maxDepth: 3, depthSize: 'small' },
+    leafArb,
+    keyedArb,
+    keyedArb,
+    fc.constant(null).chain(() => unkeyableArb),
+    fc.array(tie('value'), { maxLength: 3, depthIdentifier: 'value' }),
+    fc
+      .tuple(fc.array(fc.tuple(objectKeyArb, tie('value')), { maxLength: 3, depthIdentifier: 'value' }), fc.boolean())
+      .map(([entries, nullPrototype]) => makeObject(entries, nullPrototype)),
+    fc.array(fc.tuple(tie('value'), tie('value')), { maxLength: 3, depthIdentifier: 'value' }).map(entries => new Map(entries)),
+    fc.array(tie('value'), { maxLength: 3, depthIdentifier: 'value' }).map(items => new Set(items)),
+  ),
+}));
+
+const tupleWithObjectsArb = fc.array(fc.oneof(valueWithObjectsArb, keyedArb, stringArb), { maxLength: 4 });
+
+const pairWithObjectsArb = fc.oneof(
+  fc.tuple(tupleWithObjectsArb, tupleWithObjectsArb),
+  fc.tuple(tupleWithObjectsArb, fc.integer()).map(([t, seed]) => [t, reshuffle(t, rng(seed))] as [unknown[], unknown[]]),
+  fc.tuple(tupleWithObjectsArb, fc.integer()).map(([t, seed]) => [t, mutateTuple(t, rng(seed))] as [unknown[], unknown[]]),
+);
+
+/** The encoding of a tuple, or the UnkeyableValueError it fails with (any other error fails the property). */
+function encodeOrUnkeyable(t: readonly unknown[]): string | UnkeyableValueError {
+  try {
+    return encodeTuple(t);
+  } catch (error) {
+    if (error instanceof UnkeyableValueError) return error;
+    throw new Error(`encoding threw a raw ${(error as Error)?.name ?? typeof error}, not an UnkeyableValueError: ${String(error)}`);
+  }
+}
+
+describe('key encoding with objects that have their own key, and unkeyable objects (property-based)', () => {
+  it('the oracle tells keyed objects apart by kind and key', () => {
+    const a = register('Alpha', 'a', () => new Alpha('a'));
+    expect(structurallyEqual(a, special.get(a)!.make())).toBe(true);
+    expect(structurallyEqual(a, register('Beta', 'a', () => new Beta('a')))).toBe(false);
+    expect(keyable([register('unkeyable: x', 'a', () => ({}))])).toBe(false);
+  });
+
+  it('a tuple fails with UnkeyableValueError exactly when it holds an unkeyable value; keyable tuples encode equally exactly when equal', () => {
+    let equalPairs = 0;
+    let distinctPairs = 0;
+    let unkeyablePairs = 0;
+    let keyedPairs = 0;
+    fc.assert(
+      fc.property(pairWithObjectsArb, ([a, b]) => {
+        const ea = encodeOrUnkeyable(a);
+        const eb = encodeOrUnkeyable(b);
+        const ka = a.every(keyable);
+        const kb = b.every(keyable);
+        if (ka !== (typeof ea === 'string')) throw new Error(`keyable=${ka} but encoding ${typeof ea === 'string' ? `succeeded: ${ea}` : `failed: ${ea.message}`}`);
+        if (kb !== (typeof eb === 'string')) throw new Error(`keyable=${kb} but encoding ${typeof eb === 'string' ? `succeeded: ${eb}` : `failed: ${eb.message}`}`);
+        if (!ka || !kb) {
+          unkeyablePairs++;
+          return;
+        }
+        if ([...a, ...b].some(v => typeof v === 'object' && v !== null && special.has(v))) keyedPairs++;
+        const equal = structurallyEqual(a, b);
+        if (equal) equalPairs++;
+        else distinctPairs++;
+        if ((ea === eb) !== equal) throw new Error(`structurallyEqual=${equal} but encodings ${ea === eb ? 'collide' : 'differ'}:\n  ${String(ea)}\n  ${String(eb)}`);
+      }),
+      { numRuns: 2_000 },
+    );
+    expect(equalPairs).toBeGreaterThan(150);
+    expect(distinctPairs).toBeGreaterThan(300);
+    expect(unkeyablePairs).toBeGreaterThan(100);
+    expect(keyedPairs).toBeGreaterThan(300);
+  });
+
+  it('a throwing getter or a revoked proxy anywhere in a value is an UnkeyableValueError, never a raw error', () => {
+    const hostile = (): unknown[] => {
+      const { proxy, revoke } = Proxy.revocable({ a: 1 }, {});
+      revoke();
+      const getter = {
+        get a(): number {
+          throw new TypeError('getter');
+        },
+      };
+      const { proxy: trapped } = Proxy.revocable({}, {
+        ownKeys() {
+          throw new Error('ownKeys trap');
+        },
+      });
+      return [proxy, getter, trapped];
+    };
+    const containers: Array<(v: unknown) => unknown> = [
+      v => v,
+      v => [1, v],
+      v => ({ b: 'x', a: v }),
+      v => new Map([['k', v]]),
+      v => new Map([[v, 1]]),
+      v => new Set([v]),
+      v => [{ deep: [new Set([v])] }],
+    ];
+    for (const wrap of containers) {
+      for (const value of hostile()) {
+        expect(encodeOrUnkeyable(['ok', wrap(value)])).toBeInstanceOf(UnkeyableValueError);
+      }
+    }
   });
 });
