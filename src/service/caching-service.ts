@@ -477,7 +477,7 @@ export class CachingService {
       this.#reportError(error, 'set', key);
       return this.#skipped(key, 'backend-error', value, async, context, outcome);
     }
-    if (typeof stored === 'string') return this.#afterStore(key, stored, outcome);
+    if (typeof stored === 'string' || !('then' in stored)) return this.#afterStore(key, stored, outcome);
     return stored.then(
       result => this.#afterStore(key, result, outcome),
       error => {
@@ -493,7 +493,8 @@ export class CachingService {
       if (this.#listeners.has('set')) this.#emit('set', { key, dependencies: outcome.dependencies, expiresAt: outcome.expiresAt });
     } else {
       this.#counters.skips++;
-      this.#emit('skip', { key, reason: result });
+      if (typeof result === 'string') this.#emit('skip', { key, reason: result });
+      else this.#emit('skip', { key, reason: result.reason, detail: result.detail });
     }
     return outcome;
   }

@@ -445,8 +445,8 @@ export class RedisBackend implements CachingBackend {
     let payload: string;
     try {
       payload = this.#serializer.serialize(entry.value);
-    } catch {
-      return refuse('not-serializable');
+    } catch (error) {
+      return refuse({ reason: 'not-serializable', detail: error instanceof Error ? error.message : String(error) });
     }
     if (Buffer.byteLength(payload) > this.#maxPayloadBytes) return refuse('too-large');
     const partition = this.#partitionOf(key);
