@@ -8,7 +8,7 @@ import { RedisBackend, type RedisBackendOptions } from '../../src/redis.js';
 import { deferred, type Deferred } from '../support/deferred.js';
 import { keysByKind, purgePrefix } from './support/backend-support.js';
 import { waitUntil } from './support/redis-process.js';
-import { describeRedis, ready, standaloneClient, uniquePrefix, type RedisClient } from './support/redis.js';
+import { clusterClient, describeRedis, ready, standaloneClient, uniquePrefix, type RedisClient } from './support/redis.js';
 
 interface Process {
   readonly backend: RedisBackend;
@@ -192,6 +192,35 @@ describeRedis('RedisBackend with awkward keys, corrupt bookkeeping and awkward v
     expect((await backend.invalidate([keys[5]!])).removed).toEqual([keys[5]]);
     expect((await backend.get(keys[1]!)).hit).toBe(true);
     expect((await backend.get(keys[3]!)).hit).toBe(true);
+  });
+
+  it('on a 3-master cluster (16 partitions): entries with lone-surrogate dependencies in every partition are removed by one invalidation, none collide', async () => {
+    const cluster = clusterClient();
+    await ready(cluster);
+    const prefix = uniquePrefix('lone-cluster');
+    const a = startProcess(cluster, prefix);
+    const ids = Array.from({ length: 40 }, (_, i) => `${i}\ud800`);
+    const rows = new Rows(a.service, new Map(ids.map((id, i) => [id, i])));
+    for (const id of ids) await rows.row(id);
+    expect(a.sets).toHaveLength(40);
+    class Parent {
+      runs = 0;
+      constructor(service: CachingService) {
+        bindCachingService(this, service);
+      }
+      @Cache()
+      async all(): Promise<number[]> {
+        this.runs++;
+        return Promise.all(ids.map(id => rows.row(id)));
+      }
+    }
+    const parent = new Parent(a.service);
+    expect(await parent.all()).toEqual(ids.map((_, i) => i));
+    await a.service.invalidate(`Row:${ids[7]!}`);
+    expect(await parent.all()).toEqual(ids.map((_, i) => i));
+    expect(parent.runs).toBe(2);
+    expect(rows.runs).toBe(41);
+    expect(a.errors).toEqual([]);
   });
 
   it('extends a sliding entry whose key holds a lone surrogate, and invalidates it', async () => {
