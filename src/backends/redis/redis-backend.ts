@@ -325,10 +325,13 @@ export class RedisBackend implements CachingBackend {
       const [error, packed] = replies[i]!;
       const read = batch[i]!;
       if (redirected && (isRedirection(error) || (error === null && (packed === null || packed === undefined)))) this.#lookupAlone(read.base, read.key).then(read.resolve, read.reject);
-      else if (isWrongType(error)) read.resolve(this.#foreign(read.base, read.key, error));
       else if (error !== null) {
-        failed++;
-        read.reject(backendError(error));
+        // A key of another type in the entry's place: the server answered; a miss, and the key is replaced.
+        if (isWrongType(error)) read.resolve(this.#foreign(read.base, read.key, error));
+        else {
+          failed++;
+          read.reject(backendError(error));
+        }
       } else this.#answer(read, packed as string | null);
     }
     // The server answered: one key's error (a foreign value of another type, say) is that lookup's failure,
