@@ -276,6 +276,32 @@ describeRedis('RedisBackend with awkward keys, corrupt bookkeeping and awkward v
     expect(a.errors.some(e => /dependency index of another type/.test(String((e.error as Error).message)))).toBe(true);
   });
 
+  it('on a 3-master cluster: repairs a dependency index holding a string, and only its partition is emptied', async () => {
+    const cluster = clusterClient();
+    await ready(cluster);
+    const prefix = uniquePrefix('corrupt-index-cluster');
+    const a = startProcess(cluster, prefix);
+    const ids = Array.from({ length: 24 }, (_, i) => String(i));
+    const rows = new Rows(a.service, new Map(ids.map((id, i) => [id, i])));
+    for (const id of ids) await rows.row(id);
+    const entry = a.backend.entryKey(rowKey('3'));
+    const base = entry.slice(0, entry.indexOf('v:'));
+    const index = `${base}i:Row:3`;
+    expect(await cluster.type(index)).toBe('zset');
+    await cluster.del(index);
+    await cluster.set(index, 'not a sorted set');
+
+    rows.db.set('3', 30);
+    await a.service.invalidate('Row:3');
+    expect(a.backend.pendingInvalidations).toBe(0);
+    expect(await rows.row('3')).toBe(30);
+    const samePartition = ids.filter(id => a.backend.entryKey(rowKey(id)).startsWith(base));
+    for (const id of ids) await rows.row(id);
+    // Entries of the corrupt index's partition were computed again, the others were hits.
+    expect(rows.runs).toBe(24 + samePartition.length);
+    expect(samePartition.length).toBeLessThan(24);
+  });
+
   it('repairs a dependency index holding a string found by a store: that store is refused, the entry it indexed is removed, the next store works', async () => {
     const prefix = uniquePrefix('corrupt-index-store');
     const a = startProcess(standaloneClient(), prefix);
