@@ -246,11 +246,15 @@ describeRedis('RedisBackend with awkward keys, corrupt bookkeeping and awkward v
     const script = client as unknown as { aspectCacheSet(...args: Array<string | number>): Promise<unknown> };
     const keys = [`${base}v:k`, `${base}c`, `${base}s`, `${base}g:k`];
     const { generation, serverTime } = token as { generation: string; serverTime: number };
-    await expect(script.aspectCacheSet(keys.length, ...keys, generation, serverTime, 120_000, 'payload', '["\\ud800"', 'none', 0, 0, '1', `${base}i:`, 'k', 1, '')).rejects.toThrow(/invalid arguments/);
+    const failure: unknown = await script.aspectCacheSet(keys.length, ...keys, generation, serverTime, 120_000, 'payload', '["\\ud800"', 'none', 0, 0, '1', `${base}i:`, 'k', 1, '').then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     const left = await keysByKind(raw, prefix);
     expect(left.v).toEqual([]);
     expect(left.i).toEqual([]);
     expect(left.g).toEqual([]);
+    expect(String((failure as Error | undefined)?.message)).toMatch(/invalid arguments/);
   });
 
   // ───────────── case 6: corrupt bookkeeping keys are repaired ─────────────
