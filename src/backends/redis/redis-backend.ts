@@ -117,6 +117,10 @@ type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Prom
  *   again; an invalidation that fails is queued and retried, and until it lands the entries it affects are
  *   not served by this process.
  *
+ * - **Any string is a key or a dependency**: key names are encoded injectively (lone UTF-16 surrogates, which
+ *   UTF-8 cannot carry, are escaped), so no two keys share an entry; scripts validate their inputs before
+ *   their first write, and repair bookkeeping keys they find corrupt or of another type.
+ *
  * Cluster layout: keys are `<prefix>ac1:{p<n>}:<kind>:<key>`; `{p<n>}` is the hash tag of partition n.
  *
  * @example
