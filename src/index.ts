@@ -20,6 +20,7 @@ export type {
   CacheMiss,
   CacheEntryInput,
   StoreOutcome,
+  StoreRefusal,
   InvalidateOptions,
   InvalidationResult,
   RemovalReason,

@@ -44,7 +44,8 @@ export interface CacheEventMap {
   hit: { key: string };
   miss: { key: string };
   set: { key: string; dependencies: readonly string[]; expiresAt: number };
-  skip: { key: string; reason: SkipReason };
+  /** `detail`, when the backend gives one, says why in words (e.g. which value could not be serialized). */
+  skip: { key: string; reason: SkipReason; detail?: string };
   invalidate: { keys: readonly string[]; entries: readonly string[] };
   evict: { key: string; reason: 'evict' | 'expire' };
   error: { error: unknown; key?: string; operation: string };

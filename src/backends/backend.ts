@@ -52,12 +52,19 @@ export interface CacheEntryInput {
 
 /**
  * What `set` did: `stored`, or why not — `stale` (the key or a dependency was invalidated after the token
- * was issued), `too-large` (over the backend's size limit), `not-serializable`, `backend-error`.
+ * was issued), `too-large` (over the backend's size limit), `not-serializable`, `backend-error` — or a
+ * {@link StoreRefusal} that also says why in words (the `skip` event's `detail`).
  * `stored`, `too-large` and `not-serializable` also certify that neither the key nor a dependency was
  * invalidated since the token was issued (a backend checks that first): the service then hands the value to
  * callers that joined the computation. After `stale` or `backend-error` they compute on their own.
  */
-export type StoreOutcome = 'stored' | 'stale' | 'too-large' | 'not-serializable' | 'backend-error';
+export type StoreOutcome = 'stored' | 'stale' | 'too-large' | 'not-serializable' | 'backend-error' | StoreRefusal;
+
+/** A refused store with an explanation, e.g. `{ reason: 'not-serializable', detail: 'an instance of Foo at .items[0] …' }`. */
+export interface StoreRefusal {
+  readonly reason: 'stale' | 'too-large' | 'not-serializable' | 'backend-error';
+  readonly detail: string;
+}
 
 /** Options of {@link CachingBackend.invalidate}. */
 export interface InvalidateOptions {

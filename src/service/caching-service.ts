@@ -577,7 +577,7 @@ export class CachingService {
       this.#reportError(error, 'set', key);
       return this.#skipped(key, 'backend-error', value, async, context, outcome, false);
     }
-    if (typeof stored === 'string') return this.#afterStore(key, stored, outcome);
+    if (typeof stored === 'string' || !('then' in stored)) return this.#afterStore(key, stored, outcome);
     return stored.then(
       result => this.#afterStore(key, result, outcome),
       error => {
@@ -610,9 +610,11 @@ export class CachingService {
       return outcome;
     }
     this.#counters.skips++;
-    this.#emit('skip', { key, reason: result });
+    const reason = typeof result === 'string' ? result : result.reason;
+    if (typeof result === 'string') this.#emit('skip', { key, reason });
+    else this.#emit('skip', { key, reason, detail: result.detail });
     // 'too-large' and 'not-serializable' certify freshness (see StoreOutcome); 'stale' and 'backend-error' do not.
-    return result === 'stale' || result === 'backend-error' ? { ...outcome, shareable: false } : outcome;
+    return reason === 'stale' || reason === 'backend-error' ? { ...outcome, shareable: false } : outcome;
   }
 
   #skipped(key: string, reason: SkipReason, value: unknown, async: boolean, context: CachingContext, outcome: Outcome | undefined, shareable: boolean): Outcome {

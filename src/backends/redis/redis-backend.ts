@@ -117,6 +117,10 @@ type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Prom
  *   again; an invalidation that fails is queued and retried, and until it lands the entries it affects are
  *   not served by this process.
  *
+ * - **Any string is a key or a dependency**: key names are encoded injectively (lone UTF-16 surrogates, which
+ *   UTF-8 cannot carry, are escaped), so no two keys share an entry; scripts validate their inputs before
+ *   their first write, and repair bookkeeping keys they find corrupt or of another type.
+ *
  * Cluster layout: keys are `<prefix>ac1:{p<n>}:<kind>:<key>`; `{p<n>}` is the hash tag of partition n.
  *
  * @example
@@ -230,7 +234,7 @@ export class RedisBackend implements CachingBackend {
 
   /** The Redis key of an entry (for diagnostics and tests). */
   entryKey(key: string): string {
-    return `${this.#bases[this.#partitionOf(key)]}v:${key}`;
+    return `${this.#bases[this.#partitionOf(key)]}v:${encodeKey(key)}`;
   }
 
   get(key: string): Promise<CacheLookup> {
@@ -278,15 +282,25 @@ export class RedisBackend implements CachingBackend {
     try {
       if (batch.length === 1) {
         const read = batch[0]!;
-        this.#client.hget(`${read.base}v:${read.key}`, 'h').then(packed => {
-          if (!this.#deadlines.delete(pending)) return; // already timed out
-          this.#breaker.recordSuccess();
-          this.#answer(read, packed);
-        }, onError);
+        this.#client.hget(`${read.base}v:${encodeKey(read.key)}`, 'h').then(
+          packed => {
+            if (!this.#deadlines.delete(pending)) return; // already timed out
+            this.#breaker.recordSuccess();
+            this.#answer(read, packed);
+          },
+          error => {
+            // A key of another type in the entry's place: the server answered; a miss, and the key is replaced.
+            if (!isWrongType(error)) onError(error);
+            else if (this.#deadlines.delete(pending)) {
+              this.#breaker.recordSuccess();
+              read.resolve(this.#foreign(read.base, read.key, error));
+            }
+          },
+        );
         return;
       }
       const pipeline = this.#client.pipeline();
-      for (const read of batch) pipeline.hget(`${read.base}v:${read.key}`, 'h');
+      for (const read of batch) pipeline.hget(`${read.base}v:${encodeKey(read.key)}`, 'h');
       pipeline.exec().then(replies => {
         if (this.#deadlines.delete(pending)) this.#answerReads(batch, replies, pipeline);
       }, onError);
@@ -317,8 +331,12 @@ export class RedisBackend implements CachingBackend {
       const read = batch[i]!;
       if (redirected && (isRedirection(error) || (error === null && (packed === null || packed === undefined)))) this.#lookupAlone(read.base, read.key).then(read.resolve, read.reject);
       else if (error !== null) {
-        failed++;
-        read.reject(backendError(error));
+        // A key of another type in the entry's place: the server answered; a miss, and the key is replaced.
+        if (isWrongType(error)) read.resolve(this.#foreign(read.base, read.key, error));
+        else {
+          failed++;
+          read.reject(backendError(error));
+        }
       } else this.#answer(read, packed as string | null);
     }
     // The server answered: one key's error (a foreign value of another type, say) is that lookup's failure,
@@ -329,7 +347,18 @@ export class RedisBackend implements CachingBackend {
 
   /** One lookup on its own, through the circuit breaker and with its own timeout. */
   #lookupAlone(base: string, key: string): Promise<CacheLookup> {
-    return this.#call(() => this.#client.hget(`${base}v:${key}`, 'h'), this.#timeoutMs, packed => this.#lookup(base, key, packed));
+    return this.#call(
+      () => this.#client.hget(`${base}v:${encodeKey(key)}`, 'h').catch((error: unknown) => (isWrongType(error) ? (error as Error) : Promise.reject(error))),
+      this.#timeoutMs,
+      packed => (packed instanceof Error ? this.#foreign(base, key, packed) : this.#lookup(base, key, packed)),
+    );
+  }
+
+  /** An entry key holding another type (written by something else): reported, removed, and a miss (the store rebuilds it). */
+  #foreign(base: string, key: string, error: unknown): Promise<CacheLookup> {
+    this.#report({ type: 'error', error: new CachingError(errors.E_BACKEND, `RedisBackend: the entry ${key} holds a value of another type; it is treated as a miss and replaced.`, { cause: error }), operation: 'decode' });
+    void this.#discard(key);
+    return this.#miss(base, key, undefined);
   }
 
   #answer(read: PendingRead, packed: string | null | undefined): void {
@@ -368,15 +397,16 @@ export class RedisBackend implements CachingBackend {
    */
   async #miss(base: string, key: string, stale: CacheHit | undefined, packed?: string): Promise<CacheLookup> {
     const waitUntil = this.#leaseMs > 0 ? Date.now() + this.#leaseMs : 0;
+    const name = encodeKey(key);
     for (;;) {
       const owner = this.#leaseMs > 0 ? `${this.#owner}:${++this.#leases}` : '';
       const sentAt = this.clock.now();
-      const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, `${base}s`, `${base}l:${key}`, `${base}v:${key}`, this.#leaseMs, owner, stale === undefined ? '0' : '1'))) as [string, number, number, string | null];
+      const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, `${base}s`, `${base}l:${name}`, `${base}v:${name}`, this.#leaseMs, owner, this.#markerTtlMs, stale === undefined ? '0' : '1'))) as [string, number, number, string | null];
       this.#observeServerTime(Number(reply[1]), sentAt);
       if (stale !== undefined && reply[3] !== packed) stale = undefined;
       if (reply[2] === 2) {
         // Stored since this caller looked (typically by the lease holder it was waiting for): read it.
-        const packed = await this.#call(() => this.#client.hget(`${base}v:${key}`, 'h'));
+        const packed = await this.#call(() => this.#client.hget(`${base}v:${name}`, 'h'));
         const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
         if (entry !== undefined && !this.#affectedByPending(key, entry.hit.dependencies)) return entry.hit;
       }
@@ -384,12 +414,12 @@ export class RedisBackend implements CachingBackend {
       // the lease (a dead holder's lease expires and the next lookup takes it over).
       if (reply[2] !== 1 && Date.now() < waitUntil) {
         await new Promise(resolve => setTimeout(resolve, this.#pollMs));
-        const packed = await this.#call(() => this.#client.hget(`${base}v:${key}`, 'h'));
+        const packed = await this.#call(() => this.#client.hget(`${base}v:${name}`, 'h'));
         const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
         if (entry !== undefined && !this.#affectedByPending(key, entry.hit.dependencies)) return entry.hit;
         continue;
       }
-      const lease = reply[2] === 1 && this.#leaseMs > 0 ? { key: `${base}l:${key}`, owner } : undefined;
+      const lease = reply[2] === 1 && this.#leaseMs > 0 ? { key: `${base}l:${name}`, owner } : undefined;
       const token = this.#token(reply[0], Number(reply[1]), lease);
       return stale === undefined ? { hit: false, token } : { hit: false, token, stale };
     }
@@ -397,7 +427,7 @@ export class RedisBackend implements CachingBackend {
 
   /** Sliding entries with a fail-safe window need their moving expiry to tell fresh from stale. */
   async #slidingWithFailSafe(base: string, key: string, hit: CacheHit, cap: number, sliding: number, packed: string): Promise<CacheLookup> {
-    const expiry = Number(await this.#call(() => this.#client.hget(`${base}v:${key}`, 'e')));
+    const expiry = Number(await this.#call(() => this.#client.hget(`${base}v:${encodeKey(key)}`, 'e')));
     const localNow = this.clock.now();
     if (expiry !== 0 && localNow + this.#offset >= expiry) return this.#miss(base, key, { ...hit, expiresAt: expiry - this.#offset }, packed);
     return this.#touch(base, key, hit, sliding, cap, localNow);
@@ -406,14 +436,16 @@ export class RedisBackend implements CachingBackend {
   async begin(key: string): Promise<unknown> {
     const base = this.#bases[this.#partitionOf(key)]!;
     const sentAt = this.clock.now();
-    const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, `${base}s`, `${base}l:${key}`, `${base}v:${key}`, 0, ''))) as [string, number, number];
+    const name = encodeKey(key);
+    const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, `${base}s`, `${base}l:${name}`, `${base}v:${name}`, 0, '', this.#markerTtlMs, '0'))) as [string, number, number];
     this.#observeServerTime(Number(reply[1]), sentAt);
     return this.#token(reply[0], Number(reply[1]));
   }
 
   /** A sliding hit: answered now, extended in Redis without waiting (the extension is idempotent). */
   #touch(base: string, key: string, entry: CacheHit, sliding: number, cap: number, localNow: number): CacheHit {
-    this.#call(() => this.#scripts.aspectCacheTouch(1, `${base}v:${key}`, `${base}i:`, key)).then(
+    const name = encodeKey(key);
+    this.#call(() => this.#scripts.aspectCacheTouch(1, `${base}v:${name}`, `${base}i:`, name)).then(
       serverNow => this.#observeServerTime(Number(serverNow), localNow),
       error => this.#report({ type: 'error', error, operation: 'extend a sliding entry' }),
     );
@@ -462,18 +494,27 @@ export class RedisBackend implements CachingBackend {
     let payload: string;
     try {
       payload = this.#serializer.serialize(entry.value);
-    } catch {
-      return refuseUnstorable('not-serializable');
+    } catch (error) {
+      return refuseUnstorable({ reason: 'not-serializable', detail: error instanceof Error ? error.message : String(error) });
     }
     if (Buffer.byteLength(payload) > this.#maxPayloadBytes) return refuseUnstorable('too-large');
     const partition = this.#partitionOf(key);
     const base = this.#bases[partition]!;
     const dependencies = [...new Set(entry.dependencies)];
-    const keys = [`${base}v:${key}`, `${base}c`, `${base}g:${key}`, ...dependencies.map(d => `${base}g:${d}`)];
+    // Key names are encoded (see encodeKey); a hit returns the dependencies as given (depsJson, never decoded
+    // by Lua), the index names are sent apart only when encoding changed one.
+    const name = encodeKey(key);
+    const names = dependencies.map(encodeKey);
+    const keys = [`${base}v:${name}`, `${base}c`, `${base}s`, `${base}g:${name}`, ...names.map(d => `${base}g:${d}`)];
     const ttl = entry.expiresAt === Infinity ? 'none' : String(Math.floor(entry.expiresAt - this.clock.now()));
-    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, JSON.stringify(dependencies), ttl, entry.sliding, entry.staleFor ?? 0, entry.async ? '1' : '0', `${base}i:`, key, dependencies.length];
+    const depsJson = JSON.stringify(dependencies);
+    const indexJson = JSON.stringify(names);
+    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, depsJson, ttl, entry.sliding, entry.staleFor ?? 0, entry.async ? '1' : '0', `${base}i:`, name, dependencies.length, indexJson === depsJson ? '' : indexJson];
     try {
-      return (await this.#call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome;
+      const outcome = (await this.#call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome | 'corrupt-index';
+      if (outcome !== 'corrupt-index') return outcome;
+      await this.#wipePartition(partition);
+      return 'stale';
     } finally {
       this.#release(t);
     }
@@ -485,7 +526,7 @@ export class RedisBackend implements CachingBackend {
     const t = token as RedisToken;
     if (this.#affectedByPending(key, dependencies)) return false;
     const base = this.#bases[this.#partitionOf(key)]!;
-    const keys = [`${base}c`, `${base}g:${key}`, ...[...new Set(dependencies)].map(d => `${base}g:${d}`)];
+    const keys = [`${base}c`, `${base}g:${encodeKey(key)}`, ...[...new Set(dependencies)].map(d => `${base}g:${encodeKey(d)}`)];
     return Number(await this.#call(() => this.#scripts.aspectCacheCheck(keys.length, ...keys, t.generation, t.serverTime, this.#markerTtlMs))) === 1;
   }
 
@@ -515,18 +556,7 @@ export class RedisBackend implements CachingBackend {
 
   async clear(): Promise<void> {
     await Promise.all(this.#bases.map(base => this.#call(() => this.#scripts.aspectCacheClearMark(2, `${base}s`, `${base}c`, this.#markerTtlMs))));
-    const nodes = (this.#client as { isCluster?: boolean }).isCluster === true ? (this.#client as Cluster).nodes('master') : [this.#client as Redis];
-    const pattern = `${escapeGlob(this.#prefix)}${SCHEMA}:{p*}:[vi]:*`;
-    await Promise.all(
-      nodes.map(async node => {
-        let cursor = '0';
-        do {
-          const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-          cursor = next;
-          if (found.length > 0) await Promise.all(found.map(k => node.unlink(k)));
-        } while (cursor !== '0');
-      }),
-    );
+    await this.#unlinkMatching(`${escapeGlob(this.#prefix)}${SCHEMA}:{p*}:[vi]:*`);
   }
 
   async dispose(): Promise<void> {
@@ -542,8 +572,10 @@ export class RedisBackend implements CachingBackend {
 
   async #invalidateEverywhere(keys: readonly string[], preserveRoots: boolean): Promise<string[]> {
     const removed: string[] = [];
-    const sent = new Set<string>(keys);
+    // Encoded key names (see encodeKey) on the wire; the removed keys are decoded back.
+    const sent = new Set<string>(keys.map(encodeKey));
     let round: readonly string[] = [...sent];
+    const corrupt = new Set<number>();
     // Preserved roots stay preserved in every round: in a cycle, a later round reaches them again.
     const protectedKeys = preserveRoots ? JSON.stringify(round) : '[]';
     let continuation = false;
@@ -557,9 +589,11 @@ export class RedisBackend implements CachingBackend {
         ),
       );
       const next: string[] = [];
-      for (const [, reply] of replies) {
-        for (const key of reply as string[]) {
-          removed.push(key);
+      for (const [i, reply] of replies) {
+        const [removedHere, corruptIndex] = reply as [string[], number];
+        if (corruptIndex === 1) corrupt.add(i);
+        for (const key of removedHere) {
+          removed.push(decodeKey(key));
           if (this.#partitions > 1 && !sent.has(key)) {
             sent.add(key);
             next.push(key);
@@ -569,7 +603,35 @@ export class RedisBackend implements CachingBackend {
       round = next;
       continuation = true;
     }
+    for (const partition of corrupt) await this.#wipePartition(partition);
     return removed;
+  }
+
+  /**
+   * Removes every entry and index of one partition, after a script found an index key of another type there
+   * (deleted: the entries it recorded can no longer be found by invalidations, so none may stay). Writes in
+   * flight in the partition are refused (clear marker). Entries are rebuilt by the next misses.
+   */
+  async #wipePartition(partition: number): Promise<void> {
+    const base = this.#bases[partition]!;
+    this.#report({ type: 'error', error: new CachingError(errors.E_BACKEND, `RedisBackend: a dependency index of another type was found in partition ${partition}; it was deleted, with every entry of the partition.`), operation: 'repair' });
+    await this.#call(() => this.#scripts.aspectCacheClearMark(2, `${base}s`, `${base}c`, this.#markerTtlMs));
+    await this.#unlinkMatching(`${escapeGlob(base)}[vi]:*`);
+  }
+
+  /** UNLINKs every key matching a glob pattern (SCAN; on a cluster, on every master). */
+  async #unlinkMatching(pattern: string): Promise<void> {
+    const nodes = this.#isCluster ? (this.#client as Cluster).nodes('master') : [this.#client as Redis];
+    await Promise.all(
+      nodes.map(async node => {
+        let cursor = '0';
+        do {
+          const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+          cursor = next;
+          if (found.length > 0) await Promise.all(found.map(k => node.unlink(k)));
+        } while (cursor !== '0');
+      }),
+    );
   }
 
   #queue(keys: readonly string[]): void {
@@ -762,6 +824,35 @@ function isRedirection(error: Error | null | undefined): boolean {
 
 function backendError(error: unknown): CachingError {
   return error instanceof CachingError ? error : new CachingError(errors.E_BACKEND, `RedisBackend: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+}
+
+/** A reply meaning the key holds another type than the command expects (a foreign or corrupt key). */
+function isWrongType(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('WRONGTYPE');
+}
+
+/**
+ * The escape character of Redis key names: U+FFFE, a noncharacter that text does not use. A Redis key is
+ * bytes, and ioredis sends a JS string as UTF-8, where a lone surrogate becomes U+FFFD: two keys differing only
+ * in a lone surrogate would collide, and Lua's cjson cannot decode one. Key names (entries, dependencies,
+ * markers, index members) are therefore sent encoded, injectively: the escape character is doubled and a lone
+ * surrogate becomes the escape character and its 4 hex digits. Normal strings pass through after one regex test.
+ */
+const ESCAPE = '\ufffe';
+const NEEDS_ENCODING = /[\ud800-\udfff\ufffe]/;
+const LONE_SURROGATE_OR_ESCAPE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\ufffe/g;
+const ENCODED = /\ufffe(\ufffe|[0-9a-f]{4})/g;
+
+/** A key as its Redis key name (well-formed UTF-16, so it survives UTF-8), injective over all JS strings. */
+function encodeKey(key: string): string {
+  if (!NEEDS_ENCODING.test(key)) return key;
+  return key.replace(LONE_SURROGATE_OR_ESCAPE, c => (c === ESCAPE ? ESCAPE + ESCAPE : ESCAPE + c.charCodeAt(0).toString(16)));
+}
+
+/** The inverse of {@link encodeKey}. */
+function decodeKey(name: string): string {
+  if (!name.includes(ESCAPE)) return name;
+  return name.replace(ENCODED, (_, code: string) => (code === ESCAPE ? ESCAPE : String.fromCharCode(Number.parseInt(code, 16))));
 }
 
 function escapeGlob(text: string): string {

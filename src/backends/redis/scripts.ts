@@ -28,7 +28,59 @@ local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 `;
 
 /**
- * BEGIN — KEYS: [seq, lock, entry]; ARGV: [lockLeaseMs (0: no lock), lockOwner, withEntry ('1' | absent)].
+ * Reading bookkeeping keys that may be corrupt (written by something else, or of a foreign type): a read
+ * never raises. A generation or marker is a decimal number below 1e18 (microseconds); anything else is corrupt.
+ *
+ * - generation(sk, ttl): the partition's generation. A corrupt one is reset ahead of the server clock (by 1 s):
+ *   the old generation was at most a few steps ahead of the clock, so no outstanding token can pass a marker
+ *   written after the reset — generations never go backwards relative to tokens.
+ * - marker(k): a marker's generation, nil when absent, false when corrupt.
+ * - newGeneration(sk, ttl): the next generation (what an invalidation writes), stored in sk.
+ * - decodeList(json): a JSON array of strings, or nil.
+ */
+const SAFE = `
+local function asGeneration(raw)
+  if type(raw) ~= 'string' then return nil end
+  local n = tonumber(raw)
+  if n and n >= 0 and n < 1e18 then return n end
+  return nil
+end
+local function generation(sk, ttl)
+  local raw = redis.pcall('GET', sk)
+  if not raw then return 0 end
+  local n = asGeneration(raw)
+  if n then return n end
+  local reset = nowUs + 1000000
+  redis.call('DEL', sk)
+  redis.call('SET', sk, string.format('%.0f', reset), 'PX', ttl)
+  return reset
+end
+local function marker(k)
+  local raw = redis.pcall('GET', k)
+  if not raw then return nil end
+  return asGeneration(raw) or false
+end
+local function newGeneration(sk, ttl)
+  local gen = string.format('%.0f', math.max(generation(sk, ttl) + 1, nowUs + 1))
+  redis.call('SET', sk, gen, 'PX', ttl)
+  return gen
+end
+local function decodeList(json)
+  if type(json) ~= 'string' then return nil end
+  local ok, list = pcall(cjson.decode, json)
+  if not ok or type(list) ~= 'table' then return nil end
+  for i = 1, #list do if type(list[i]) ~= 'string' then return nil end end
+  return list
+end
+local function number(v)
+  local n = tonumber(v)
+  if n == nil or n ~= n or n == math.huge or n == -math.huge then return nil end
+  return n
+end
+`;
+
+/**
+ * BEGIN — KEYS: [seq, lock, entry]; ARGV: [lockLeaseMs (0: no lock), lockOwner, markerTtlMs, withEntry ('1' | '0')].
  * Returns {token, now, locked}: the partition's generation when a computation begins, the server time, and
  * `locked` = 1 when this caller now holds the computation lease (or no lock is used), 0 when another process
  * holds it, 2 when a fresh entry is present (stored since this caller looked: read it instead of computing —
@@ -38,16 +90,29 @@ local nowUs = tonumber(t[1]) * 1000000 + tonumber(t[2])
  * token: a fail-safe caller holding an expired copy learns whether it was invalidated before the token.
  * (A hit is not a script: it is one HGET of the entry's `h` field.)
  */
-export const BEGIN_SCRIPT = `${NOW}
-local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-local token = string.format('%.0f', math.max(seq, nowUs))
+export const BEGIN_SCRIPT = `${NOW}${SAFE}
+local lease = number(ARGV[1])
+local ttl = number(ARGV[3])
+if not lease or not ttl then return redis.error_reply('aspect-cache BEGIN: invalid arguments') end
+local token = string.format('%.0f', math.max(generation(KEYS[1], ttl), nowUs))
 local entry = false
-if ARGV[3] == '1' then entry = redis.call('HGET', KEYS[3], 'h') end
+if ARGV[4] == '1' then
+  local h = redis.pcall('HGET', KEYS[3], 'h')
+  if type(h) == 'string' then entry = h end
+end
 local locked = 1
-if tonumber(ARGV[1]) > 0 then
-  local e = redis.call('HGET', KEYS[3], 'e')
-  if e and (tonumber(e) == 0 or now < tonumber(e)) then return {token, now, 2, entry} end
-  if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then locked = 0 end
+if lease > 0 then
+  local e = number(redis.pcall('HGET', KEYS[3], 'e'))
+  if e and (e == 0 or now < e) then return {token, now, 2, entry} end
+  if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then
+    -- A lease always expires; a lease key without expiry (or of another type) is corrupt: replace it.
+    if redis.call('PTTL', KEYS[2]) == -1 or redis.call('TYPE', KEYS[2]).ok ~= 'string' then
+      redis.call('DEL', KEYS[2])
+      redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1])
+    else
+      locked = 0
+    end
+  end
 end
 return {token, now, locked, entry}
 `;
@@ -57,10 +122,19 @@ return {token, now, locked, entry}
  * was already answered): expiry = min(absolute cap, now + sliding), for the entry and its index memberships.
  * Returns the server time.
  */
-export const TOUCH_SCRIPT = `${NOW}
-local h = redis.call('HMGET', KEYS[1], 'p', 'e', 'a', 's', 'f')
+export const TOUCH_SCRIPT = `${NOW}${SAFE}
+local h = redis.pcall('HMGET', KEYS[1], 'p', 'e', 'a', 's', 'f')
+if h.err then return now end
 local s = tonumber(h[4] or '0') or 0
 if not h[1] or s == 0 then return now end
+local deps = decodeList(h[1])
+if not deps then return now end
+-- Checked before the first write: an index of another type would fail the script half-way (the entry then
+-- simply is not extended; a store or invalidation repairs the index).
+for _, d in ipairs(deps) do
+  local kind = redis.call('TYPE', ARGV[1] .. d).ok
+  if kind ~= 'zset' and kind ~= 'none' then return now end
+end
 local e = tonumber(h[2]) or 0
 if e ~= 0 and now >= e then return now end
 local a = tonumber(h[3]) or 0
@@ -71,7 +145,7 @@ if ne <= e then return now end
 local until_ = string.format('%.0f', ne + f)
 redis.call('HSET', KEYS[1], 'e', string.format('%.0f', ne))
 redis.call('PEXPIREAT', KEYS[1], until_)
-for _, d in ipairs(cjson.decode(h[1])) do
+for _, d in ipairs(deps) do
   local ik = ARGV[1] .. d
   redis.call('ZADD', ik, 'XX', 'GT', until_, ARGV[2])
   local ttl = redis.call('PTTL', ik)
@@ -85,51 +159,104 @@ return now
  * Returns 1 if a store with this token would pass SET's staleness test now (nothing invalidated since the
  * token, and the token younger than the markers live), else 0. Writes nothing.
  */
-export const CHECK_SCRIPT = `${NOW}
-local token = tonumber(ARGV[1])
-if now - tonumber(ARGV[2]) > tonumber(ARGV[3]) then return 0 end
+export const CHECK_SCRIPT = `${NOW}${SAFE}
+local token = number(ARGV[1])
+local issued = number(ARGV[2])
+local ttl = number(ARGV[3])
+if not token or not issued or not ttl then return redis.error_reply('aspect-cache CHECK: invalid arguments') end
+if now - issued > ttl then return 0 end
 for i = 1, #KEYS do
-  local g = redis.call('GET', KEYS[i])
-  if g then
-    local n = tonumber(g)
-    if n == nil or n > token then return 0 end
-  end
+  local g = marker(KEYS[i])
+  -- A corrupt marker certifies nothing (SET refuses and repairs it).
+  if g == false or (g and g > token) then return 0 end
 end
 return 1
 `;
 
 /** UNLOCK — KEYS: [lock]; ARGV: [owner]. Releases a computation lease if this caller still holds it. */
 export const UNLOCK_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `;
 
 /**
- * SET — KEYS: [entry, clearMarker, marker(entryKey), marker(dep1)…] (the lease is released separately);
+ * SET — KEYS: [entry, clearMarker, seq, marker(entryKey), marker(dep1)…] (the lease is released separately);
  * ARGV: [token, tokenTimeMs, markerTtlMs, payload, depsJson, ttlMs ('none', or signed ms from now), slidingMs, staleForMs, async,
- *        indexPrefix, entryKey, dependencyCount].
+ *        indexPrefix, entryKey, dependencyCount, indexDepsJson ('' = depsJson)].
+ * depsJson is what a hit returns (the dependencies as given, JSON from JavaScript, never decoded here);
+ * indexDepsJson names the index keys (the dependencies as encoded for Redis key names, which cjson can decode).
  * Refuses ('stale') if the key, a dependency or the whole partition was invalidated after the token, or if
  * the token is older than the markers live. Otherwise replaces the entry and its index memberships.
+ *
+ * Everything is validated before the first write. Corrupt keys are repaired, never left to fail the next
+ * store: a marker that is not a generation counts as an invalidation now (this store is refused, the marker
+ * is rewritten so that the next store passes); an entry key of another type, or with an unreadable dependency
+ * list, is replaced; an index key of another type is deleted and 'corrupt-index' returned (its entries can no
+ * longer be found by an invalidation: the caller removes the partition's entries).
  */
-export const SET_SCRIPT = `${NOW}${RETIME}
-local token = tonumber(ARGV[1])
-if now - tonumber(ARGV[2]) > tonumber(ARGV[3]) then return 'stale' end
-for i = 2, #KEYS do
-  local g = redis.call('GET', KEYS[i])
-  if g and tonumber(g) > token then return 'stale' end
+export const SET_SCRIPT = `${NOW}${SAFE}${RETIME}
+local token = number(ARGV[1])
+local tokenTime = number(ARGV[2])
+local markerTtl = number(ARGV[3])
+local sliding = number(ARGV[7])
+local f = number(ARGV[8])
+local ttl = ARGV[6] == 'none' and 0 or number(ARGV[6])
+local deps = decodeList(ARGV[13] ~= '' and ARGV[13] or ARGV[5])
+if not (token and tokenTime and markerTtl and sliding and f and ttl and deps and type(ARGV[4]) == 'string' and (ARGV[9] == '0' or ARGV[9] == '1') and number(ARGV[12])) then
+  return redis.error_reply('aspect-cache SET: invalid arguments')
 end
-local old = redis.call('HGET', KEYS[1], 'p')
-if old then
-  for _, d in ipairs(cjson.decode(old)) do
+if now - tokenTime > markerTtl then return 'stale' end
+local stale = false
+local corrupt = {}
+for i = 2, #KEYS do
+  if i ~= 3 then
+    local g = marker(KEYS[i])
+    if g == false then corrupt[#corrupt + 1] = KEYS[i]
+    elseif g and g > token then stale = true end
+  end
+end
+if #corrupt > 0 then
+  local gen = newGeneration(KEYS[3], markerTtl)
+  for _, k in ipairs(corrupt) do
+    redis.call('DEL', k)
+    redis.call('SET', k, gen, 'PX', markerTtl)
+  end
+  return 'stale'
+end
+if stale then return 'stale' end
+local old = redis.pcall('HGET', KEYS[1], 'p')
+local oldDeps = {}
+if type(old) == 'table' then
+  -- Not a hash: a foreign key in the entry's place. Its dependencies are unknown; the entry is rebuilt.
+  redis.call('DEL', KEYS[1])
+elseif old then
+  oldDeps = decodeList(old)
+  if not oldDeps then
+    redis.call('DEL', KEYS[1])
+    oldDeps = {}
+  end
+end
+local badIndex = false
+for _, list in ipairs({oldDeps, deps}) do
+  for _, d in ipairs(list) do
+    local ik = ARGV[10] .. d
+    local kind = redis.call('TYPE', ik).ok
+    if kind ~= 'zset' and kind ~= 'none' then
+      redis.call('DEL', ik)
+      badIndex = true
+    end
+  end
+end
+if badIndex then return 'corrupt-index' end
+if #oldDeps > 0 or redis.call('EXISTS', KEYS[1]) == 1 then
+  for _, d in ipairs(oldDeps) do
     local ik = ARGV[10] .. d
     if redis.call('ZREM', ik, ARGV[11]) == 1 then retime(ik) end
   end
   redis.call('DEL', KEYS[1])
 end
-local sliding = tonumber(ARGV[7])
-local f = tonumber(ARGV[8])
 local a = 0
-if ARGV[6] ~= 'none' then a = now + tonumber(ARGV[6]) end
+if ARGV[6] ~= 'none' then a = now + ttl end
 local e = a
 if sliding > 0 then
   e = now + sliding
@@ -137,13 +264,13 @@ if sliding > 0 then
 end
 if e ~= 0 and e + f <= now then return 'stored' end
 local header = string.format('%.0f', a) .. '|' .. ARGV[7] .. '|' .. ARGV[8] .. '|' .. ARGV[9] .. '|' .. ARGV[5] .. '\\n'
-redis.call('HSET', KEYS[1], 'h', header .. ARGV[4], 'p', ARGV[5], 'n', ARGV[12], 'e', string.format('%.0f', e), 'a', string.format('%.0f', a), 's', ARGV[7], 'f', ARGV[8])
+redis.call('HSET', KEYS[1], 'h', header .. ARGV[4], 'p', ARGV[13] ~= '' and ARGV[13] or ARGV[5], 'n', ARGV[12], 'e', string.format('%.0f', e), 'a', string.format('%.0f', a), 's', ARGV[7], 'f', ARGV[8])
 local score = '+inf'
 if e > 0 then
   score = string.format('%.0f', e + f)
   redis.call('PEXPIREAT', KEYS[1], score)
 end
-for _, d in ipairs(cjson.decode(ARGV[5])) do
+for _, d in ipairs(deps) do
   local ik = ARGV[10] .. d
   redis.call('ZREMRANGEBYSCORE', ik, '-inf', '(' .. now)
   redis.call('ZADD', ik, score, ARGV[11])
@@ -157,16 +284,21 @@ return 'stored'
  * — protected keys (roots of a refresh) keep their entries. A continuation round carries keys removed in other
  * partitions: each gets a marker here, and its dependents are looked up only where something recorded it.
  * Marks every visited key with a new generation (refusing in-flight writes that depend on it), removes the
- * entries of the keys and, transitively, of the entries that recorded them. Returns the removed keys.
+ * entries of the keys and, transitively, of the entries that recorded them. Returns {removed keys, corruptIndex}:
+ * corruptIndex = 1 when an index key of another type was found (and deleted): its entries could not be found,
+ * so the caller removes every entry of the partition. Corrupt generations, markers and entries are repaired.
  */
-export const INVALIDATE_SCRIPT = `${NOW}${RETIME}
+export const INVALIDATE_SCRIPT = `${NOW}${SAFE}${RETIME}
 local base = ARGV[1]
 local markerTtl = ARGV[2]
+local protectedList = decodeList(ARGV[3])
+if not protectedList or not number(markerTtl) or (ARGV[4] ~= '0' and ARGV[4] ~= '1') then
+  return redis.error_reply('aspect-cache INVALIDATE: invalid arguments')
+end
 local protected = {}
-for _, k in ipairs(cjson.decode(ARGV[3])) do protected[k] = true end
-local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-local gen = string.format('%.0f', math.max(seq + 1, nowUs + 1))
-redis.call('SET', KEYS[1], gen, 'PX', markerTtl)
+for _, k in ipairs(protectedList) do protected[k] = true end
+local gen = newGeneration(KEYS[1], markerTtl)
+local corruptIndex = 0
 local queue = {}
 local visited = {}
 for i = 5, #ARGV do
@@ -189,22 +321,37 @@ while i <= #queue do
   redis.call('SET', base .. 'g:' .. k, gen, 'PX', markerTtl)
   if not (continuation and i <= given and redis.call('EXISTS', ik, vk) == 0) then
     if not protected[k] then
-      local h = redis.call('HMGET', vk, 'p', 'n')
+      -- A foreign key in an entry's place is removed like an entry (its dependencies are unknown).
+      local h = redis.pcall('HMGET', vk, 'p', 'n')
+      if h.err then h = {} end
       if redis.call('DEL', vk) == 1 then
         removed[#removed + 1] = k
         -- An entry found through an index with a single dependency depends only on the key that led here,
         -- whose index is being deleted: nothing else to unlink (the common fan-out case).
         if h[1] and not (i > given and h[2] == '1') then
-          for _, d in ipairs(cjson.decode(h[1])) do
+          for _, d in ipairs(decodeList(h[1]) or {}) do
             if not visited[d] then
               local dk = base .. 'i:' .. d
-              if redis.call('ZREM', dk, k) == 1 then retime(dk) end
+              local kind = redis.call('TYPE', dk).ok
+              if kind == 'zset' then
+                if redis.call('ZREM', dk, k) == 1 then retime(dk) end
+              elseif kind ~= 'none' then
+                redis.call('DEL', dk)
+                corruptIndex = 1
+              end
             end
           end
         end
       end
     end
-    local members = redis.call('ZRANGE', ik, 0, -1)
+    local members = redis.pcall('ZRANGE', ik, 0, -1)
+    if members.err then
+      -- An index of another type: the entries it recorded cannot be found. Deleted, and reported, so that
+      -- the caller removes every entry of the partition rather than leave dependents stale.
+      redis.call('DEL', ik)
+      corruptIndex = 1
+      members = {}
+    end
     if #members > 0 then
       redis.call('DEL', ik)
       for _, m in ipairs(members) do
@@ -217,14 +364,13 @@ while i <= #queue do
   end
   i = i + 1
 end
-return removed
+return {removed, corruptIndex}
 `;
 
 /** CLEAR-MARK — KEYS: [seq, clearMarker]; ARGV: [markerTtlMs]. Refuses every write whose token predates it. */
-export const CLEAR_MARK_SCRIPT = `${NOW}
-local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-local gen = string.format('%.0f', math.max(seq + 1, nowUs + 1))
-redis.call('SET', KEYS[1], gen, 'PX', ARGV[1])
+export const CLEAR_MARK_SCRIPT = `${NOW}${SAFE}
+if not number(ARGV[1]) then return redis.error_reply('aspect-cache CLEAR-MARK: invalid arguments') end
+local gen = newGeneration(KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], gen, 'PX', ARGV[1])
 return gen
 `;
