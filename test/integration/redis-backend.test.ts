@@ -423,7 +423,7 @@ function countSocketWrites(client: RedisClient): { readonly count: number; stop(
  * Process A computes getPrice('corn') and is held open after reading the price; process B (another connection,
  * same prefix) invalidates; A finishes: its caller gets the value it computed, but nothing is stored.
  */
-async function expectNoStaleWriteAcrossProcesses(connect: () => RedisClient, label: string, invalidate: (b: Process, catalogueB: Catalogue) => Promise<void>): Promise<void> {
+async function expectNoStaleWriteAcrossProcesses(connect: () => RedisClient, label: string, invalidate: (b: Process, catalogueB: Catalogue) => Promise<unknown>): Promise<void> {
   const prefix = uniquePrefix(`stale-${label}`);
   const clientA = connect();
   const clientB = connect();
