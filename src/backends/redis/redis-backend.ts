@@ -119,8 +119,9 @@ type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Prom
  *   than the token its miss returned.
  * - **No residue**: entries, index sets and markers all carry expiries; nothing needs a sweeper.
  * - **Resilience**: every call has a timeout; a circuit breaker stops calling a failing Redis and probes it
- *   again; an invalidation that fails is queued and retried, and until it lands the entries it affects are
- *   not served by this process.
+ *   again; an invalidation that fails is queued (`invalidate` then resolves `{ pending: true }`) and retried
+ *   every `retryDelayMs` and at once on reconnect, independently of the breaker, and until it lands the
+ *   entries it affects are not served by this process.
  *
  * Cluster layout: keys are `<prefix>ac1:{p<n>}:<kind>:<key>`; `{p<n>}` is the hash tag of partition n.
  *
@@ -162,6 +163,8 @@ export class RedisBackend implements CachingBackend {
   #retrying: Promise<void> | undefined;
   /** A reconnect happened while an attempt was in flight: try again as soon as it settles, not a tick later. */
   #retryAgain = false;
+  /** When a failed retry was last reported: a long outage reports one error per 10 s, not one per tick. */
+  #retryReportedAt = -Infinity;
   #disposed = false;
   /** Server time minus local time (ms, an upper bound), learned from script replies. */
   #offset = 0;
@@ -501,6 +504,8 @@ export class RedisBackend implements CachingBackend {
       // Never dropped: queued, retried, and meanwhile the affected entries are not served by this process.
       this.#queue(keys);
       this.#report({ type: 'error', error, operation: 'invalidate (queued for retry)' });
+      // Refused by an open circuit, Redis may well be back already (the read breaker probes late): try now.
+      if (this.#breaker.state !== 'closed') this.#retryNow();
       return { removed: [], pending: true };
     }
   }
@@ -605,8 +610,15 @@ export class RedisBackend implements CachingBackend {
     }
     this.#retryAgain = false;
     this.#retrying = this.#retryPending().then(
-      () => undefined,
-      error => this.#report({ type: 'error', error, operation: 'invalidate (retry)' }),
+      () => {
+        this.#retryReportedAt = -Infinity;
+      },
+      error => {
+        const now = Date.now();
+        if (now - this.#retryReportedAt < 10_000) return;
+        this.#retryReportedAt = now;
+        this.#report({ type: 'error', error, operation: 'invalidate (retry)' });
+      },
     );
     void this.#retrying.then(() => {
       this.#retrying = undefined;
