@@ -6,7 +6,7 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import { addDependency, bindCachingService, Cache, CachingService, errors, type CacheEventMap } from '../../src/index.js';
 import { RedisBackend, type RedisBackendOptions } from '../../src/redis.js';
 import { sleep, waitUntil } from './support/redis-process.js';
-import { describeRedis, ready, standaloneClient, startDedicatedRedis, uniquePrefix, type DedicatedRedis } from './support/redis.js';
+import { commandCount, describeRedis, ready, resetCommandStats, standaloneClient, startDedicatedRedis, uniquePrefix, type DedicatedRedis } from './support/redis.js';
 import type { Redis } from 'ioredis';
 
 /** Short enough for tests, long enough for a loaded CI machine to answer a healthy Redis in time. */
@@ -228,6 +228,33 @@ describeRedis('RedisBackend when Redis fails', () => {
     await waitUntil(async () => a.backend.pendingInvalidations === 0, 3_000, () => `${a.backend.pendingInvalidations} invalidations still pending ${(performance.now() - backAt).toFixed(0)} ms after Redis was back`);
     expect(performance.now() - backAt).toBeLessThan(1_000);
     expect(await raw.exists(entryKey)).toBe(0);
+  });
+
+  it('keeps one retry in flight at a time: a Redis that does not answer gets one attempt, not one per tick', async () => {
+    const client = connect();
+    const pauser = connect();
+    await Promise.all([ready(client), ready(pauser)]);
+    const a = startProcess(client, uniquePrefix('pending-one'), { retryDelayMs: 20, invalidationTimeoutMs: 5_000 });
+    const prices = new PriceList(a.service, new Map([['corn', 1]]));
+    expect(await prices.getPrice('corn')).toBe(1);
+
+    await resetCommandStats(pauser);
+    const PAUSE_MS = 1_500;
+    expect(await pauser.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE')).toBe('OK');
+    const pausedAt = performance.now();
+    // Two misses whose token scripts time out open the circuit; the invalidation is then refused and queued.
+    await prices.getPrice('wheat');
+    await prices.getPrice('rice');
+    expect(a.backend.circuitState).toBe('open');
+    expect(await a.service.invalidate('Price:corn')).toEqual({ pending: true });
+    await sleep(Math.max(0, pausedAt + PAUSE_MS - performance.now()) + 100);
+    await waitUntil(async () => a.backend.pendingInvalidations === 0, 5_000, () => `${a.backend.pendingInvalidations} invalidations still pending`);
+    await sleep(200); // nothing more is sent once it landed
+
+    // The two token scripts, and the one retry attempt that waited out the pause (60 ticks of 20 ms passed).
+    const scripts = await commandCount(pauser, 'evalsha');
+    expect(scripts).toBeLessThanOrEqual(3);
+    expect(scripts).toBeGreaterThanOrEqual(1);
   });
 
   it('rejects a retryDelayMs that is not a positive number', () => {
