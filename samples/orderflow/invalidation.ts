@@ -5,9 +5,15 @@ import type { EventBus } from './events.js';
 
 export function invalidateOnDomainEvents(bus: EventBus, caching: CachingService): void {
   // getProduct(id), every order detail and summary computed from it, and (cascade) the catalogue.
-  bus.subscribe('ProductPriceChanged', ({ product }) => caching.invalidate(product));
+  bus.subscribe('ProductPriceChanged', async ({ product }) => {
+    await caching.invalidate(product);
+  });
   // The order's details (every requester's view) and (cascade) what was computed from the customer's orders.
-  bus.subscribe('OrderShipped', ({ order }) => caching.invalidate(order));
+  bus.subscribe('OrderShipped', async ({ order }) => {
+    await caching.invalidate(order);
+  });
   // A new order is in no entry yet: its cascade to the customer's order list invalidates the summary.
-  bus.subscribe('OrderPlaced', ({ order }) => caching.invalidate(order));
+  bus.subscribe('OrderPlaced', async ({ order }) => {
+    await caching.invalidate(order);
+  });
 }

@@ -79,6 +79,11 @@ export interface InvalidateOptions {
 export interface InvalidationResult {
   /** Keys of the entries removed, in removal order. */
   readonly removed: readonly string[];
+  /**
+   * True when the store could not be reached and the invalidation was queued for retry (it is never dropped,
+   * and until it lands this backend does not serve the entries it affects). Absent or false: it landed.
+   */
+  readonly pending?: boolean;
 }
 
 /** Something a backend absorbed and wants reported: a failure it recovered from, a circuit breaker change. */

@@ -716,11 +716,17 @@ export class CachingService {
    * their keys (directly or through a nested cached call) is removed from every backend of every profile, and
    * computations in flight that depend on them will not be stored.
    *
+   * Resolves `{ pending: true }` when a backend could not reach its store (Redis down, say) and queued the
+   * invalidation for retry: it is never dropped, this process does not serve the affected entries meanwhile,
+   * but other processes may until it lands (within about a second of the store being reachable again). A
+   * write endpoint that must not acknowledge before every process sees the write checks `pending`.
+   *
    * @example
    * await caching.invalidate(product);            // a CacheDependency; cascades to the catalogue
-   * await caching.invalidate('PriceList');
+   * const { pending } = await caching.invalidate('PriceList');
+   * if (pending) throw new ServiceUnavailable('saved, but caches may serve the old price for a moment');
    */
-  invalidate(...dependencies: DependencyLike[]): Promise<void> {
+  invalidate(...dependencies: DependencyLike[]): Promise<{ pending: boolean }> {
     try {
       const keys = cascadeClosure(dependencies, 'CachingService.invalidate');
       return Promise.resolve(this.#invalidateKeys(keys.map(k => this.#prefix + k)));
@@ -787,8 +793,8 @@ export class CachingService {
     return value;
   }
 
-  #invalidateKeys(keys: readonly string[], options?: InvalidateOptions): void | Promise<void> {
-    if (keys.length === 0) return;
+  #invalidateKeys(keys: readonly string[], options?: InvalidateOptions): { pending: boolean } | Promise<{ pending: boolean }> {
+    if (keys.length === 0) return { pending: false };
     this.#counters.invalidations++;
     // A computation already running may have read the data being invalidated (its dependencies are not all
     // known until it returns): callers arriving from now on start a new computation instead of joining it.
@@ -801,10 +807,11 @@ export class CachingService {
       if (isThenable(result)) pending.push((result as Promise<InvalidationResult>).then(r => results.push(r)));
       else results.push(result as InvalidationResult);
     }
-    const finish = () => {
+    const finish = (): { pending: boolean } => {
       const entries = results.length === 1 ? results[0]!.removed : results.flatMap(r => r.removed);
       this.#counters.invalidatedEntries += entries.length;
       if (this.#listeners.has('invalidate')) this.#emit('invalidate', { keys, entries });
+      return { pending: results.some(r => r.pending === true) };
     };
     if (pending.length === 0) return finish();
     return Promise.all(pending).then(finish);
@@ -886,10 +893,10 @@ export class CachingService {
           byService.set(owner, keys);
         }
         return () => {
-          const pending: Promise<void>[] = [];
+          const pending: Promise<unknown>[] = [];
           for (const [owner, keys] of byService) {
             const result = owner.#invalidateKeys(keys);
-            if (result) pending.push(result);
+            if (isThenable(result)) pending.push(result as Promise<unknown>);
           }
           return pending.length > 0 ? Promise.all(pending).then(() => undefined) : undefined;
         };

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, expect, it } from 'vitest';
 import { addDependency, bindCachingService, Cache, CachingService, errors, type CacheEventMap } from '../../src/index.js';
 import { RedisBackend, type RedisBackendOptions } from '../../src/redis.js';
 import { sleep, waitUntil } from './support/redis-process.js';
-import { describeRedis, ready, standaloneClient, startDedicatedRedis, uniquePrefix, type DedicatedRedis } from './support/redis.js';
+import { commandCount, describeRedis, ready, resetCommandStats, standaloneClient, startDedicatedRedis, uniquePrefix, type DedicatedRedis } from './support/redis.js';
 import type { Redis } from 'ioredis';
 
 /** Short enough for tests, long enough for a loaded CI machine to answer a healthy Redis in time. */
@@ -65,6 +65,9 @@ async function timed<T>(call: () => Promise<T>): Promise<{ value: T; ms: number 
 }
 
 const codeOf = (error: unknown): unknown => (error as { code?: unknown } | null)?.code;
+
+/** A server that keeps its data across a crash and a restart (as a persisted or failed-over Redis would). */
+const PERSISTENT = ['--appendonly', 'yes', '--appendfsync', 'always'];
 
 describeRedis('RedisBackend when Redis fails', () => {
   let server: DedicatedRedis;
@@ -125,51 +128,140 @@ describeRedis('RedisBackend when Redis fails', () => {
     expect(prices.runs).toBe(5);
   });
 
-  it('queues an invalidation that could not reach Redis, does not serve the entries it affects meanwhile, and retries it until it lands', async () => {
+  it('queues an invalidation that could not reach Redis (CLIENT PAUSE WRITE), resolves { pending: true }, does not serve the entries it affects meanwhile, and lands once Redis answers', async () => {
     const prefix = uniquePrefix('pending');
     const clientA = connect();
     const clientB = connect();
+    const pauser = connect();
     const raw = connect();
-    await Promise.all([ready(clientA), ready(clientB), ready(raw)]);
-    // A retry that comes well after Redis is back: the window in which only the queue protects this process.
-    const a = startProcess(clientA, prefix, { retryDelayMs: 1_500 });
+    await Promise.all([ready(clientA), ready(clientB), ready(pauser), ready(raw)]);
+    const a = startProcess(clientA, prefix, { invalidationTimeoutMs: 300 });
     const b = startProcess(clientB, prefix);
     const db = new Map([['corn', 1]]);
     const pricesA = new PriceList(a.service, db);
     const pricesB = new PriceList(b.service, db);
     expect(await pricesA.getPrice('corn')).toBe(1);
+    expect(await pricesB.getPrice('corn')).toBe(1);
     const entryKey = a.backend.entryKey(priceKey('corn'));
-    const indexKey = `${prefix}ac1:{p0}:i:Price:corn`;
-    const saved = await Promise.all([entryKey, indexKey].map(async key => ({ key, dump: await raw.dumpBuffer(key), ttl: await raw.pttl(key) })));
-    expect(saved.every(s => s.dump !== null)).toBe(true);
 
-    await server.stop();
+    // Reads still answer, scripts (every invalidation, every miss's token) wait: the state in which another
+    // process keeps reading an entry that this one could not invalidate.
+    const PAUSE_MS = 2_000;
+    expect(await pauser.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE')).toBe('OK');
+    const pausedAt = performance.now();
     db.set('corn', 2);
-    await a.service.invalidate('Price:corn'); // resolves: the failure is absorbed, the invalidation queued
-    expect(a.backend.pendingInvalidations).toBeGreaterThan(0);
+    const invalidation = await a.service.invalidate('Price:corn'); // times out after invalidationTimeoutMs: queued
+    expect(invalidation).toEqual({ pending: true });
+    expect(a.backend.pendingInvalidations).toBe(1);
     expect(a.errors.map(e => e.operation)).toContain('invalidate (queued for retry)');
-
-    // Redis comes back before the retry, still holding the stale entry (as a persisted or failed-over Redis would).
-    await server.start();
-    await Promise.all([ready(clientA), ready(clientB), ready(raw)]);
-    await Promise.all([clientA.ping(), clientB.ping()]); // commands queued while offline have run by now
-    for (const { key, dump, ttl } of saved) await raw.restore(key, ttl > 0 ? ttl : 0, dump!, 'REPLACE');
-    expect(a.backend.pendingInvalidations).toBeGreaterThan(0);
 
     // Another process, with nothing pending, still reads the stale entry from Redis…
     expect(await pricesB.getPrice('corn')).toBe(1);
     expect(pricesB.runs).toBe(0);
-    // …this one does not serve it (it reads it from Redis, the circuit being closed): its invalidation has not landed yet.
-    expect(a.backend.circuitState).toBe('closed');
+    // …this one does not serve it: its invalidation has not landed yet (the method runs).
     expect(await pricesA.getPrice('corn')).toBe(2);
-    expect(await pricesA.getPrice('corn')).toBe(2);
-    expect(pricesA.runs).toBeGreaterThanOrEqual(2); // (until the retry lands, it may recompute every time)
+    expect(pricesA.runs).toBe(2);
+    expect(performance.now() - pausedAt).toBeLessThan(PAUSE_MS); // all of the above while Redis was paused
+    expect(a.backend.pendingInvalidations).toBe(1);
 
-    // The retry lands: nothing pending, and the entry is gone from Redis for every process.
-    await waitUntil(async () => a.backend.pendingInvalidations === 0, 10_000, () => `${a.backend.pendingInvalidations} invalidations still pending`);
+    // The pause ends: the queue lands, and the entry is gone for every process.
+    await waitUntil(async () => a.backend.pendingInvalidations === 0, 5_000, () => `${a.backend.pendingInvalidations} invalidations still pending`);
     expect(await raw.exists(entryKey)).toBe(0);
     expect(await pricesB.getPrice('corn')).toBe(2);
     expect(pricesB.runs).toBe(1);
+    // Once it landed, an invalidation that reaches Redis is not pending.
+    expect(await a.service.invalidate('Price:corn')).toEqual({ pending: false });
+  });
+
+  it('lands a queued invalidation within about a second of Redis being back, although the read circuit breaker stays open for 5 s', async () => {
+    server = await startDedicatedRedis({ args: PERSISTENT });
+    const prefix = uniquePrefix('pending-breaker');
+    const client = connect();
+    const raw = connect();
+    await Promise.all([ready(client), ready(raw)]);
+    const a = startProcess(client, prefix, { circuitBreaker: { failureThreshold: 2, resetTimeoutMs: 5_000 } });
+    const db = new Map([['corn', 1]]);
+    const prices = new PriceList(a.service, db);
+    expect(await prices.getPrice('corn')).toBe(1);
+    expect(await prices.getPrice('rice')).toBe(0); // never invalidated: shows that entries survive the restart
+    const entryKey = a.backend.entryKey(priceKey('corn'));
+
+    await server.kill(); // a crash: the entries survive in the append-only file
+    await prices.getPrice('wheat');
+    await prices.getPrice('wheat');
+    expect(a.backend.circuitState).toBe('open');
+    db.set('corn', 2);
+    expect(await a.service.invalidate('Price:corn')).toEqual({ pending: true });
+    await sleep(1_000); // retries fail meanwhile (the old back-off grew, the circuit re-opened on its probes)
+
+    await server.start();
+    const backAt = performance.now();
+    // (the stale corn entry came back too, but the retry may already have removed it: it starts on reconnect)
+    expect(await raw.exists(a.backend.entryKey(priceKey('rice')))).toBe(1);
+    await waitUntil(async () => a.backend.pendingInvalidations === 0, 3_000, () => `${a.backend.pendingInvalidations} invalidations still pending ${(performance.now() - backAt).toFixed(0)} ms after Redis was back`);
+    const landedMs = performance.now() - backAt;
+    expect(landedMs).toBeLessThan(1_000);
+    expect(await raw.exists(entryKey)).toBe(0);
+    expect(a.backend.circuitState).not.toBe('closed'); // the breaker's own schedule is untouched
+    console.log(`[redis-resilience] queued invalidation landed ${landedMs.toFixed(0)} ms after Redis was back (read circuit still ${a.backend.circuitState})`);
+  });
+
+  it('retries a queued invalidation at once when the client reconnects, without waiting for the next tick', async () => {
+    server = await startDedicatedRedis({ args: PERSISTENT });
+    const prefix = uniquePrefix('pending-reconnect');
+    const client = connect();
+    const raw = connect();
+    await Promise.all([ready(client), ready(raw)]);
+    const a = startProcess(client, prefix, { retryDelayMs: 20_000 }); // the schedule alone would take 20 s
+    const db = new Map([['corn', 1]]);
+    const prices = new PriceList(a.service, db);
+    expect(await prices.getPrice('corn')).toBe(1);
+    const entryKey = a.backend.entryKey(priceKey('corn'));
+
+    await server.kill();
+    await prices.getPrice('wheat');
+    await prices.getPrice('wheat');
+    expect(await a.service.invalidate('Price:corn')).toEqual({ pending: true });
+
+    await server.start();
+    const backAt = performance.now();
+    await waitUntil(async () => a.backend.pendingInvalidations === 0, 3_000, () => `${a.backend.pendingInvalidations} invalidations still pending ${(performance.now() - backAt).toFixed(0)} ms after Redis was back`);
+    expect(performance.now() - backAt).toBeLessThan(1_000);
+    expect(await raw.exists(entryKey)).toBe(0);
+  });
+
+  it('keeps one retry in flight at a time: a Redis that does not answer gets one attempt, not one per tick', async () => {
+    const client = connect();
+    const pauser = connect();
+    await Promise.all([ready(client), ready(pauser)]);
+    const a = startProcess(client, uniquePrefix('pending-one'), { retryDelayMs: 20, invalidationTimeoutMs: 5_000 });
+    const prices = new PriceList(a.service, new Map([['corn', 1]]));
+    expect(await prices.getPrice('corn')).toBe(1);
+
+    await resetCommandStats(pauser);
+    const PAUSE_MS = 1_500;
+    expect(await pauser.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE')).toBe('OK');
+    const pausedAt = performance.now();
+    // Two misses whose token scripts time out open the circuit; the invalidation is then refused and queued.
+    await prices.getPrice('wheat');
+    await prices.getPrice('rice');
+    expect(a.backend.circuitState).toBe('open');
+    expect(await a.service.invalidate('Price:corn')).toEqual({ pending: true });
+    await sleep(Math.max(0, pausedAt + PAUSE_MS - performance.now()) + 100);
+    await waitUntil(async () => a.backend.pendingInvalidations === 0, 5_000, () => `${a.backend.pendingInvalidations} invalidations still pending`);
+    await sleep(200); // nothing more is sent once it landed
+
+    // The two token scripts, and the one retry attempt that waited out the pause (60 ticks of 20 ms passed).
+    const scripts = await commandCount(pauser, 'evalsha');
+    expect(scripts).toBeLessThanOrEqual(3);
+    expect(scripts).toBeGreaterThanOrEqual(1);
+  });
+
+  it('rejects a retryDelayMs that is not a positive number', () => {
+    const client = connect();
+    for (const retryDelayMs of [0, -1, Number.NaN, Infinity, '250' as unknown as number]) {
+      expect(() => new RedisBackend({ client, retryDelayMs })).toThrow(/RedisBackend: option retryDelayMs must be a positive number/);
+    }
   });
 
   it('keeps an invalidation issued while the circuit is open, and applies it once Redis answers again', async () => {
@@ -196,6 +288,8 @@ describeRedis('RedisBackend when Redis fails', () => {
     await ready(client);
     await waitUntil(async () => a.backend.pendingInvalidations === 0, 10_000, () => `${a.backend.pendingInvalidations} invalidations still pending`);
     expect(await raw.exists(`${prefix}ac1:{p0}:g:Price:corn`)).toBe(1);
+    // The retry does not touch the read circuit: it closes after its own probe.
+    await sleep(RESET_TIMEOUT_MS + 50);
     expect(await prices.getPrice('corn')).toBe(2);
     expect(await prices.getPrice('corn')).toBe(2);
     expect(a.backend.circuitState).toBe('closed');

@@ -250,7 +250,7 @@ describe('throwing listeners', () => {
     await expect(g.value('a')).resolves.toBe('a');
     expect(g.syncValue('b')).toBe('b');
     expect(g.syncValue('b')).toBe('b');
-    await expect(service.invalidate('Dep')).resolves.toBeUndefined();
+    await expect(service.invalidate('Dep')).resolves.toEqual({ pending: false });
     expect(after).toEqual(['miss', 'set', 'hit', 'miss', 'set', 'hit', 'invalidate']);
     expect(logger.error).toHaveBeenCalledTimes(7);
     const logged = logger.error.mock.calls.map(call => call[1]);

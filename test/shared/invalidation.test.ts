@@ -9,9 +9,12 @@ import {
   CachingError,
   CachingService,
   InvalidateCache,
+  MemoryBackend,
   ObjectDependency,
   StringDependency,
   type CacheDependency,
+  type InvalidateOptions,
+  type InvalidationResult,
 } from 'aspect-cache';
 import { deferred, flush } from '../support/deferred.js';
 
@@ -339,7 +342,7 @@ describe('cascades', () => {
 
   it('invalidating a key nobody recorded is harmless', async () => {
     dependent.on('X');
-    await expect(caching.invalidate('Nobody')).resolves.toBeUndefined();
+    await expect(caching.invalidate('Nobody')).resolves.toEqual({ pending: false });
     dependent.on('X');
     expect(dependent.runs.of('X')).toBe(1);
   });
@@ -715,5 +718,33 @@ describe("the 'invalidate' event", () => {
     off();
     await caching.invalidate('B');
     expect(seen).toHaveLength(1);
+  });
+});
+
+// ───────────────────────────── invalidate() reports a queued invalidation (SPEC §6) ─────────────────────────────
+
+describe('invalidate() resolves { pending }', () => {
+  /** A backend that could not reach its store: it removed nothing yet and queued the invalidation. */
+  class QueuingBackend extends MemoryBackend {
+    override invalidate(keys: readonly string[], options?: InvalidateOptions): InvalidationResult {
+      return { ...super.invalidate(keys, options), pending: true };
+    }
+  }
+
+  it('is { pending: false } when every backend applied it, and { pending: true } when any backend queued it', async () => {
+    const local = new CachingService({ telemetry: false });
+    expect(await local.invalidate('Price:corn')).toEqual({ pending: false });
+    const mixed = new CachingService({ telemetry: false, profiles: { remote: { backend: new QueuingBackend() } } });
+    expect(await mixed.invalidate('Price:corn')).toEqual({ pending: true });
+    // invalidateCall keeps resolving to nothing (SPEC §2).
+    class Prices {
+      @Cache()
+      get(id: string): string {
+        return id;
+      }
+    }
+    const prices = bindCachingService(new Prices(), mixed);
+    await expect(mixed.invalidateCall(() => prices.get('corn'))).resolves.toBeUndefined();
+    await Promise.all([local.dispose(), mixed.dispose()]);
   });
 });

@@ -50,7 +50,12 @@ export interface RedisBackendOptions {
   markerTtlMs?: number;
   /** Circuit breaker settings. */
   circuitBreaker?: CircuitBreakerOptions;
-  /** Delay before retrying an invalidation that could not reach Redis (doubles up to 30 s). @default 200 */
+  /**
+   * How often an invalidation that could not reach Redis is retried, in ms. The retry has its own schedule,
+   * independent of the circuit breaker (an open circuit never delays it), keeps one attempt in flight at a time,
+   * and also runs at once when the client reconnects (its `ready` event): other processes read Redis again as
+   * soon as it is back, so a queued invalidation must land by then. @default 250
+   */
   retryDelayMs?: number;
   /** Local clock, used only to express expiry to the service (Redis measures all durations itself). @default Date.now */
   clock?: Clock;
@@ -114,8 +119,9 @@ type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Prom
  *   than the token its miss returned.
  * - **No residue**: entries, index sets and markers all carry expiries; nothing needs a sweeper.
  * - **Resilience**: every call has a timeout; a circuit breaker stops calling a failing Redis and probes it
- *   again; an invalidation that fails is queued and retried, and until it lands the entries it affects are
- *   not served by this process.
+ *   again; an invalidation that fails is queued (`invalidate` then resolves `{ pending: true }`) and retried
+ *   every `retryDelayMs` and at once on reconnect, independently of the breaker, and until it lands the
+ *   entries it affects are not served by this process.
  *
  * - **Any string is a key or a dependency**: key names are encoded injectively (lone UTF-16 surrogates, which
  *   UTF-8 cannot carry, are escaped), so no two keys share an entry; scripts validate their inputs before
@@ -157,7 +163,12 @@ export class RedisBackend implements CachingBackend {
   readonly #pending = new Map<string, number>();
   #localSequence = 0;
   #retryTimer: NodeJS.Timeout | undefined;
-  #retryDelay: number;
+  /** The retry attempt in flight (at most one), so that a reconnect or a tick never sends a second one. */
+  #retrying: Promise<void> | undefined;
+  /** A reconnect happened while an attempt was in flight: try again as soon as it settles, not a tick later. */
+  #retryAgain = false;
+  /** When a failed retry was last reported: a long outage reports one error per 10 s, not one per tick. */
+  #retryReportedAt = -Infinity;
   #disposed = false;
   /** Server time minus local time (ms, an upper bound), learned from script replies. */
   #offset = 0;
@@ -171,7 +182,7 @@ export class RedisBackend implements CachingBackend {
   constructor(options: RedisBackendOptions) {
     const where = 'RedisBackend';
     if (options === null || typeof options !== 'object') throw new CachingError(errors.E_INVALID_OPTION, `${where}: options must be an object with a client.`);
-    const { client, keyPrefix = '', serializer, maxPayloadBytes = 4 * 1024 * 1024, operationTimeoutMs = 1_000, invalidationTimeoutMs = 10_000, markerTtlMs = 120_000, retryDelayMs = 200, clock = systemClock } = options;
+    const { client, keyPrefix = '', serializer, maxPayloadBytes = 4 * 1024 * 1024, operationTimeoutMs = 1_000, invalidationTimeoutMs = 10_000, markerTtlMs = 120_000, retryDelayMs = 250, clock = systemClock } = options;
     if (client === null || typeof client !== 'object' || typeof (client as { defineCommand?: unknown }).defineCommand !== 'function') {
       throw new CachingError(errors.E_INVALID_OPTION, `${where}: option client must be an ioredis Redis or Cluster instance.`);
     }
@@ -199,7 +210,6 @@ export class RedisBackend implements CachingBackend {
     this.#markerTtlMs = markerTtlMs;
     this.#reads = new Array<PendingRead[] | undefined>(partitions).fill(undefined);
     this.#retryDelayMs = retryDelayMs;
-    this.#retryDelay = retryDelayMs;
     this.clock = clock;
     const lock = options.lock === true ? {} : options.lock === false || options.lock === undefined ? undefined : options.lock;
     if (lock !== undefined && (lock === null || typeof lock !== 'object')) throw new CachingError(errors.E_INVALID_OPTION, `${where}: option lock must be true, false or { leaseMs?, pollMs? }.`);
@@ -219,8 +229,15 @@ export class RedisBackend implements CachingBackend {
     define('aspectCacheCheck', { lua: CHECK_SCRIPT });
     define('aspectCacheUnlock', { lua: UNLOCK_SCRIPT });
     this.#scripts = client as unknown as ScriptClient;
+    // Redis is reachable again: queued invalidations go at once (other processes may already be reading it).
+    // 'ready' follows every (re)connection, also on a Cluster, and also when the ready check is disabled.
+    client.on('ready', this.#onReady);
     void this.#syncClock();
   }
+
+  readonly #onReady = (): void => {
+    if (this.#pending.size > 0) this.#retryNow();
+  };
 
   /** The circuit breaker's state. */
   get circuitState(): CircuitState {
@@ -541,16 +558,23 @@ export class RedisBackend implements CachingBackend {
     this.#call(() => this.#scripts.aspectCacheUnlock(1, key, owner)).catch(() => undefined); // the lease expires anyway
   }
 
+  /**
+   * Invalidates in every partition. If Redis cannot be reached (or the circuit is open), the invalidation is
+   * queued and the result says `pending: true`: it is retried every `retryDelayMs` and on reconnect, never
+   * dropped, and until it lands this process does not serve the entries it affects.
+   */
   async invalidate(keys: readonly string[], options?: InvalidateOptions): Promise<InvalidationResult> {
     if (keys.length === 0) return { removed: [] };
     try {
-      const removed = await this.#invalidateEverywhere(keys, options?.preserveRoots === true);
+      const removed = await this.#invalidateEverywhere(keys, options?.preserveRoots === true, false);
       return { removed };
     } catch (error) {
       // Never dropped: queued, retried, and meanwhile the affected entries are not served by this process.
       this.#queue(keys);
       this.#report({ type: 'error', error, operation: 'invalidate (queued for retry)' });
-      return { removed: [] };
+      // Refused by an open circuit, Redis may well be back already (the read breaker probes late): try now.
+      if (this.#breaker.state !== 'closed') this.#retryNow();
+      return { removed: [], pending: true };
     }
   }
 
@@ -561,16 +585,24 @@ export class RedisBackend implements CachingBackend {
 
   async dispose(): Promise<void> {
     this.#disposed = true;
+    this.#client.off('ready', this.#onReady);
     // The deadline sweep stays: calls still in flight must time out (it stops by itself once none is left).
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
-    // Queued invalidations get one last attempt; the client belongs to the application and stays open.
+    // Queued invalidations get one last attempt (after the one in flight, if any); the client belongs to the
+    // application and stays open.
+    if (this.#retrying !== undefined) await this.#retrying;
     if (this.#pending.size > 0) await this.#retryPending().catch(() => undefined);
   }
 
   // ───────────────────────────── internals ─────────────────────────────
 
-  async #invalidateEverywhere(keys: readonly string[], preserveRoots: boolean): Promise<string[]> {
+  /**
+   * Runs the invalidation script on every partition until nothing new is removed. `direct` (the retry of
+   * queued invalidations) bypasses the circuit breaker and leaves its state alone: the retry has its own
+   * schedule, and an open circuit must not keep other processes reading entries this one invalidated.
+   */
+  async #invalidateEverywhere(keys: readonly string[], preserveRoots: boolean, direct: boolean): Promise<string[]> {
     const removed: string[] = [];
     // Encoded key names (see encodeKey) on the wire; the removed keys are decoded back.
     const sent = new Set<string>(keys.map(encodeKey));
@@ -579,13 +611,14 @@ export class RedisBackend implements CachingBackend {
     // Preserved roots stay preserved in every round: in a cycle, a later round reaches them again.
     const protectedKeys = preserveRoots ? JSON.stringify(round) : '[]';
     let continuation = false;
+    const run = (base: string) => () => this.#scripts.aspectCacheInvalidate(1, `${base}s`, base, this.#markerTtlMs, protectedKeys, continuation ? '1' : '0', ...round);
     // Round 1 sends the roots to every partition, each of which removes its dependents transitively. With
     // several partitions, a removed entry may be recorded by entries of another partition: later rounds send
     // the removed keys everywhere until nothing new is removed.
     while (round.length > 0) {
       const replies = await Promise.all(
         this.#bases.map((base, i) =>
-          this.#call(() => this.#scripts.aspectCacheInvalidate(1, `${base}s`, base, this.#markerTtlMs, protectedKeys, continuation ? '1' : '0', ...round), this.#invalidationTimeoutMs).then(r => [i, r] as const),
+          (direct ? this.#withTimeout(run(base), this.#invalidationTimeoutMs, false) : this.#call(run(base), this.#invalidationTimeoutMs)).then(r => [i, r] as const),
         ),
       );
       const next: string[] = [];
@@ -640,28 +673,55 @@ export class RedisBackend implements CachingBackend {
     this.#scheduleRetry();
   }
 
+  /** Arms the next tick of the retry schedule (a fixed period, no back-off: an attempt is cheap and bounded). */
   #scheduleRetry(): void {
     if (this.#retryTimer !== undefined || this.#disposed) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      this.#retryPending().then(
-        () => {
-          this.#retryDelay = this.#retryDelayMs;
-        },
-        error => {
-          this.#retryDelay = Math.min(this.#retryDelay * 2, 30_000);
-          this.#report({ type: 'error', error, operation: 'invalidate (retry)' });
-          this.#scheduleRetry();
-        },
-      );
-    }, this.#retryDelay);
+      this.#retryNow();
+    }, this.#retryDelayMs);
     this.#retryTimer.unref();
+  }
+
+  /** Starts a retry attempt unless one is in flight (then it is repeated as soon as that one settles). */
+  #retryNow(): void {
+    if (this.#disposed || this.#pending.size === 0) return;
+    if (this.#retrying !== undefined) {
+      this.#retryAgain = true;
+      return;
+    }
+    // While the client is (re)connecting, a command would only wait in its offline queue (and pile up there,
+    // one per tick): wait for the 'ready' event, or the next tick, instead.
+    const status = (this.#client as { status?: string }).status;
+    if (status === 'connecting' || status === 'connect' || status === 'reconnecting') {
+      this.#scheduleRetry();
+      return;
+    }
+    this.#retryAgain = false;
+    this.#retrying = this.#retryPending().then(
+      () => {
+        this.#retryReportedAt = -Infinity;
+      },
+      error => {
+        const now = Date.now();
+        if (now - this.#retryReportedAt < 10_000) return;
+        this.#retryReportedAt = now;
+        this.#report({ type: 'error', error, operation: 'invalidate (retry)' });
+      },
+    );
+    void this.#retrying.then(() => {
+      this.#retrying = undefined;
+      if (this.#pending.size === 0) return;
+      // Keys queued meanwhile, or this attempt failed: again at once after a reconnect, else on the next tick.
+      if (this.#retryAgain) this.#retryNow();
+      else this.#scheduleRetry();
+    });
   }
 
   async #retryPending(): Promise<void> {
     const batch = new Map(this.#pending);
     if (batch.size === 0) return;
-    await this.#invalidateEverywhere([...batch.keys()], false);
+    await this.#invalidateEverywhere([...batch.keys()], false, true);
     // Keep keys queued again while this attempt ran.
     for (const [key, sequence] of batch) if (this.#pending.get(key) === sequence) this.#pending.delete(key);
   }

@@ -228,8 +228,12 @@ export interface DedicatedRedis {
   readonly port: number;
   /** SHUTDOWN NOSAVE (SIGKILL if it does not exit); resolves once the port refuses connections. */
   stop(): Promise<void>;
-  /** Starts it again on the same port (empty: nothing is saved); resolves once it answers PING. */
+  /** SIGKILL (a crash: no shutdown, no save); resolves once the process is gone. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port (empty unless started with persistence); resolves once it answers PING. */
   start(): Promise<void>;
+  /** The directory the server runs in (its AOF lives there). */
+  readonly dir: string;
   /** Stops it if running (killing it if need be) and removes its directory. Idempotent; called automatically. */
   dispose(): Promise<void>;
 }
@@ -239,8 +243,10 @@ const dedicatedPorts = new Set<number>();
 /**
  * Starts an extra standalone redis-server on a free port, for tests that stop and restart a real server.
  * Disposed automatically after the test (or the suite, when started in beforeAll), even if the test failed.
+ * `args` are extra server arguments (they override the defaults), e.g. `['--appendonly', 'yes']` for a server
+ * that keeps its data across a restart.
  */
-export async function startDedicatedRedis(): Promise<DedicatedRedis> {
+export async function startDedicatedRedis({ args = [] }: { args?: readonly string[] } = {}): Promise<DedicatedRedis> {
   const { bin } = availableTopology();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'aspect-cache-redis-dedicated-'));
   watchDir(dir);
@@ -252,7 +258,7 @@ export async function startDedicatedRedis(): Promise<DedicatedRedis> {
   };
   let server: RedisServerProcess;
   try {
-    server = await startOnFreePort(bin, port => path.join(dir, String(port)), () => [], spawned);
+    server = await startOnFreePort(bin, port => path.join(dir, String(port)), () => [...args], spawned);
   } catch (error) {
     await cleanup();
     throw error;
@@ -262,7 +268,9 @@ export async function startDedicatedRedis(): Promise<DedicatedRedis> {
   const handle: DedicatedRedis = {
     host: HOST,
     port: server.port,
+    dir: server.dir,
     stop: () => server.stop(),
+    kill: () => server.kill(),
     start: async () => {
       if (disposed) throw new Error(`dedicated redis-server on port ${server.port} was disposed`);
       await server.start();
