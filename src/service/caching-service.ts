@@ -6,6 +6,7 @@ import { cascadeClosure, dependencyKey, type DependencyLike } from '../dependenc
 import { CachingError, errors } from '../errors.js';
 import { systemClock, type CacheEventMap, type CacheEventName, type CacheStats, type Clock, type Logger, type SkipReason } from '../types.js';
 import { createTelemetry, type Telemetry, type TelemetryOption } from '../telemetry/open-telemetry.js';
+import { checkKnownOptions, optionNames } from '../options-check.js';
 import { isBackend, validateCacheOptions, type CacheOptions, type FailSafeOptions, type ProfileOptions } from './options.js';
 
 /** Options of {@link CachingService}. */
@@ -50,6 +51,8 @@ interface Plan {
    */
   readonly keys: Map<string | number, string> | null;
 }
+
+const SERVICE_OPTION_NAMES = optionNames({ backend: 0, profiles: 0, defaults: 0, keyPrefix: 0, clock: 0, logger: 0, telemetry: 0 } satisfies Record<keyof CachingServiceOptions, 0>);
 
 /** Memoised keys per method and service; the memo is cleared when it reaches this size. */
 const KEY_MEMO_LIMIT = 2048;
@@ -125,10 +128,7 @@ export class CachingService {
   constructor(options: CachingServiceOptions = {}) {
     const where = 'CachingService';
     if (options === null || typeof options !== 'object') throw new CachingError(errors.E_INVALID_OPTION, `${where}: options must be an object.`);
-    const known = new Set(['backend', 'profiles', 'defaults', 'keyPrefix', 'clock', 'logger', 'telemetry']);
-    for (const name of Object.keys(options)) {
-      if (!known.has(name)) throw new CachingError(errors.E_INVALID_OPTION, `${where}: unknown option '${name}'; allowed: ${[...known].join(', ')}.`);
-    }
+    checkKnownOptions(where, options, SERVICE_OPTION_NAMES);
     const { backend, profiles = {}, defaults, keyPrefix = '', clock, logger, telemetry } = options;
     if (backend !== undefined && !isBackend(backend)) {
       throw new CachingError(errors.E_INVALID_OPTION, `${where}: option backend must be a CachingBackend (MemoryBackend, RedisBackend, LayeredBackend…).`);

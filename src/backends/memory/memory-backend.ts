@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { CachingError, errors } from '../../errors.js';
+import { checkKnownOptions, optionNames } from '../../options-check.js';
 import { systemClock, type Clock } from '../../types.js';
 import type {
   CacheEntryInput,
@@ -99,6 +100,8 @@ export class MemoryBackend implements CachingBackend {
   #disposed = false;
 
   constructor(options: MemoryBackendOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new CachingError(errors.E_INVALID_OPTION, 'MemoryBackend: options must be an object.');
+    checkKnownOptions('MemoryBackend', options, MEMORY_OPTION_NAMES);
     const { maxEntries, maxBytes, sizeOf, clock = systemClock, purgeIntervalMs = 60_000 } = options;
     checkPositiveInteger('maxEntries', maxEntries);
     checkPositiveInteger('maxBytes', maxBytes);
@@ -295,6 +298,8 @@ export class MemoryBackend implements CachingBackend {
     this.#purgeTimer.unref();
   }
 }
+
+const MEMORY_OPTION_NAMES = optionNames({ maxEntries: 0, maxBytes: 0, sizeOf: 0, clock: 0, purgeIntervalMs: 0 } satisfies Record<keyof MemoryBackendOptions, 0>);
 
 const EMPTY: readonly string[] = Object.freeze([]);
 

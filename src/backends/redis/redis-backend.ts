@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { CachingError, errors } from '../../errors.js';
+import { checkKnownOptions, optionNames } from '../../options-check.js';
 import { SuperJsonSerializer, type Serializer } from '../../serializers/serializer.js';
 import { systemClock, type Clock } from '../../types.js';
 import type {
@@ -99,6 +100,14 @@ interface PendingRead {
 type ScriptName = 'aspectCacheBegin' | 'aspectCacheTouch' | 'aspectCacheSet' | 'aspectCacheInvalidate' | 'aspectCacheClearMark' | 'aspectCacheUnlock';
 
 let instanceCounter = 0;
+
+// Each list must name every field of its interface (`satisfies` fails the type check when one is added).
+const REDIS_OPTION_NAMES = optionNames({
+  client: 0, keyPrefix: 0, serializer: 0, maxPayloadBytes: 0, operationTimeoutMs: 0, invalidationTimeoutMs: 0,
+  partitions: 0, markerTtlMs: 0, circuitBreaker: 0, retryDelayMs: 0, clock: 0, lock: 0,
+} satisfies Record<keyof RedisBackendOptions, 0>);
+const LOCK_OPTION_NAMES = optionNames({ leaseMs: 0, pollMs: 0 } satisfies Record<keyof RedisLockOptions, 0>);
+const CIRCUIT_BREAKER_OPTION_NAMES = optionNames({ failureThreshold: 0, resetTimeoutMs: 0 } satisfies Record<keyof CircuitBreakerOptions, 0>);
 type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Promise<unknown>>;
 
 /**
@@ -167,6 +176,7 @@ export class RedisBackend implements CachingBackend {
   constructor(options: RedisBackendOptions) {
     const where = 'RedisBackend';
     if (options === null || typeof options !== 'object') throw new CachingError(errors.E_INVALID_OPTION, `${where}: options must be an object with a client.`);
+    checkKnownOptions(where, options, REDIS_OPTION_NAMES);
     const { client, keyPrefix = '', serializer, maxPayloadBytes = 4 * 1024 * 1024, operationTimeoutMs = 1_000, invalidationTimeoutMs = 10_000, markerTtlMs = 120_000, retryDelayMs = 200, clock = systemClock } = options;
     if (client === null || typeof client !== 'object' || typeof (client as { defineCommand?: unknown }).defineCommand !== 'function') {
       throw new CachingError(errors.E_INVALID_OPTION, `${where}: option client must be an ioredis Redis or Cluster instance.`);
@@ -199,13 +209,17 @@ export class RedisBackend implements CachingBackend {
     this.clock = clock;
     const lock = options.lock === true ? {} : options.lock === false || options.lock === undefined ? undefined : options.lock;
     if (lock !== undefined && (lock === null || typeof lock !== 'object')) throw new CachingError(errors.E_INVALID_OPTION, `${where}: option lock must be true, false or { leaseMs?, pollMs? }.`);
+    if (lock !== undefined) checkKnownOptions(where, lock, LOCK_OPTION_NAMES, 'lock.');
+    const circuitBreaker = options.circuitBreaker ?? {};
+    if (circuitBreaker === null || typeof circuitBreaker !== 'object') throw new CachingError(errors.E_INVALID_OPTION, `${where}: option circuitBreaker must be an object { failureThreshold?, resetTimeoutMs? }.`);
+    checkKnownOptions(where, circuitBreaker, CIRCUIT_BREAKER_OPTION_NAMES, 'circuitBreaker.');
     this.#leaseMs = lock === undefined ? 0 : (lock.leaseMs ?? 10_000);
     this.#pollMs = lock?.pollMs ?? 25;
     if (lock !== undefined) {
       positive(where, 'lock.leaseMs', this.#leaseMs);
       positive(where, 'lock.pollMs', this.#pollMs);
     }
-    this.#breaker = new CircuitBreaker(options.circuitBreaker ?? {}, clock, (state: CircuitState) => this.#report({ type: 'circuit', state }));
+    this.#breaker = new CircuitBreaker(circuitBreaker, clock, (state: CircuitState) => this.#report({ type: 'circuit', state }));
     const define = (client as unknown as { defineCommand(name: string, definition: { lua: string }): void }).defineCommand.bind(client);
     define('aspectCacheBegin', { lua: BEGIN_SCRIPT });
     define('aspectCacheTouch', { lua: TOUCH_SCRIPT });
