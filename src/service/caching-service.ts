@@ -82,6 +82,8 @@ type Listener<E extends CacheEventName> = (event: CacheEventMap[E]) => void;
 
 const NO_TOKEN = Symbol('no-token');
 
+const noop = (): void => {};
+
 let defaultService: CachingService | undefined;
 
 /** Internal entry points used by the decorators (kept off the public surface). */
@@ -124,6 +126,8 @@ export class CachingService {
   readonly #counters: CacheStats = { hits: 0, misses: 0, joins: 0, sets: 0, skips: 0, invalidations: 0, invalidatedEntries: 0, errors: 0, failsafes: 0 };
   #disposed = false;
   readonly #telemetry: Telemetry | null;
+  /** Removes this service's listeners from its backends (on dispose). */
+  readonly #unsubscribe: ReadonlyArray<() => void>;
 
   constructor(options: CachingServiceOptions = {}) {
     const where = 'CachingService';
@@ -154,15 +158,17 @@ export class CachingService {
     }
     this.#backends = [...backends];
     this.#telemetry = createTelemetry(telemetry, () => this.#counters, keyPrefix || 'default');
-    for (const b of this.#backends) {
-      if (b.onRemoval === undefined) b.onRemoval = (key, reason) => this.#emit('evict', { key, reason });
-      if (b.onEvent === undefined) {
-        b.onEvent = event => {
-          if (event.type === 'error') this.#reportError(event.error, event.operation);
-          else this.#emit('circuit', { state: event.state, backend: b.name });
-        };
-      }
-    }
+    // Each service subscribes on its own: a backend shared by several services reports to all of them.
+    this.#unsubscribe = this.#backends.map(
+      b =>
+        b.subscribe?.({
+          onRemoval: (key, reason) => this.#emit('evict', { key, reason }),
+          onEvent: event => {
+            if (event.type === 'error') this.#reportError(event.error, event.operation);
+            else this.#emit('circuit', { state: event.state, backend: b.name });
+          },
+        }) ?? noop,
+    );
   }
 
   /** The service used by decorated methods whose instance has none bound. Created on first use. */
@@ -721,6 +727,7 @@ export class CachingService {
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
+    for (const unsubscribe of this.#unsubscribe) unsubscribe();
     this.#listeners.clear();
     this.#refreshShortcuts();
     this.#telemetry?.dispose();

@@ -18,7 +18,7 @@ beforeEach(() => {
 
 function makeBackend(options: MemoryBackendOptions = {}): MemoryBackend {
   const backend = new MemoryBackend({ clock, purgeIntervalMs: 0, ...options });
-  backend.onRemoval = (key, reason) => removals.push([key, reason]);
+  backend.subscribe({ onRemoval: (key, reason) => removals.push([key, reason]) });
   return backend;
 }
 

@@ -6,12 +6,14 @@ import type {
   CacheEntryInput,
   CacheHit,
   CacheLookup,
+  BackendListener,
   CachingBackend,
   InvalidateOptions,
   InvalidationResult,
   RemovalReason,
   StoreOutcome,
 } from '../backend.js';
+import { BackendListeners } from '../backend-listeners.js';
 import { estimateSize } from './estimate-size.js';
 
 /** Options of {@link MemoryBackend}. */
@@ -78,8 +80,8 @@ export class MemoryBackend implements CachingBackend {
   readonly name = 'memory';
   readonly isSync = true;
   readonly clock: Clock;
-  onRemoval: ((key: string, reason: RemovalReason) => void) | undefined;
 
+  readonly #listeners = new BackendListeners();
   readonly #lru: LRUCache<string, MemoryRecord>;
   /** Dependency key (or child entry key) → keys of the entries that recorded it. */
   readonly #index = new Map<string, Set<string>>();
@@ -137,12 +139,17 @@ export class MemoryBackend implements CachingBackend {
       if (now >= record.expiresAt) {
         if (now < record.expiresAt + record.staleFor) return { hit: false, token: this.#issue(), stale: record };
         this.#lru.delete(key);
-        this.onRemoval?.(key, 'expire');
+        this.#listeners.removal(key, 'expire');
         return { hit: false, token: this.#issue() };
       }
       if (record.sliding > 0) record.expiresAt = Math.min(record.absoluteExpiresAt, now + record.sliding);
     }
     return record;
+  }
+
+  /** Adds a listener for evictions and expiries (see {@link CachingBackend.subscribe}); returns its unsubscribe function. */
+  subscribe(listener: BackendListener): () => void {
+    return this.#listeners.subscribe(listener);
   }
 
   begin(_key: string): unknown {
@@ -236,7 +243,7 @@ export class MemoryBackend implements CachingBackend {
     for (const [key, record] of this.#lru.entries()) if (record.expiresAt + record.staleFor <= now) expired.push(key);
     for (const key of expired) {
       this.#lru.delete(key);
-      this.onRemoval?.(key, 'expire');
+      this.#listeners.removal(key, 'expire');
     }
     return expired.length;
   }
@@ -283,7 +290,7 @@ export class MemoryBackend implements CachingBackend {
       if (dependents !== undefined && dependents.delete(key) && dependents.size === 0) this.#index.delete(dependency);
     }
     if (record.expiresAt !== Infinity) this.#expiringEntries--;
-    if (reason === 'evict') this.onRemoval?.(key, 'evict');
+    if (reason === 'evict') this.#listeners.removal(key, 'evict');
   }
 
   #schedulePurge(): void {

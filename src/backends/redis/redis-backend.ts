@@ -11,9 +11,10 @@ import type {
   CachingBackend,
   InvalidateOptions,
   InvalidationResult,
-  RemovalReason,
+  BackendListener,
   StoreOutcome,
 } from '../backend.js';
+import { BackendListeners } from '../backend-listeners.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js';
 import { BEGIN_SCRIPT, CLEAR_MARK_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
 
@@ -137,8 +138,7 @@ export class RedisBackend implements CachingBackend {
   readonly name = 'redis';
   readonly isSync = false;
   readonly clock: Clock;
-  onRemoval: ((key: string, reason: RemovalReason) => void) | undefined;
-  onEvent: ((event: BackendEvent) => void) | undefined;
+  readonly #listeners = new BackendListeners();
 
   readonly #client: Redis | Cluster;
   readonly #isCluster: boolean;
@@ -715,13 +715,14 @@ export class RedisBackend implements CachingBackend {
     this.#sweeper.unref();
   }
 
-  /** Hands an event to `onEvent`; a throwing handler never interrupts the backend's own work. */
+  /** Adds a listener for absorbed failures and circuit changes (see {@link CachingBackend.subscribe}); returns its unsubscribe function. */
+  subscribe(listener: BackendListener): () => void {
+    return this.#listeners.subscribe(listener);
+  }
+
+  /** Hands an event to every subscriber (a backend shared by several services reports to each); a throwing one never interrupts the backend's own work. */
   #report(event: BackendEvent): void {
-    try {
-      this.onEvent?.(event);
-    } catch {
-      // the handler's problem: the lookup, store or retry that reported it goes on
-    }
+    this.#listeners.event(event);
   }
 
   #partitionOf(key: string): number {
