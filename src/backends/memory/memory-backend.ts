@@ -14,7 +14,7 @@ import type {
   StoreOutcome,
 } from '../backend.js';
 import { BackendListeners } from '../backend-listeners.js';
-import { estimateSize } from './estimate-size.js';
+import { entryOverhead, estimateSize } from './estimate-size.js';
 
 /** Options of {@link MemoryBackend}. */
 export interface MemoryBackendOptions {
@@ -23,9 +23,16 @@ export interface MemoryBackendOptions {
    * @default 100_000 (when `maxBytes` is not set either)
    */
   maxEntries?: number;
-  /** Maximum total estimated size of the values, in bytes (see `sizeOf`). No limit by default. */
+  /**
+   * Maximum total estimated size of the entries, in bytes: each entry counts its value (see `sizeOf`), its
+   * key, its dependency keys and the dependency index entries they create, plus a fixed bookkeeping cost.
+   * No limit by default.
+   */
   maxBytes?: number;
-  /** Estimates a value's size in bytes for `maxBytes`. @default a structural estimate (UTF-16 strings, 8-byte numbers, object overhead) */
+  /**
+   * Estimates a value's size in bytes for `maxBytes` (the key and dependencies are added by the backend).
+   * @default a structural estimate (UTF-16 strings, 8-byte numbers, object overhead)
+   */
   sizeOf?: (value: unknown) => number;
   /** Time source for expiry. @default Date.now */
   clock?: Clock;
@@ -56,14 +63,22 @@ class MemoryRecord implements CacheHit {
 
 /** Issued with a miss; `start` is the invalidation sequence number when the computation began. */
 class WriteToken {
+  /** In flight, then used (set or abandoned) or dropped (too old to track: its store is refused as stale). */
+  state: 'live' | 'used' | 'dropped' = 'live';
   constructor(
     readonly backend: MemoryBackend,
     readonly start: number,
   ) {}
 }
 
-/** Log entries above which the invalidation log is pruned to what in-flight tokens can still need. */
-const LOG_PRUNE_THRESHOLD = 10_000;
+/**
+ * Most invalidation log entries kept while computations are in flight. Beyond it the oldest entries are
+ * replaced by a watermark: computations older than the dropped entries are refused as stale, which is
+ * conservative (they are recomputed next time), and the log stays bounded even if one never settles.
+ */
+const MAX_LOG_ENTRIES = 20_000;
+/** Most tokens tracked at once: the oldest beyond it is dropped (its store will be refused as stale). */
+const MAX_IN_FLIGHT = 100_000;
 
 /**
  * The in-process backend: entries in an lru-cache bounded by count and/or bytes, a dependency index kept in
@@ -96,9 +111,13 @@ export class MemoryBackend implements CachingBackend {
   #clearedAt = -1;
   /** Tokens of computations in flight, in issue order (so the first has the smallest start). */
   readonly #inFlight = new Set<WriteToken>();
-  /** Key → sequence number of its last invalidation; only kept while computations are in flight. */
+  /**
+   * Key → sequence number of its last invalidation; only kept while computations are in flight. Kept in
+   * sequence order (a key invalidated again moves to the end), so the oldest entries are the first.
+   */
   readonly #invalidatedAt = new Map<string, number>();
-  #pruneAt = LOG_PRUNE_THRESHOLD;
+  /** Invalidations up to this sequence number were dropped from the log: tokens that started before it are stale. */
+  #watermark = -1;
   #disposed = false;
 
   constructor(options: MemoryBackendOptions = {}) {
@@ -157,14 +176,16 @@ export class MemoryBackend implements CachingBackend {
   }
 
   set(key: string, entry: CacheEntryInput, token: unknown): StoreOutcome {
-    if (!this.#release(token)) {
+    const released = this.#release(token);
+    if (released === undefined) {
       throw new CachingError(errors.E_BACKEND, `MemoryBackend.set(${key}): the token was not issued by this backend or was already used.`);
     }
     const start = (token as WriteToken).start;
-    const stale = start < this.#clearedAt || this.#wasInvalidatedSince(start, key, entry.dependencies);
+    const stale = released === 'dropped' || start < this.#clearedAt || start < this.#watermark || this.#wasInvalidatedSince(start, key, entry.dependencies);
     if (this.#inFlight.size === 0) this.#resetLog();
     if (stale) return 'stale';
-    const size = this.#sizeOf === undefined ? 0 : Math.max(1, Math.ceil(this.#sizeOf(entry.value)));
+    // maxBytes bounds what the entry really holds: its value, but also its key and dependency keys (and their index entries).
+    const size = this.#sizeOf === undefined ? 0 : Math.max(1, Math.ceil(this.#sizeOf(entry.value))) + entryOverhead(key, entry.dependencies);
     if (this.#sizeOf !== undefined && size > this.#lru.maxSize) {
       this.#lru.delete(key); // the value it would have replaced is older than what was just computed
       return 'too-large';
@@ -248,15 +269,37 @@ export class MemoryBackend implements CachingBackend {
     return expired.length;
   }
 
+  /** Number of tokens (computations in flight) tracked; bounded even when computations never settle. */
+  get inFlightCount(): number {
+    return this.#inFlight.size;
+  }
+
+  /** Number of keys in the invalidation log kept for in-flight computations; bounded (see MAX_LOG_ENTRIES). */
+  get invalidationLogSize(): number {
+    return this.#invalidatedAt.size;
+  }
+
   #issue(): WriteToken {
     if (this.#disposed) throw new CachingError(errors.E_DISPOSED, 'MemoryBackend: used after dispose().');
     const token = new WriteToken(this, this.#sequence);
     this.#inFlight.add(token);
+    if (this.#inFlight.size > MAX_IN_FLIGHT) {
+      // A caller that never calls set/abandon must not pin memory forever: forget the oldest token; if it is
+      // ever used, its store is refused as stale (conservative) and its abandon is a no-op.
+      const oldest = this.#inFlight.values().next().value!;
+      this.#inFlight.delete(oldest);
+      oldest.state = 'dropped';
+    }
     return token;
   }
 
-  #release(token: unknown): boolean {
-    return token instanceof WriteToken && token.backend === this && this.#inFlight.delete(token);
+  /** Marks a token used; says whether it was live or dropped, undefined if it is foreign or already used. */
+  #release(token: unknown): 'live' | 'dropped' | undefined {
+    if (!(token instanceof WriteToken) || token.backend !== this || token.state === 'used') return undefined;
+    const was = token.state;
+    token.state = 'used';
+    if (was === 'live') this.#inFlight.delete(token);
+    return was;
   }
 
   #wasInvalidatedSince(start: number, key: string, dependencies: readonly string[]): boolean {
@@ -269,18 +312,36 @@ export class MemoryBackend implements CachingBackend {
 
   #resetLog(): void {
     if (this.#invalidatedAt.size > 0) this.#invalidatedAt.clear();
-    this.#pruneAt = LOG_PRUNE_THRESHOLD;
   }
 
   #logInvalidation(keys: readonly string[]): void {
     const sequence = ++this.#sequence;
-    for (const key of keys) this.#invalidatedAt.set(key, sequence);
-    if (this.#invalidatedAt.size > this.#pruneAt) {
-      // Entries no older than the oldest in-flight computation can never make a write stale.
-      const oldest = this.#inFlight.values().next().value!.start;
-      for (const [key, at] of this.#invalidatedAt) if (at <= oldest) this.#invalidatedAt.delete(key);
-      // If a long computation pins old entries, wait for the log to double before scanning again (amortised O(1)).
-      this.#pruneAt = Math.max(LOG_PRUNE_THRESHOLD, 2 * this.#invalidatedAt.size);
+    const log = this.#invalidatedAt;
+    // Delete first so a re-invalidated key moves to the end: the map stays in sequence order.
+    for (const key of keys) {
+      log.delete(key);
+      log.set(key, sequence);
+    }
+    if (log.size > MAX_LOG_ENTRIES) this.#trimLog();
+  }
+
+  /** Drops the oldest half of the log; amortised O(1) per logged key. */
+  #trimLog(): void {
+    const log = this.#invalidatedAt;
+    // Entries no newer than the oldest in-flight computation's start can never make a write stale: drop freely.
+    const oldestStart = this.#inFlight.values().next().value?.start ?? this.#sequence;
+    const target = MAX_LOG_ENTRIES / 2;
+    for (const [key, at] of log) {
+      if (log.size <= target && at > oldestStart) break;
+      if (at > oldestStart) this.#watermark = Math.max(this.#watermark, at);
+      log.delete(key);
+    }
+    // Computations that started before the watermark can no longer store: stop tracking them, so that a
+    // computation that never settles does not keep pinning the log (and refusing newer computations) forever.
+    for (const token of this.#inFlight) {
+      if (token.start >= this.#watermark) break;
+      this.#inFlight.delete(token);
+      token.state = 'dropped';
     }
   }
 
