@@ -109,8 +109,16 @@ export class MemoryBackend implements CachingBackend {
   #sequence = 0;
   /** Sequence number of the last `clear()`; tokens issued before it are stale. */
   #clearedAt = -1;
-  /** Tokens of computations in flight, in issue order (so the first has the smallest start). */
-  readonly #inFlight = new Set<WriteToken>();
+  /**
+   * Tokens of computations in flight, in issue order (so the first live one has the smallest start). An
+   * array with a head index rather than a Set: a Set whose oldest entries are deleted one by one makes
+   * "find the first" cost O(deleted) in V8.
+   */
+  #inFlight: WriteToken[] = [];
+  /** Position of the oldest token in `#inFlight` that may still be live (those before it are not). */
+  #head = 0;
+  /** Number of live tokens in `#inFlight` (the others were used or dropped and await compaction). */
+  #live = 0;
   /**
    * Key → sequence number of its last invalidation; only kept while computations are in flight. Kept in
    * sequence order (a key invalidated again moves to the end), so the oldest entries are the first.
@@ -182,7 +190,7 @@ export class MemoryBackend implements CachingBackend {
     }
     const start = (token as WriteToken).start;
     const stale = released === 'dropped' || start < this.#clearedAt || start < this.#watermark || this.#wasInvalidatedSince(start, key, entry.dependencies);
-    if (this.#inFlight.size === 0) this.#resetLog();
+    if (this.#live === 0) this.#resetLog();
     if (stale) return 'stale';
     // maxBytes bounds what the entry really holds: its value, but also its key and dependency keys (and their index entries).
     const size = this.#sizeOf === undefined ? 0 : Math.max(1, Math.ceil(this.#sizeOf(entry.value))) + entryOverhead(key, entry.dependencies);
@@ -216,7 +224,7 @@ export class MemoryBackend implements CachingBackend {
 
   abandon(token: unknown): void {
     this.#release(token);
-    if (this.#inFlight.size === 0) this.#resetLog();
+    if (this.#live === 0) this.#resetLog();
   }
 
   invalidate(keys: readonly string[], options?: InvalidateOptions): InvalidationResult {
@@ -239,7 +247,7 @@ export class MemoryBackend implements CachingBackend {
         }
       }
     }
-    if (this.#inFlight.size > 0) this.#logInvalidation(queue);
+    if (this.#live > 0) this.#logInvalidation(queue);
     return { removed };
   }
 
@@ -271,7 +279,7 @@ export class MemoryBackend implements CachingBackend {
 
   /** Number of tokens (computations in flight) tracked; bounded even when computations never settle. */
   get inFlightCount(): number {
-    return this.#inFlight.size;
+    return this.#live;
   }
 
   /** Number of keys in the invalidation log kept for in-flight computations; bounded (see MAX_LOG_ENTRIES). */
@@ -282,14 +290,16 @@ export class MemoryBackend implements CachingBackend {
   #issue(): WriteToken {
     if (this.#disposed) throw new CachingError(errors.E_DISPOSED, 'MemoryBackend: used after dispose().');
     const token = new WriteToken(this, this.#sequence);
-    this.#inFlight.add(token);
-    if (this.#inFlight.size > MAX_IN_FLIGHT) {
+    this.#inFlight.push(token);
+    this.#live++;
+    if (this.#live > MAX_IN_FLIGHT) {
       // A caller that never calls set/abandon must not pin memory forever: forget the oldest token; if it is
       // ever used, its store is refused as stale (conservative) and its abandon is a no-op.
-      const oldest = this.#inFlight.values().next().value!;
-      this.#inFlight.delete(oldest);
-      oldest.state = 'dropped';
+      this.#oldest()!.state = 'dropped';
+      this.#live--;
     }
+    // Used tokens behind a live older one are compacted away once they outnumber the live ones (amortised O(1)).
+    if (this.#inFlight.length - this.#head > 2 * MAX_IN_FLIGHT) this.#compact();
     return token;
   }
 
@@ -298,8 +308,24 @@ export class MemoryBackend implements CachingBackend {
     if (!(token instanceof WriteToken) || token.backend !== this || token.state === 'used') return undefined;
     const was = token.state;
     token.state = 'used';
-    if (was === 'live') this.#inFlight.delete(token);
+    if (was === 'live' && --this.#live === 0) {
+      this.#inFlight = [];
+      this.#head = 0;
+    }
     return was;
+  }
+
+  /** The oldest live token, skipping (for good) the used and dropped ones before it. */
+  #oldest(): WriteToken | undefined {
+    const queue = this.#inFlight;
+    while (this.#head < queue.length && queue[this.#head]!.state !== 'live') this.#head++;
+    if (this.#head > 1_024 && this.#head * 2 > queue.length) this.#compact();
+    return this.#inFlight[this.#head];
+  }
+
+  #compact(): void {
+    this.#inFlight = this.#inFlight.filter(token => token.state === 'live');
+    this.#head = 0;
   }
 
   #wasInvalidatedSince(start: number, key: string, dependencies: readonly string[]): boolean {
@@ -329,7 +355,7 @@ export class MemoryBackend implements CachingBackend {
   #trimLog(): void {
     const log = this.#invalidatedAt;
     // Entries no newer than the oldest in-flight computation's start can never make a write stale: drop freely.
-    const oldestStart = this.#inFlight.values().next().value?.start ?? this.#sequence;
+    const oldestStart = this.#oldest()?.start ?? this.#sequence;
     const target = MAX_LOG_ENTRIES / 2;
     for (const [key, at] of log) {
       if (log.size <= target && at > oldestStart) break;
@@ -338,10 +364,9 @@ export class MemoryBackend implements CachingBackend {
     }
     // Computations that started before the watermark can no longer store: stop tracking them, so that a
     // computation that never settles does not keep pinning the log (and refusing newer computations) forever.
-    for (const token of this.#inFlight) {
-      if (token.start >= this.#watermark) break;
-      this.#inFlight.delete(token);
+    for (let token = this.#oldest(); token !== undefined && token.start < this.#watermark; token = this.#oldest()) {
       token.state = 'dropped';
+      this.#live--;
     }
   }
 
