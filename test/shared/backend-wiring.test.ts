@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { bindCachingService, Cache, CachingError, CachingService, errors, InvalidateCache, MemoryBackend, type CacheEventMap, type CachingBackend } from 'aspect-cache';
+import { bindCachingService, Cache, CachingError, CachingService, errors, InvalidateCache, MemoryBackend, type BackendEvent, type BackendListener, type CacheEventMap, type CachingBackend } from 'aspect-cache';
 import { ChaosBackend } from 'aspect-cache/testing';
 
 // Backend wiring (SPEC §2, §8): a backend shared by several services reports its events to each of them,
@@ -112,25 +112,58 @@ describe('backend events reach every service sharing the backend', () => {
     expect(a.evictions.map(e => e.key)).toEqual(['Squares.square(1)']);
   });
 
-  it('ChaosBackend forwards its inner backend’s events to the service', async () => {
+  it('ChaosBackend forwards its inner backend’s evictions to the service', async () => {
     const chaos = new ChaosBackend(new MemoryBackend({ maxEntries: 1, purgeIntervalMs: 0 }));
     const a = serviceOn(chaos);
-    class AsyncSquares {
-      constructor(service: CachingService) {
-        bindCachingService(this, service);
-      }
-
-      @Cache()
-      async square(n: number): Promise<number> {
-        return n * n;
-      }
-    }
     const squares = new AsyncSquares(a.service);
     await squares.square(1);
     await squares.square(2);
     expect(a.evictions).toEqual([{ key: 'AsyncSquares.square(1)', reason: 'evict' }]);
   });
+
+  it('ChaosBackend forwards its inner backend’s error and circuit events to the service', async () => {
+    const inner = new ReportingBackend();
+    const service = new CachingService({ backend: new ChaosBackend(inner), telemetry: false });
+    services.push(service);
+    const seen: string[] = [];
+    service.on('error', e => seen.push(`error:${e.operation}`));
+    service.on('circuit', e => seen.push(`circuit:${e.state}:${e.backend}`));
+    inner.report({ type: 'error', error: new Error('absorbed'), operation: 'probe' });
+    inner.report({ type: 'circuit', state: 'open' });
+    expect(seen).toEqual(['error:probe', 'circuit:open:chaos(memory)']);
+  });
 });
+
+class AsyncSquares {
+  constructor(service: CachingService) {
+    bindCachingService(this, service);
+  }
+
+  @Cache()
+  async square(n: number): Promise<number> {
+    return n * n;
+  }
+}
+
+/** A memory backend that can report events on demand, to every subscriber (and to a legacy `onEvent` slot). */
+class ReportingBackend extends MemoryBackend {
+  readonly #listeners: BackendListener[] = [];
+  onEvent: ((event: BackendEvent) => void) | undefined;
+
+  constructor() {
+    super({ purgeIntervalMs: 0 });
+  }
+
+  override subscribe(listener: BackendListener): () => void {
+    this.#listeners.push(listener);
+    return super.subscribe(listener);
+  }
+
+  report(event: BackendEvent): void {
+    this.onEvent?.(event);
+    for (const listener of this.#listeners) listener.onEvent?.(event);
+  }
+}
 
 describe('unknown options are rejected, naming the nearest valid one', () => {
   it('CachingService', () => {
