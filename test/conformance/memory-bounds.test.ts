@@ -28,14 +28,14 @@ describe('MemoryBackend in-flight bookkeeping is bounded', () => {
       maxLog = Math.max(maxLog, backend.invalidationLogSize);
       if (backend.set(`normal:${batch}`, entry({ dependencies: ['row:unrelated'] }), token) === 'stored') stored++;
     }
-    expect(maxLog).toBeLessThanOrEqual(25_000);
-    expect(backend.inFlightCount).toBe(0); // the hung token was dropped, and every normal one settled
     expect(stored).toBe(1_000);
 
-    // The hung computation read rows that were invalidated since: its store is refused, whatever it depends on.
+    // The hung computation may have read rows invalidated since: its store is refused, whatever it depends on.
     expect(backend.set('hung', entry({ dependencies: ['row:unrelated'] }), hung)).toBe('stale');
     expect(backend.get('hung').hit).toBe(false);
     expect(backend.get('normal:999').hit).toBe(true);
+    expect(maxLog).toBeLessThanOrEqual(25_000);
+    expect(backend.inFlightCount).toBe(0); // every token was used (the hung one last)
   });
 
   it('a normal computation that overlaps a hung one still sees an invalidation of its own dependency', () => {
@@ -52,8 +52,8 @@ describe('MemoryBackend in-flight bookkeeping is bounded', () => {
     const backend = makeBackend();
     const first = (backend.get('first') as CacheMiss).token;
     for (let i = 0; i < 200_000; i++) backend.get(`leaked:${i}`); // misses whose tokens are dropped by the caller
-    expect(backend.inFlightCount).toBeLessThanOrEqual(100_000);
     expect(backend.set('first', entry(), first)).toBe('stale');
+    expect(backend.inFlightCount).toBeLessThanOrEqual(100_000);
     backend.abandon(first); // already used: nothing happens
     const fresh = (backend.get('fresh') as CacheMiss).token;
     expect(backend.set('fresh', entry(), fresh)).toBe('stored');
