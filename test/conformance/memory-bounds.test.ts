@@ -32,10 +32,10 @@ describe('MemoryBackend in-flight bookkeeping is bounded', () => {
 
     // The hung computation may have read rows invalidated since: its store is refused, whatever it depends on.
     expect(backend.set('hung', entry({ dependencies: ['row:unrelated'] }), hung)).toBe('stale');
+    expect(backend.inFlightCount).toBe(0); // every token was used (the hung one last)
     expect(backend.get('hung').hit).toBe(false);
     expect(backend.get('normal:999').hit).toBe(true);
     expect(maxLog).toBeLessThanOrEqual(25_000);
-    expect(backend.inFlightCount).toBe(0); // every token was used (the hung one last)
   });
 
   it('a normal computation that overlaps a hung one still sees an invalidation of its own dependency', () => {
