@@ -3,10 +3,10 @@ import { CachingError, errors } from '../../errors.js';
 import { checkKnownOptions, optionNames } from '../../options-check.js';
 import { systemClock, type Clock } from '../../types.js';
 import type {
+  BackendListener,
   CacheEntryInput,
   CacheHit,
   CacheLookup,
-  BackendListener,
   CachingBackend,
   InvalidateOptions,
   InvalidationResult,
@@ -84,6 +84,11 @@ const MAX_IN_FLIGHT = 100_000;
  * The in-process backend: entries in an lru-cache bounded by count and/or bytes, a dependency index kept in
  * step with the entries (eviction, expiry, overwrite and deletion all clean it), and an invalidation log
  * that refuses stale writes. It answers synchronously, so synchronous methods can be cached on it.
+ *
+ * The invalidation log and the tokens it tracks stay bounded even if a computation never settles: past
+ * 20,000 logged keys the oldest are replaced by a watermark (computations older than it are refused as
+ * stale), and past 100,000 unsettled tokens the oldest are dropped the same way (`invalidationLogSize`,
+ * `inFlightCount`). Both refusals are conservative: such a value is returned, just not stored.
  *
  * Expired entries are never served as hits; they are removed when read and by a periodic sweep (entries
  * stored with a fail-safe `staleFor` window are kept until it ends and offered as `stale` on a miss).
