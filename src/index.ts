@@ -25,6 +25,7 @@ export type {
   InvalidationResult,
   RemovalReason,
   BackendEvent,
+  BackendListener,
 } from './backends/backend.js';
 export { CachingError, errors, type CachingErrorCode } from './errors.js';
 export type { OpenTelemetryApi, TelemetryOption } from './telemetry/open-telemetry.js';

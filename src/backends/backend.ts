@@ -94,6 +94,14 @@ export type BackendEvent =
 /** Why an entry left the backend on its own. */
 export type RemovalReason = 'evict' | 'expire';
 
+/** What {@link CachingBackend.subscribe} calls; both callbacks are optional. */
+export interface BackendListener {
+  /** An entry left on its own (not by `invalidate`, `set` or `clear`). */
+  readonly onRemoval?: ((key: string, reason: RemovalReason) => void) | undefined;
+  /** A failure the backend absorbed, or a circuit breaker change. */
+  readonly onEvent?: ((event: BackendEvent) => void) | undefined;
+}
+
 /**
  * The contract every backend implements. The service never assumes more than this, so memory, Redis and
  * layered backends are interchangeable, and all pass the conformance suite in `aspect-cache/testing`.
@@ -139,8 +147,12 @@ export interface CachingBackend {
   clear(): MaybePromise<void>;
   /** Releases resources (timers, connections the backend owns). */
   dispose(): MaybePromise<void>;
-  /** Optional listener for entries leaving by eviction or expiry (`evict` events). */
-  onRemoval?: ((key: string, reason: RemovalReason) => void) | undefined;
-  /** Optional listener for failures the backend absorbed and circuit breaker changes (`error`, `circuit` events). */
-  onEvent?: ((event: BackendEvent) => void) | undefined;
+  /**
+   * Adds a listener for what the backend reports on its own: entries leaving by eviction or expiry (`evict`
+   * events), failures it absorbed and circuit breaker changes (`error`, `circuit` events). Any number of
+   * listeners may be subscribed (a backend shared by several services reports to each); the returned function
+   * unsubscribes. A backend that reports nothing may leave it out. A throwing listener never disturbs the
+   * backend nor the other listeners.
+   */
+  subscribe?(listener: BackendListener): () => void;
 }

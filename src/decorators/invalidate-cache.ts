@@ -1,5 +1,6 @@
 import { CachingError, errors } from '../errors.js';
 import { keyPropertiesOf } from '../keys/key-builder.js';
+import { checkKnownOptions } from '../options-check.js';
 import { serviceInternals, serviceOf } from '../service/caching-service.js';
 import { checkFactoryCall, memberDecoration, qualified } from './decorator-shape.js';
 import { whenCachedMethod } from './definition-state.js';
@@ -149,6 +150,7 @@ function normalize(target: InvalidationTarget, index: number): TargetSpec {
   }
   if (target !== null && typeof target === 'object' && !Array.isArray(target) && typeof (target as { method?: unknown }).method === 'string') {
     const t = target as Exclude<InvalidationTarget, string | readonly unknown[]>;
+    checkKnownOptions(`@InvalidateCache: target ${index}`, t, TARGET_OPTION_NAMES);
     if (t.args !== undefined && typeof t.args !== 'function') throw badTarget(index, 'args must be a function (...args) => targetArgs');
     if (t.instance !== undefined && typeof t.instance !== 'function') throw badTarget(index, 'instance must be a function (...args) => object');
     if (t.target !== undefined && typeof t.target !== 'function') throw badTarget(index, 'target must be a class');
@@ -156,6 +158,8 @@ function normalize(target: InvalidationTarget, index: number): TargetSpec {
   }
   throw badTarget(index, `expected a method name, [Class, 'method'] or { target?, method, args? }, got ${typeof target === 'object' ? JSON.stringify(target) : String(target)}`);
 }
+
+const TARGET_OPTION_NAMES: readonly string[] = ['target', 'method', 'args', 'instance'];
 
 function badTarget(index: number, detail: string): CachingError {
   return new CachingError(errors.E_INVALIDATION_MAPPING, `@InvalidateCache: target ${index} is invalid: ${detail}.`);

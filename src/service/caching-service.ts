@@ -6,6 +6,7 @@ import { cascadeClosure, dependencyKey, type DependencyLike } from '../dependenc
 import { CachingError, errors } from '../errors.js';
 import { systemClock, type CacheEventMap, type CacheEventName, type CacheStats, type Clock, type Logger, type MaybePromise, type SkipReason } from '../types.js';
 import { createTelemetry, type Telemetry, type TelemetryOption } from '../telemetry/open-telemetry.js';
+import { checkKnownOptions, optionNames } from '../options-check.js';
 import { isBackend, validateCacheOptions, type CacheOptions, type FailSafeOptions, type ProfileOptions } from './options.js';
 
 /** Options of {@link CachingService}. */
@@ -57,6 +58,8 @@ interface Plan {
  */
 const MAX_JOIN_ATTEMPTS = 3;
 
+const SERVICE_OPTION_NAMES = optionNames({ backend: 0, profiles: 0, defaults: 0, keyPrefix: 0, clock: 0, logger: 0, telemetry: 0 } satisfies Record<keyof CachingServiceOptions, 0>);
+
 /** Memoised keys per method and service; the memo is cleared when it reaches this size. */
 const KEY_MEMO_LIMIT = 2048;
 
@@ -104,6 +107,8 @@ type Listener<E extends CacheEventName> = (event: CacheEventMap[E]) => void;
 
 const NO_TOKEN = Symbol('no-token');
 
+const noop = (): void => {};
+
 let defaultService: CachingService | undefined;
 
 /** Internal entry points used by the decorators (kept off the public surface). */
@@ -146,14 +151,13 @@ export class CachingService {
   readonly #counters: CacheStats = { hits: 0, misses: 0, joins: 0, sets: 0, skips: 0, invalidations: 0, invalidatedEntries: 0, errors: 0, failsafes: 0 };
   #disposed = false;
   readonly #telemetry: Telemetry | null;
+  /** Removes this service's listeners from its backends (on dispose). */
+  readonly #unsubscribe: ReadonlyArray<() => void>;
 
   constructor(options: CachingServiceOptions = {}) {
     const where = 'CachingService';
     if (options === null || typeof options !== 'object') throw new CachingError(errors.E_INVALID_OPTION, `${where}: options must be an object.`);
-    const known = new Set(['backend', 'profiles', 'defaults', 'keyPrefix', 'clock', 'logger', 'telemetry']);
-    for (const name of Object.keys(options)) {
-      if (!known.has(name)) throw new CachingError(errors.E_INVALID_OPTION, `${where}: unknown option '${name}'; allowed: ${[...known].join(', ')}.`);
-    }
+    checkKnownOptions(where, options, SERVICE_OPTION_NAMES);
     const { backend, profiles = {}, defaults, keyPrefix = '', clock, logger, telemetry } = options;
     if (backend !== undefined && !isBackend(backend)) {
       throw new CachingError(errors.E_INVALID_OPTION, `${where}: option backend must be a CachingBackend (MemoryBackend, RedisBackend, LayeredBackend…).`);
@@ -179,15 +183,17 @@ export class CachingService {
     }
     this.#backends = [...backends];
     this.#telemetry = createTelemetry(telemetry, () => this.#counters, keyPrefix || 'default');
-    for (const b of this.#backends) {
-      if (b.onRemoval === undefined) b.onRemoval = (key, reason) => this.#emit('evict', { key, reason });
-      if (b.onEvent === undefined) {
-        b.onEvent = event => {
-          if (event.type === 'error') this.#reportError(event.error, event.operation);
-          else this.#emit('circuit', { state: event.state, backend: b.name });
-        };
-      }
-    }
+    // Each service subscribes on its own: a backend shared by several services reports to all of them.
+    this.#unsubscribe = this.#backends.map(
+      b =>
+        b.subscribe?.({
+          onRemoval: (key, reason) => this.#emit('evict', { key, reason }),
+          onEvent: event => {
+            if (event.type === 'error') this.#reportError(event.error, event.operation);
+            else this.#emit('circuit', { state: event.state, backend: b.name });
+          },
+        }) ?? noop,
+    );
   }
 
   /** The service used by decorated methods whose instance has none bound. Created on first use. */
@@ -848,6 +854,7 @@ export class CachingService {
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
+    for (const unsubscribe of this.#unsubscribe) unsubscribe();
     this.#listeners.clear();
     this.#refreshShortcuts();
     this.#telemetry?.dispose();

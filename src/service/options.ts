@@ -1,5 +1,6 @@
 import { CachingError, errors } from '../errors.js';
 import type { CachingBackend } from '../backends/backend.js';
+import { checkKnownOptions, optionNames } from '../options-check.js';
 
 /**
  * Options of `@Cache`, of a class (`@CacheConfiguration`), of a profile and of a service (`defaults`).
@@ -50,8 +51,14 @@ export interface ProfileOptions extends Omit<CacheOptions, 'profile' | 'key' | '
   backend?: CachingBackend;
 }
 
-const CACHE_OPTION_NAMES = new Set(['ttl', 'slidingExpiration', 'profile', 'ignoreThis', 'ignoreArgs', 'key', 'enabled', 'cacheUndefined', 'scope', 'failSafe']);
-const PROFILE_OPTION_NAMES = new Set(['ttl', 'slidingExpiration', 'ignoreThis', 'enabled', 'cacheUndefined', 'backend', 'failSafe']);
+// Each list must name every field of its interface (`satisfies` fails the type check when one is added).
+const CACHE_OPTION_NAMES = optionNames({
+  ttl: 0, slidingExpiration: 0, profile: 0, ignoreThis: 0, ignoreArgs: 0, key: 0, enabled: 0, cacheUndefined: 0, scope: 0, failSafe: 0,
+} satisfies Record<keyof CacheOptions, 0>);
+const PROFILE_OPTION_NAMES = optionNames({
+  ttl: 0, slidingExpiration: 0, ignoreThis: 0, enabled: 0, cacheUndefined: 0, backend: 0, failSafe: 0,
+} satisfies Record<keyof ProfileOptions, 0>);
+const FAIL_SAFE_OPTION_NAMES = optionNames({ maxStaleness: 0, softTimeout: 0 } satisfies Record<keyof FailSafeOptions, 0>);
 
 /**
  * Checks an options object eagerly and returns a frozen copy. `where` names the place for messages
@@ -62,13 +69,7 @@ export function validateCacheOptions(options: unknown, where: string, kind: 'met
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw invalid(where, `options must be an object, got ${describe(options)}`);
   }
-  const allowed = kind === 'profile' ? PROFILE_OPTION_NAMES : CACHE_OPTION_NAMES;
-  for (const name of Object.keys(options)) {
-    if (!allowed.has(name)) {
-      const hint = closest(name, allowed);
-      throw invalid(where, `unknown option '${name}'${hint ? ` (did you mean '${hint}'?)` : ''}; allowed: ${[...allowed].join(', ')}`);
-    }
-  }
+  checkKnownOptions(where, options, kind === 'profile' ? PROFILE_OPTION_NAMES : CACHE_OPTION_NAMES);
   const o = options as CacheOptions & ProfileOptions;
   checkDuration(where, 'ttl', o.ttl);
   checkDuration(where, 'slidingExpiration', o.slidingExpiration);
@@ -90,7 +91,7 @@ export function validateCacheOptions(options: unknown, where: string, kind: 'met
   if (o.failSafe !== undefined && o.failSafe !== false) {
     const f = o.failSafe as unknown;
     if (f === null || typeof f !== 'object' || Array.isArray(f)) throw invalid(where, `option failSafe must be false or { maxStaleness, softTimeout? }, got ${describe(f)}`);
-    for (const name of Object.keys(f)) if (name !== 'maxStaleness' && name !== 'softTimeout') throw invalid(where, `unknown option 'failSafe.${name}'; allowed: maxStaleness, softTimeout`);
+    checkKnownOptions(where, f, FAIL_SAFE_OPTION_NAMES, 'failSafe.');
     checkDuration(where, 'failSafe.maxStaleness', (f as FailSafeOptions).maxStaleness);
     if ((f as FailSafeOptions).maxStaleness === undefined) throw invalid(where, 'option failSafe needs maxStaleness: how long (ms) past expiry a value may still be served');
     checkDuration(where, 'failSafe.softTimeout', (f as FailSafeOptions).softTimeout);
@@ -137,10 +138,4 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return JSON.stringify(value);
   if (value !== null && typeof value === 'object') return `a ${value.constructor?.name ?? 'null-prototype'} object`;
   return String(value);
-}
-
-function closest(name: string, candidates: Set<string>): string | undefined {
-  const lower = name.toLowerCase();
-  for (const c of candidates) if (c.toLowerCase() === lower || c.toLowerCase().startsWith(lower.slice(0, 3))) return c;
-  return undefined;
 }

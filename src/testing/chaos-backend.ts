@@ -1,5 +1,7 @@
-import type { CacheEntryInput, CacheLookup, CachingBackend, InvalidateOptions, InvalidationResult, RemovalReason, StoreOutcome } from '../backends/backend.js';
+import type { BackendListener, CacheEntryInput, CacheLookup, CachingBackend, InvalidateOptions, InvalidationResult, StoreOutcome } from '../backends/backend.js';
 import type { Clock } from '../types.js';
+
+const noop = (): void => {};
 
 /** The backend operations a {@link ChaosBackend} can disturb. */
 export type ChaosOperation = 'get' | 'begin' | 'set' | 'check' | 'invalidate' | 'clear';
@@ -34,12 +36,12 @@ export class ChaosBackend implements CachingBackend {
     return this.#inner.clock;
   }
 
-  get onRemoval(): ((key: string, reason: RemovalReason) => void) | undefined {
-    return this.#inner.onRemoval;
-  }
-
-  set onRemoval(listener: ((key: string, reason: RemovalReason) => void) | undefined) {
-    this.#inner.onRemoval = listener;
+  /**
+   * Subscribes to the wrapped backend's reports (evictions, absorbed failures, circuit changes): they reach
+   * the listener unchanged, so a service over a ChaosBackend sees its inner backend's events.
+   */
+  subscribe(listener: BackendListener): () => void {
+    return this.#inner.subscribe?.(listener) ?? noop;
   }
 
   /** Makes the given operations (all if none given) reject; `times` limits how many calls fail. */

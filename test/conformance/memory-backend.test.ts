@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CacheEntryInput, CacheMiss, RemovalReason, StoreOutcome } from '../../src/backends/backend.js';
-import { estimateSize } from '../../src/backends/memory/estimate-size.js';
+import { entryOverhead, estimateSize } from '../../src/backends/memory/estimate-size.js';
 import { MemoryBackend, type MemoryBackendOptions } from '../../src/backends/memory/memory-backend.js';
 import { CachingError, errors } from '../../src/errors.js';
 import { FakeClock } from '../../src/testing/fake-clock.js';
@@ -18,7 +18,7 @@ beforeEach(() => {
 
 function makeBackend(options: MemoryBackendOptions = {}): MemoryBackend {
   const backend = new MemoryBackend({ clock, purgeIntervalMs: 0, ...options });
-  backend.onRemoval = (key, reason) => removals.push([key, reason]);
+  backend.subscribe({ onRemoval: (key, reason) => removals.push([key, reason]) });
   return backend;
 }
 
@@ -110,8 +110,8 @@ describe('MemoryBackend maxEntries', () => {
 describe('MemoryBackend maxBytes', () => {
   it('evicts least recently used entries to stay within maxBytes measured by the size estimate', () => {
     const value = 'x'.repeat(17);
-    const size = estimateSize(value);
-    const backend = makeBackend({ maxBytes: 2 * size + Math.floor(size / 2) }); // room for two values, not three
+    const size = estimateSize(value) + entryOverhead('a', []);
+    const backend = makeBackend({ maxBytes: 2 * size + Math.floor(size / 2) }); // room for two entries, not three
     put(backend, 'a', { value });
     put(backend, 'b', { value });
     expect(removals).toEqual([]);
@@ -124,23 +124,24 @@ describe('MemoryBackend maxBytes', () => {
 
   it('measures values with a custom sizeOf', () => {
     const sizeOf = vi.fn((value: unknown) => (value as { bytes: number }).bytes);
-    const backend = makeBackend({ maxBytes: 10, sizeOf });
+    const overhead = entryOverhead('a', []); // every key here has one character and no dependencies
+    const backend = makeBackend({ maxBytes: 10 + 2 * overhead, sizeOf });
     put(backend, 'a', { value: { bytes: 4 } });
     put(backend, 'b', { value: { bytes: 4 } });
     expect(sizeOf).toHaveBeenCalledWith({ bytes: 4 });
     expect(removals).toEqual([]);
-    put(backend, 'c', { value: { bytes: 3 } }); // 11 > 10: the least recent goes
+    put(backend, 'c', { value: { bytes: 3 } }); // 11 + 3 overheads > 10 + 2: the least recent goes
     expect(removals).toEqual([['a', 'evict']]);
-    put(backend, 'd', { value: { bytes: 10 } }); // takes the whole budget
+    put(backend, 'd', { value: { bytes: 10 } }); // leaves no room for another entry
     expect(removals.map(([key]) => key)).toEqual(['a', 'b', 'c']);
     expect(backend.size).toBe(1);
     expect(valueOf(backend, 'd')).toEqual({ bytes: 10 });
   });
 
   it('refuses a value larger than maxBytes as too-large, stores nothing and evicts nothing', () => {
-    const backend = makeBackend({ maxBytes: 10, sizeOf: (value: unknown) => (value as string).length });
+    const backend = makeBackend({ maxBytes: 10 + entryOverhead('small', ['d:small']), sizeOf: (value: unknown) => (value as string).length });
     put(backend, 'small', { value: 'abc', dependencies: ['d:small'] });
-    expect(put(backend, 'big', { value: 'x'.repeat(11), dependencies: ['d:big'] })).toBe('too-large');
+    expect(put(backend, 'big', { value: 'x'.repeat(100), dependencies: ['d:big'] })).toBe('too-large');
     expect(isHit(backend, 'big')).toBe(false);
     expect(isHit(backend, 'small')).toBe(true);
     expect(removals).toEqual([]);
@@ -149,7 +150,7 @@ describe('MemoryBackend maxBytes', () => {
   });
 
   it('stores a value exactly as large as maxBytes', () => {
-    const backend = makeBackend({ maxBytes: 10, sizeOf: (value: unknown) => (value as string).length });
+    const backend = makeBackend({ maxBytes: 10 + entryOverhead('exact', []), sizeOf: (value: unknown) => (value as string).length });
     expect(put(backend, 'exact', { value: 'x'.repeat(10) })).toBe('stored');
     expect(isHit(backend, 'exact')).toBe(true);
   });
@@ -316,11 +317,11 @@ describe('MemoryBackend dependency index never outgrows the live entries', () =>
   });
 
   it('leaves no index residue for writes that are not stored (stale, too-large, already expired)', () => {
-    const backend = makeBackend({ maxBytes: 10, sizeOf: (value: unknown) => String(value).length });
+    const backend = makeBackend({ maxBytes: 10 + entryOverhead('expired', ['d:expired']), sizeOf: (value: unknown) => String(value).length });
     const token = (backend.get('stale') as CacheMiss).token;
     backend.invalidate(['d:stale']);
     expect(backend.set('stale', entry({ dependencies: ['d:stale'] }), token)).toBe('stale');
-    expect(put(backend, 'big', { value: 'x'.repeat(11), dependencies: ['d:big'] })).toBe('too-large');
+    expect(put(backend, 'big', { value: 'x'.repeat(100), dependencies: ['d:big'] })).toBe('too-large');
     put(backend, 'expired', { dependencies: ['d:expired'], expiresAt: clock.now() - 1 });
     expect(backend.indexSize).toBe(0);
     expect(backend.size).toBe(0);

@@ -43,3 +43,19 @@ function sizeOf(value: unknown, seen: Set<object>, depth: number): number {
   for (const key of Object.keys(object)) total += 8 + key.length * 2 + sizeOf((object as Record<string, unknown>)[key], seen, depth + 1);
   return total;
 }
+
+/** Bytes an entry holds besides its key, value and dependency keys: the record and its slot in the LRU. */
+const RECORD_OVERHEAD = 120;
+/** Bytes per dependency besides its key string: its slot in the entry's list and its dependency index entry. */
+const DEPENDENCY_OVERHEAD = 80;
+
+/**
+ * What an entry holds in a memory backend besides its value: its key, its dependency keys and the dependency
+ * index entries they create, plus per-record bookkeeping. Conservative: a dependency key shared by several
+ * entries counts once per entry, although the string is held once.
+ */
+export function entryOverhead(key: string, dependencies: readonly string[]): number {
+  let total = RECORD_OVERHEAD + 16 + key.length * 2;
+  for (const dependency of dependencies) total += DEPENDENCY_OVERHEAD + 16 + dependency.length * 2;
+  return total;
+}

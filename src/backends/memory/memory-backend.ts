@@ -1,7 +1,9 @@
 import { LRUCache } from 'lru-cache';
 import { CachingError, errors } from '../../errors.js';
+import { checkKnownOptions, optionNames } from '../../options-check.js';
 import { systemClock, type Clock } from '../../types.js';
 import type {
+  BackendListener,
   CacheEntryInput,
   CacheHit,
   CacheLookup,
@@ -11,7 +13,8 @@ import type {
   RemovalReason,
   StoreOutcome,
 } from '../backend.js';
-import { estimateSize } from './estimate-size.js';
+import { BackendListeners } from '../backend-listeners.js';
+import { entryOverhead, estimateSize } from './estimate-size.js';
 
 /** Options of {@link MemoryBackend}. */
 export interface MemoryBackendOptions {
@@ -20,9 +23,16 @@ export interface MemoryBackendOptions {
    * @default 100_000 (when `maxBytes` is not set either)
    */
   maxEntries?: number;
-  /** Maximum total estimated size of the values, in bytes (see `sizeOf`). No limit by default. */
+  /**
+   * Maximum total estimated size of the entries, in bytes: each entry counts its value (see `sizeOf`), its
+   * key, its dependency keys and the dependency index entries they create, plus a fixed bookkeeping cost.
+   * No limit by default.
+   */
   maxBytes?: number;
-  /** Estimates a value's size in bytes for `maxBytes`. @default a structural estimate (UTF-16 strings, 8-byte numbers, object overhead) */
+  /**
+   * Estimates a value's size in bytes for `maxBytes` (the key and dependencies are added by the backend).
+   * @default a structural estimate (UTF-16 strings, 8-byte numbers, object overhead)
+   */
   sizeOf?: (value: unknown) => number;
   /** Time source for expiry. @default Date.now */
   clock?: Clock;
@@ -53,19 +63,32 @@ class MemoryRecord implements CacheHit {
 
 /** Issued with a miss; `start` is the invalidation sequence number when the computation began. */
 class WriteToken {
+  /** In flight, then used (set or abandoned) or dropped (too old to track: its store is refused as stale). */
+  state: 'live' | 'used' | 'dropped' = 'live';
   constructor(
     readonly backend: MemoryBackend,
     readonly start: number,
   ) {}
 }
 
-/** Log entries above which the invalidation log is pruned to what in-flight tokens can still need. */
-const LOG_PRUNE_THRESHOLD = 10_000;
+/**
+ * Most invalidation log entries kept while computations are in flight. Beyond it the oldest entries are
+ * replaced by a watermark: computations older than the dropped entries are refused as stale, which is
+ * conservative (they are recomputed next time), and the log stays bounded even if one never settles.
+ */
+const MAX_LOG_ENTRIES = 20_000;
+/** Most tokens tracked at once: the oldest beyond it is dropped (its store will be refused as stale). */
+const MAX_IN_FLIGHT = 100_000;
 
 /**
  * The in-process backend: entries in an lru-cache bounded by count and/or bytes, a dependency index kept in
  * step with the entries (eviction, expiry, overwrite and deletion all clean it), and an invalidation log
  * that refuses stale writes. It answers synchronously, so synchronous methods can be cached on it.
+ *
+ * The invalidation log and the tokens it tracks stay bounded even if a computation never settles: past
+ * 20,000 logged keys the oldest are replaced by a watermark (computations older than it are refused as
+ * stale), and past 100,000 unsettled tokens the oldest are dropped the same way (`invalidationLogSize`,
+ * `inFlightCount`). Both refusals are conservative: such a value is returned, just not stored.
  *
  * Expired entries are never served as hits; they are removed when read and by a periodic sweep (entries
  * stored with a fail-safe `staleFor` window are kept until it ends and offered as `stale` on a miss).
@@ -77,8 +100,8 @@ export class MemoryBackend implements CachingBackend {
   readonly name = 'memory';
   readonly isSync = true;
   readonly clock: Clock;
-  onRemoval: ((key: string, reason: RemovalReason) => void) | undefined;
 
+  readonly #listeners = new BackendListeners();
   readonly #lru: LRUCache<string, MemoryRecord>;
   /** Dependency key (or child entry key) → keys of the entries that recorded it. */
   readonly #index = new Map<string, Set<string>>();
@@ -91,14 +114,28 @@ export class MemoryBackend implements CachingBackend {
   #sequence = 0;
   /** Sequence number of the last `clear()`; tokens issued before it are stale. */
   #clearedAt = -1;
-  /** Tokens of computations in flight, in issue order (so the first has the smallest start). */
-  readonly #inFlight = new Set<WriteToken>();
-  /** Key → sequence number of its last invalidation; only kept while computations are in flight. */
+  /**
+   * Tokens of computations in flight, in issue order (so the first live one has the smallest start). An
+   * array with a head index rather than a Set: a Set whose oldest entries are deleted one by one makes
+   * "find the first" cost O(deleted) in V8.
+   */
+  #inFlight: WriteToken[] = [];
+  /** Position of the oldest token in `#inFlight` that may still be live (those before it are not). */
+  #head = 0;
+  /** Number of live tokens in `#inFlight` (the others were used or dropped and await compaction). */
+  #live = 0;
+  /**
+   * Key → sequence number of its last invalidation; only kept while computations are in flight. Kept in
+   * sequence order (a key invalidated again moves to the end), so the oldest entries are the first.
+   */
   readonly #invalidatedAt = new Map<string, number>();
-  #pruneAt = LOG_PRUNE_THRESHOLD;
+  /** Invalidations up to this sequence number were dropped from the log: tokens that started before it are stale. */
+  #watermark = -1;
   #disposed = false;
 
   constructor(options: MemoryBackendOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new CachingError(errors.E_INVALID_OPTION, 'MemoryBackend: options must be an object.');
+    checkKnownOptions('MemoryBackend', options, MEMORY_OPTION_NAMES);
     const { maxEntries, maxBytes, sizeOf, clock = systemClock, purgeIntervalMs = 60_000 } = options;
     checkPositiveInteger('maxEntries', maxEntries);
     checkPositiveInteger('maxBytes', maxBytes);
@@ -134,7 +171,7 @@ export class MemoryBackend implements CachingBackend {
       if (now >= record.expiresAt) {
         if (now < record.expiresAt + record.staleFor) return { hit: false, token: this.#issue(), stale: record };
         this.#lru.delete(key);
-        this.onRemoval?.(key, 'expire');
+        this.#listeners.removal(key, 'expire');
         return { hit: false, token: this.#issue() };
       }
       if (record.sliding > 0) record.expiresAt = Math.min(record.absoluteExpiresAt, now + record.sliding);
@@ -142,19 +179,26 @@ export class MemoryBackend implements CachingBackend {
     return record;
   }
 
+  /** Adds a listener for evictions and expiries (see {@link CachingBackend.subscribe}); returns its unsubscribe function. */
+  subscribe(listener: BackendListener): () => void {
+    return this.#listeners.subscribe(listener);
+  }
+
   begin(_key: string): unknown {
     return this.#issue();
   }
 
   set(key: string, entry: CacheEntryInput, token: unknown): StoreOutcome {
-    if (!this.#release(token)) {
+    const released = this.#release(token);
+    if (released === undefined) {
       throw new CachingError(errors.E_BACKEND, `MemoryBackend.set(${key}): the token was not issued by this backend or was already used.`);
     }
     const start = (token as WriteToken).start;
-    const stale = start < this.#clearedAt || this.#wasInvalidatedSince(start, key, entry.dependencies);
-    if (this.#inFlight.size === 0) this.#resetLog();
+    const stale = released === 'dropped' || start < this.#clearedAt || start < this.#watermark || this.#wasInvalidatedSince(start, key, entry.dependencies);
+    if (this.#live === 0) this.#resetLog();
     if (stale) return 'stale';
-    const size = this.#sizeOf === undefined ? 0 : Math.max(1, Math.ceil(this.#sizeOf(entry.value)));
+    // maxBytes bounds what the entry really holds: its value, but also its key and dependency keys (and their index entries).
+    const size = this.#sizeOf === undefined ? 0 : Math.max(1, Math.ceil(this.#sizeOf(entry.value))) + entryOverhead(key, entry.dependencies);
     if (this.#sizeOf !== undefined && size > this.#lru.maxSize) {
       this.#lru.delete(key); // the value it would have replaced is older than what was just computed
       return 'too-large';
@@ -185,13 +229,13 @@ export class MemoryBackend implements CachingBackend {
 
   check(token: unknown, key: string, dependencies: readonly string[]): boolean {
     // Only a token still in flight keeps the log that can answer; any other is not certified.
-    if (!(token instanceof WriteToken && token.backend === this && this.#inFlight.has(token))) return false;
-    return !(token.start < this.#clearedAt || this.#wasInvalidatedSince(token.start, key, dependencies));
+    if (!(token instanceof WriteToken && token.backend === this && token.state === 'live')) return false;
+    return !(token.start < this.#clearedAt || token.start < this.#watermark || this.#wasInvalidatedSince(token.start, key, dependencies));
   }
 
   abandon(token: unknown): void {
     this.#release(token);
-    if (this.#inFlight.size === 0) this.#resetLog();
+    if (this.#live === 0) this.#resetLog();
   }
 
   invalidate(keys: readonly string[], options?: InvalidateOptions): InvalidationResult {
@@ -214,7 +258,7 @@ export class MemoryBackend implements CachingBackend {
         }
       }
     }
-    if (this.#inFlight.size > 0) this.#logInvalidation(queue);
+    if (this.#live > 0) this.#logInvalidation(queue);
     return { removed };
   }
 
@@ -239,20 +283,60 @@ export class MemoryBackend implements CachingBackend {
     for (const [key, record] of this.#lru.entries()) if (record.expiresAt + record.staleFor <= now) expired.push(key);
     for (const key of expired) {
       this.#lru.delete(key);
-      this.onRemoval?.(key, 'expire');
+      this.#listeners.removal(key, 'expire');
     }
     return expired.length;
+  }
+
+  /** Number of tokens (computations in flight) tracked; bounded even when computations never settle. */
+  get inFlightCount(): number {
+    return this.#live;
+  }
+
+  /** Number of keys in the invalidation log kept for in-flight computations; bounded (see MAX_LOG_ENTRIES). */
+  get invalidationLogSize(): number {
+    return this.#invalidatedAt.size;
   }
 
   #issue(): WriteToken {
     if (this.#disposed) throw new CachingError(errors.E_DISPOSED, 'MemoryBackend: used after dispose().');
     const token = new WriteToken(this, this.#sequence);
-    this.#inFlight.add(token);
+    this.#inFlight.push(token);
+    this.#live++;
+    if (this.#live > MAX_IN_FLIGHT) {
+      // A caller that never calls set/abandon must not pin memory forever: forget the oldest token; if it is
+      // ever used, its store is refused as stale (conservative) and its abandon is a no-op.
+      this.#oldest()!.state = 'dropped';
+      this.#live--;
+    }
+    // Used tokens behind a live older one are compacted away once they outnumber the live ones (amortised O(1)).
+    if (this.#inFlight.length - this.#head > 2 * MAX_IN_FLIGHT) this.#compact();
     return token;
   }
 
-  #release(token: unknown): boolean {
-    return token instanceof WriteToken && token.backend === this && this.#inFlight.delete(token);
+  /** Marks a token used; says whether it was live or dropped, undefined if it is foreign or already used. */
+  #release(token: unknown): 'live' | 'dropped' | undefined {
+    if (!(token instanceof WriteToken) || token.backend !== this || token.state === 'used') return undefined;
+    const was = token.state;
+    token.state = 'used';
+    if (was === 'live' && --this.#live === 0) {
+      this.#inFlight = [];
+      this.#head = 0;
+    }
+    return was;
+  }
+
+  /** The oldest live token, skipping (for good) the used and dropped ones before it. */
+  #oldest(): WriteToken | undefined {
+    const queue = this.#inFlight;
+    while (this.#head < queue.length && queue[this.#head]!.state !== 'live') this.#head++;
+    if (this.#head > 1_024 && this.#head * 2 > queue.length) this.#compact();
+    return this.#inFlight[this.#head];
+  }
+
+  #compact(): void {
+    this.#inFlight = this.#inFlight.filter(token => token.state === 'live');
+    this.#head = 0;
   }
 
   #wasInvalidatedSince(start: number, key: string, dependencies: readonly string[]): boolean {
@@ -265,18 +349,35 @@ export class MemoryBackend implements CachingBackend {
 
   #resetLog(): void {
     if (this.#invalidatedAt.size > 0) this.#invalidatedAt.clear();
-    this.#pruneAt = LOG_PRUNE_THRESHOLD;
   }
 
   #logInvalidation(keys: readonly string[]): void {
     const sequence = ++this.#sequence;
-    for (const key of keys) this.#invalidatedAt.set(key, sequence);
-    if (this.#invalidatedAt.size > this.#pruneAt) {
-      // Entries no older than the oldest in-flight computation can never make a write stale.
-      const oldest = this.#inFlight.values().next().value!.start;
-      for (const [key, at] of this.#invalidatedAt) if (at <= oldest) this.#invalidatedAt.delete(key);
-      // If a long computation pins old entries, wait for the log to double before scanning again (amortised O(1)).
-      this.#pruneAt = Math.max(LOG_PRUNE_THRESHOLD, 2 * this.#invalidatedAt.size);
+    const log = this.#invalidatedAt;
+    // Delete first so a re-invalidated key moves to the end: the map stays in sequence order.
+    for (const key of keys) {
+      log.delete(key);
+      log.set(key, sequence);
+    }
+    if (log.size > MAX_LOG_ENTRIES) this.#trimLog();
+  }
+
+  /** Drops the oldest half of the log; amortised O(1) per logged key. */
+  #trimLog(): void {
+    const log = this.#invalidatedAt;
+    // Entries no newer than the oldest in-flight computation's start can never make a write stale: drop freely.
+    const oldestStart = this.#oldest()?.start ?? this.#sequence;
+    const target = MAX_LOG_ENTRIES / 2;
+    for (const [key, at] of log) {
+      if (log.size <= target && at > oldestStart) break;
+      if (at > oldestStart) this.#watermark = Math.max(this.#watermark, at);
+      log.delete(key);
+    }
+    // Computations that started before the watermark can no longer store: stop tracking them, so that a
+    // computation that never settles does not keep pinning the log (and refusing newer computations) forever.
+    for (let token = this.#oldest(); token !== undefined && token.start < this.#watermark; token = this.#oldest()) {
+      token.state = 'dropped';
+      this.#live--;
     }
   }
 
@@ -286,7 +387,7 @@ export class MemoryBackend implements CachingBackend {
       if (dependents !== undefined && dependents.delete(key) && dependents.size === 0) this.#index.delete(dependency);
     }
     if (record.expiresAt !== Infinity) this.#expiringEntries--;
-    if (reason === 'evict') this.onRemoval?.(key, 'evict');
+    if (reason === 'evict') this.#listeners.removal(key, 'evict');
   }
 
   #schedulePurge(): void {
@@ -301,6 +402,8 @@ export class MemoryBackend implements CachingBackend {
     this.#purgeTimer.unref();
   }
 }
+
+const MEMORY_OPTION_NAMES = optionNames({ maxEntries: 0, maxBytes: 0, sizeOf: 0, clock: 0, purgeIntervalMs: 0 } satisfies Record<keyof MemoryBackendOptions, 0>);
 
 const EMPTY: readonly string[] = Object.freeze([]);
 

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { CachingError, errors } from '../../errors.js';
+import { checkKnownOptions, optionNames } from '../../options-check.js';
 import { SuperJsonSerializer, type Serializer } from '../../serializers/serializer.js';
 import { systemClock, type Clock } from '../../types.js';
 import type {
@@ -10,9 +11,10 @@ import type {
   CachingBackend,
   InvalidateOptions,
   InvalidationResult,
-  RemovalReason,
+  BackendListener,
   StoreOutcome,
 } from '../backend.js';
+import { BackendListeners } from '../backend-listeners.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js';
 import { BEGIN_SCRIPT, CHECK_SCRIPT, CLEAR_MARK_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
 
@@ -104,6 +106,14 @@ interface PendingRead {
 type ScriptName = 'aspectCacheBegin' | 'aspectCacheTouch' | 'aspectCacheSet' | 'aspectCacheCheck' | 'aspectCacheInvalidate' | 'aspectCacheClearMark' | 'aspectCacheUnlock';
 
 let instanceCounter = 0;
+
+// Each list must name every field of its interface (`satisfies` fails the type check when one is added).
+const REDIS_OPTION_NAMES = optionNames({
+  client: 0, keyPrefix: 0, serializer: 0, maxPayloadBytes: 0, operationTimeoutMs: 0, invalidationTimeoutMs: 0,
+  partitions: 0, markerTtlMs: 0, circuitBreaker: 0, retryDelayMs: 0, clock: 0, lock: 0,
+} satisfies Record<keyof RedisBackendOptions, 0>);
+const LOCK_OPTION_NAMES = optionNames({ leaseMs: 0, pollMs: 0 } satisfies Record<keyof RedisLockOptions, 0>);
+const CIRCUIT_BREAKER_OPTION_NAMES = optionNames({ failureThreshold: 0, resetTimeoutMs: 0 } satisfies Record<keyof CircuitBreakerOptions, 0>);
 type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Promise<unknown>>;
 
 /**
@@ -138,8 +148,7 @@ export class RedisBackend implements CachingBackend {
   readonly name = 'redis';
   readonly isSync = false;
   readonly clock: Clock;
-  onRemoval: ((key: string, reason: RemovalReason) => void) | undefined;
-  onEvent: ((event: BackendEvent) => void) | undefined;
+  readonly #listeners = new BackendListeners();
 
   readonly #client: Redis | Cluster;
   readonly #isCluster: boolean;
@@ -182,6 +191,7 @@ export class RedisBackend implements CachingBackend {
   constructor(options: RedisBackendOptions) {
     const where = 'RedisBackend';
     if (options === null || typeof options !== 'object') throw new CachingError(errors.E_INVALID_OPTION, `${where}: options must be an object with a client.`);
+    checkKnownOptions(where, options, REDIS_OPTION_NAMES);
     const { client, keyPrefix = '', serializer, maxPayloadBytes = 4 * 1024 * 1024, operationTimeoutMs = 1_000, invalidationTimeoutMs = 10_000, markerTtlMs = 120_000, retryDelayMs = 250, clock = systemClock } = options;
     if (client === null || typeof client !== 'object' || typeof (client as { defineCommand?: unknown }).defineCommand !== 'function') {
       throw new CachingError(errors.E_INVALID_OPTION, `${where}: option client must be an ioredis Redis or Cluster instance.`);
@@ -213,13 +223,17 @@ export class RedisBackend implements CachingBackend {
     this.clock = clock;
     const lock = options.lock === true ? {} : options.lock === false || options.lock === undefined ? undefined : options.lock;
     if (lock !== undefined && (lock === null || typeof lock !== 'object')) throw new CachingError(errors.E_INVALID_OPTION, `${where}: option lock must be true, false or { leaseMs?, pollMs? }.`);
+    if (lock !== undefined) checkKnownOptions(where, lock, LOCK_OPTION_NAMES, 'lock.');
+    const circuitBreaker = options.circuitBreaker ?? {};
+    if (circuitBreaker === null || typeof circuitBreaker !== 'object') throw new CachingError(errors.E_INVALID_OPTION, `${where}: option circuitBreaker must be an object { failureThreshold?, resetTimeoutMs? }.`);
+    checkKnownOptions(where, circuitBreaker, CIRCUIT_BREAKER_OPTION_NAMES, 'circuitBreaker.');
     this.#leaseMs = lock === undefined ? 0 : (lock.leaseMs ?? 10_000);
     this.#pollMs = lock?.pollMs ?? 25;
     if (lock !== undefined) {
       positive(where, 'lock.leaseMs', this.#leaseMs);
       positive(where, 'lock.pollMs', this.#pollMs);
     }
-    this.#breaker = new CircuitBreaker(options.circuitBreaker ?? {}, clock, (state: CircuitState) => this.#report({ type: 'circuit', state }));
+    this.#breaker = new CircuitBreaker(circuitBreaker, clock, (state: CircuitState) => this.#report({ type: 'circuit', state }));
     const define = (client as unknown as { defineCommand(name: string, definition: { lua: string }): void }).defineCommand.bind(client);
     define('aspectCacheBegin', { lua: BEGIN_SCRIPT });
     define('aspectCacheTouch', { lua: TOUCH_SCRIPT });
@@ -850,13 +864,14 @@ export class RedisBackend implements CachingBackend {
     this.#sweeper.unref();
   }
 
-  /** Hands an event to `onEvent`; a throwing handler never interrupts the backend's own work. */
+  /** Adds a listener for absorbed failures and circuit changes (see {@link CachingBackend.subscribe}); returns its unsubscribe function. */
+  subscribe(listener: BackendListener): () => void {
+    return this.#listeners.subscribe(listener);
+  }
+
+  /** Hands an event to every subscriber (a backend shared by several services reports to each); a throwing one never interrupts the backend's own work. */
   #report(event: BackendEvent): void {
-    try {
-      this.onEvent?.(event);
-    } catch {
-      // the handler's problem: the lookup, store or retry that reported it goes on
-    }
+    this.#listeners.event(event);
   }
 
   #partitionOf(key: string): number {
