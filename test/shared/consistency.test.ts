@@ -17,6 +17,7 @@ import {
   summarize,
   type MethodOptions,
   type RunReport,
+  type WriteKind,
 } from '../support/consistency-model.js';
 
 const SEEDS = process.env.CONSISTENCY_SEEDS ? process.env.CONSISTENCY_SEEDS.split(',').map(Number) : [1, 2, 3];
@@ -36,11 +37,16 @@ const TIMED: MethodOptions = {
 };
 const TIMED_FAILSAFE = { getRow: 500, top: 1_000 };
 
+/** SLIDING's parts of TIMED (case 15 of issue 8) taken out: TTLs and fail-safe only. */
+const TIMED_NO_SLIDING: MethodOptions = { ...TIMED, getPair: { ttl: 2_000 }, midA: { ttl: 800 } };
+/** Writers that invalidate (every kind but refreshCall). */
+const INVALIDATING: readonly WriteKind[] = ['invalidate', 'decorator', 'invalidateCall'];
+
 type Wrap = (backend: CachingBackend, expiry: ExpiryModel) => CachingBackend;
 const observed: Wrap = (backend, expiry) => new ObservedBackend(backend, expiry);
 
 /** One run on `services` CachingServices sharing one MemoryBackend (wrapped by `wrap`). */
-async function runMemory(seed: number, services: number, options: MethodOptions, { wrap = observed, failSafe = {}, faults = { hold: 0.3, fail: 0.05 } }: { wrap?: Wrap; failSafe?: Record<string, number>; faults?: { hold: number; fail: number } } = {}): Promise<RunReport> {
+async function runMemory(seed: number, services: number, options: MethodOptions, { wrap = observed, failSafe = {}, faults = { hold: 0.3, fail: 0.05 }, writeKinds }: { wrap?: Wrap; failSafe?: Record<string, number>; faults?: { hold: number; fail: number }; writeKinds?: readonly WriteKind[] } = {}): Promise<RunReport> {
   const clock = new FakeClock();
   const expiry = new ExpiryModel(() => clock.now(), 0);
   const backend = wrap(new MemoryBackend({ clock }), expiry);
@@ -63,21 +69,50 @@ async function runMemory(seed: number, services: number, options: MethodOptions,
     failSafe,
     faults,
     clockSteps: [1, 50, 200, 450, 900],
+    ...(writeKinds ? { writeKinds } : {}),
   });
 }
 
 describe('consistency model, memory backend', () => {
   describe('one service (baseline)', () => {
     it.each(SEEDS)('no violations without expiry, seed %i', async seed => {
-      const report = await runMemory(seed, 1, PLAIN);
+      const report = await runMemory(seed, 1, PLAIN, { writeKinds: INVALIDATING });
       expect(report.counts, summarize(report)).toEqual({});
       expect(report.calls).toBeGreaterThan(5_000);
       expect(report.writes).toBeGreaterThan(1_000);
+      expect(report.failedCalls).toBeGreaterThan(0);
     });
 
-    it.each(SEEDS)('no violations with TTLs, sliding expiration and fail-safe, seed %i', async seed => {
-      const report = await runMemory(seed, 1, TIMED, { failSafe: TIMED_FAILSAFE });
+    it.each(SEEDS)('no violations with TTLs and fail-safe, seed %i', async seed => {
+      const report = await runMemory(seed, 1, TIMED_NO_SLIDING, { failSafe: TIMED_FAILSAFE, writeKinds: INVALIDATING });
       expect(report.counts, summarize(report)).toEqual({});
+    });
+
+    it.each(SEEDS)('no violations with sliding expiration, seed %i', async seed => {
+      const report = await runMemory(seed, 1, TIMED, { failSafe: TIMED_FAILSAFE, writeKinds: INVALIDATING });
+      expect(report.counts, summarize(report)).toEqual({});
+    });
+
+    it.each(SEEDS)('no violations with refreshCall writers, seed %i', async seed => {
+      const report = await runMemory(seed, 1, PLAIN);
+      expect(report.counts, summarize(report)).toEqual({});
+    });
+
+    it('a refreshCall racing an older computation of the same key leaves the refreshed value stored (shrunk from the model)', async () => {
+      const ds = new DataSource(new Rng(1));
+      const Model = defineModel({});
+      const service = new CachingService({ backend: new MemoryBackend(), telemetry: false });
+      const model = new Model({ read: r => ds.read(r), write: r => ds.write(r), now: () => 0, tag: 'p' }, service);
+      ds.faults = { hold: 1, fail: 0 };
+      const old = model.getRow(4); // reads version 1 and is held open
+      await Promise.resolve();
+      ds.faults = { hold: 0, fail: 0 };
+      ds.write(4); // version 2
+      const refreshed = service.refreshCall(() => model.getRow(4));
+      ds.releaseAll();
+      expect((await old).row).toEqual({ r: 4, v: 1 }); // a call that was running returns what it computed
+      expect((await refreshed).row).toEqual({ r: 4, v: 2 });
+      expect((await model.getRow(4)).row).toEqual({ r: 4, v: 2 });
     });
   });
 

@@ -254,6 +254,8 @@ export class DataSource {
   readonly held: HeldRead[] = [];
   faults: Faults = { hold: 0, fail: 0 };
   reads = 0;
+  /** When set, a line per read (for reading a trace). */
+  trace?: string[];
 
   constructor(readonly rng: Rng) {}
 
@@ -261,7 +263,9 @@ export class DataSource {
     this.reads++;
     const v = this.versions[r]!;
     const fail = this.rng.chance(this.faults.fail);
-    if (this.rng.chance(this.faults.hold)) await new Promise<void>(release => this.held.push({ release }));
+    const hold = this.rng.chance(this.faults.hold);
+    this.trace?.push(`  read#${this.reads} row ${r} → ${v}${hold ? ' (held)' : ''}${fail ? ' (fails)' : ''}`);
+    if (hold) await new Promise<void>(release => this.held.push({ release }));
     if (fail) throw new Error(`data source: read of row ${r} failed`);
     return v;
   }
@@ -526,6 +530,8 @@ export interface RunOptions {
   readonly writeKinds?: readonly WriteKind[];
   /** Stop collecting after this many violations (the first ones are the interesting ones). @default 50 */
   readonly maxViolations?: number;
+  /** Collects a line per step (calls, writes, releases, resolutions), to read how a violation came about. */
+  readonly trace?: string[];
 }
 
 export interface RunReport {
@@ -552,6 +558,7 @@ export async function runModel(o: RunOptions): Promise<RunReport> {
   const counts: Record<string, number> = {};
   const report = (v: Violation) => {
     counts[v.invariant] = (counts[v.invariant] ?? 0) + 1;
+    o.trace?.push(`VIOLATION [${v.invariant}] ${v.detail}`);
     if (violations.length < (o.maxViolations ?? 50)) violations.push(v);
   };
   o.expiry.report = report;
@@ -596,11 +603,17 @@ export async function runModel(o: RunOptions): Promise<RunReport> {
     void promise.finally(() => inflight.delete(promise));
   };
 
+  const log = (line: string) => o.trace?.push(`${o.clock.now() % 1_000_000} ${line}`);
+  const leaves = (node: Node): string => (node?.row ? `${node.row.r}@${node.row.v}` : (node?.parts ?? []).map(leaves).join(' '));
   const startCall = (actor: Actor, m: MethodName, args: readonly number[], exact?: readonly number[]): Promise<void> => {
-    calls++;
+    const n = calls++;
     const ctx = { start: o.clock.now(), acked: o.ds.acked.slice(), path: `${actor.name}: `, allowance: 0, ...(exact ? { exact } : {}) };
+    log(`call#${n} ${actor.name} ${m}(${args.join(',')}) acked=[${ctx.acked.join(',')}] versions=[${o.ds.versions.join(',')}]`);
     const p = actor.call(m, args).then(
-      node => check(node, m, args, ctx),
+      node => {
+        log(`call#${n} → ${leaves(node)}`);
+        check(node, m, args, ctx);
+      },
       (error: unknown) => {
         failedCalls++;
         if (!String((error as Error)?.message).startsWith('data source:')) report({ invariant: 'error', detail: `${ctx.path}${m}(${args.join(',')}) rejected: ${String(error)}` });
@@ -611,10 +624,12 @@ export async function runModel(o: RunOptions): Promise<RunReport> {
   };
 
   const startWrite = (actor: Actor, kind: WriteKind, r: number): void => {
-    writes++;
+    const n = writes++;
     const ctx = { start: o.clock.now(), acked: o.ds.acked.slice(), path: `${actor.name} ${kind}: `, allowance: 0 };
+    log(`write#${n} ${actor.name} ${kind} row ${r} (now at ${o.ds.versions[r]! + (kind === 'decorator' ? 0 : 1)})`);
     const p = actor.write(kind, r).then(
       ({ version, value }) => {
+        log(`write#${n} → acknowledged ${version}${value ? ` value ${leaves(value)}` : ''}`);
         if (value !== undefined) check(value, 'getRow', [r], ctx);
         if (version === undefined) o.ds.unacked[r]!++;
         else o.ds.acknowledge(r, version);
@@ -669,9 +684,13 @@ export async function runModel(o: RunOptions): Promise<RunReport> {
     } else if (rng.chance(o.advanceRate ?? 0.05)) {
       // Clock moves only at a macrotask boundary, when no microtask chain is half-way (store times are exact).
       await macrotask();
-      await o.clock.advance(rng.pick(o.clockSteps));
+      const ms = rng.pick(o.clockSteps);
+      log(`advance ${ms} ms`);
+      await o.clock.advance(ms);
     } else if (inflight.size >= o.concurrency || (roll < 0.25 && o.ds.held.length > 0)) {
+      const held = o.ds.held.length;
       if (!o.ds.releaseOne()) await macrotask();
+      else log(`release one of ${held} held reads`);
     } else if (roll < 0.82) {
       const m = rng.pick(METHODS);
       void startCall(rng.pick(o.actors), m, randomArgs(rng, m));
