@@ -438,7 +438,8 @@ export class ObservedBackend implements CachingBackend {
 export class FreshTokenBackend extends ObservedBackend {
   override set(key: string, entry: CacheEntryInput, token: unknown): StoreOutcome | Promise<StoreOutcome> {
     this.inner.abandon(token);
-    return after(this.inner.begin(key), fresh => super.set(key, entry, fresh));
+    const fresh = this.inner.begin(key);
+    return isThenable(fresh) ? fresh.then(token => super.set(key, entry, token)) : super.set(key, entry, fresh);
   }
 }
 
