@@ -32,8 +32,10 @@ const CONFIG: MethodOptions =
   process.env.CONSISTENCY_CONFIG === 'plain' ? {} : process.env.CONSISTENCY_CONFIG === 'no-sliding' ? { ...TIMED, getPair: { ttl: 500 }, midA: { ttl: 300 } } : TIMED;
 /** Writers that invalidate (refreshCall left out; see the one-service memory tests for why). */
 const INVALIDATING = ['invalidate', 'decorator', 'invalidateCall'] as const;
+/** CONSISTENCY_WRITERS=invalidating leaves refreshCall writers out of the two-service runs too. */
+const WRITERS: readonly WriteKind[] | undefined = process.env.CONSISTENCY_WRITERS === 'invalidating' ? INVALIDATING : undefined;
 
-async function runRedis(seed: number, connect: () => RedisClient, { lock = false, options = CONFIG, services = 2, writeKinds }: { lock?: boolean; options?: MethodOptions; services?: number; writeKinds?: readonly WriteKind[] } = {}): Promise<RunReport> {
+async function runRedis(seed: number, connect: () => RedisClient, { lock = false, options = CONFIG, services = 2, writeKinds = WRITERS }: { lock?: boolean; options?: MethodOptions; services?: number; writeKinds?: readonly WriteKind[] } = {}): Promise<RunReport> {
   const keyPrefix = uniquePrefix('consistency');
   const expiry = new ExpiryModel(() => Date.now(), SLACK_MS);
   const ds = new DataSource(new Rng(seed));
@@ -218,6 +220,7 @@ async function runTwoProcesses(seed: number, { lock = false }: { lock?: boolean 
       clockSteps: [1, 5, 20, 60],
       advanceRate: 0.015,
       slack: SLACK_MS,
+      ...(WRITERS ? { writeKinds: WRITERS } : {}),
     });
   } finally {
     for (const child of children) {
