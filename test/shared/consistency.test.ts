@@ -30,15 +30,18 @@ const PLAIN: MethodOptions = {};
 const TIMED: MethodOptions = {
   getRow: { ttl: 1_000, failSafe: { maxStaleness: 500 } },
   getPair: { ttl: 2_000, slidingExpiration: 300 },
-  getGroup: { ttl: 1_500 },
+  getGroup: { ttl: 1_500, failSafe: { maxStaleness: 700, softTimeout: 50 } },
   midA: { slidingExpiration: 400 },
   midB: { ttl: 5_000 },
   top: { ttl: 3_000, failSafe: { maxStaleness: 1_000, softTimeout: 5 } },
 };
-const TIMED_FAILSAFE = { getRow: 500, top: 1_000 };
+const TIMED_FAILSAFE = { getRow: 500, getGroup: 700, top: 1_000 };
 
 /** SLIDING's parts of TIMED (case 15 of issue 8) taken out: TTLs and fail-safe only. */
 const TIMED_NO_SLIDING: MethodOptions = { ...TIMED, getPair: { ttl: 2_000 }, midA: { ttl: 800 } };
+/** Fail-safe only on parents, so that their recomputation fails whenever a leaf's data read fails. */
+const PARENT_FAILSAFE: MethodOptions = { ...TIMED_NO_SLIDING, getRow: { ttl: 1_000 } };
+const PARENT_FAILSAFE_WINDOWS = { getGroup: 700, top: 1_000 };
 /** Writers that invalidate (every kind but refreshCall). */
 const INVALIDATING: readonly WriteKind[] = ['invalidate', 'decorator', 'invalidateCall'];
 
@@ -69,11 +72,13 @@ async function runMemory(seed: number, services: number, options: MethodOptions,
     failSafe,
     faults,
     clockSteps: [1, 50, 200, 450, 900],
+    settleMs: 2_000,
     ...(writeKinds ? { writeKinds } : {}),
   });
 }
 
-describe('consistency model, memory backend', () => {
+// Each run takes about a second; one that finds calls that never settle waits settleMs for them.
+describe('consistency model, memory backend', { timeout: 30_000 }, () => {
   describe('one service (baseline)', () => {
     it.each(SEEDS)('no violations without expiry, seed %i', async seed => {
       const report = await runMemory(seed, 1, PLAIN, { writeKinds: INVALIDATING });
@@ -85,6 +90,11 @@ describe('consistency model, memory backend', () => {
 
     it.each(SEEDS)('no violations with TTLs and fail-safe, seed %i', async seed => {
       const report = await runMemory(seed, 1, TIMED_NO_SLIDING, { failSafe: TIMED_FAILSAFE, writeKinds: INVALIDATING });
+      expect(report.counts, summarize(report)).toEqual({});
+    });
+
+    it.each(SEEDS)('no violations with fail-safe parents over failing leaves, seed %i', async seed => {
+      const report = await runMemory(seed, 1, PARENT_FAILSAFE, { failSafe: PARENT_FAILSAFE_WINDOWS, writeKinds: INVALIDATING, faults: { hold: 0.3, fail: 0.1 } });
       expect(report.counts, summarize(report)).toEqual({});
     });
 
