@@ -77,6 +77,8 @@ interface Outcome {
   readonly shareable: boolean;
   /** For a fail-safe fallback: when its window ends (ms, backend clock); a joiner arriving later waits for the computation. */
   readonly servableUntil?: number;
+  /** True when the backend stored the value. */
+  readonly stored?: boolean;
 }
 
 /** A computation in flight that other callers of the same key (in this service) join. */
@@ -88,6 +90,10 @@ interface Flight {
   /** Callers that joined so far: an unstored value is checked with the backend only when someone joined. */
   joiners: number;
   readonly clock: Clock;
+  /** Set once fail-safe has answered with the expired value: a caller joining later checks it again. */
+  answered?: boolean;
+  /** Asks the backend again whether the expired value is still not invalidated (fail-safe flights). */
+  recheck?: () => MaybePromise<boolean>;
 }
 
 /** A cached call recorded instead of run, for `invalidateCall`/`refreshCall`. */
@@ -378,14 +384,27 @@ export class CachingService {
   #joinFlight(flight: Flight, key: string, caller: CachingContext | undefined, retry: () => Promise<unknown>): Promise<unknown> {
     flight.joiners++;
     this.#counters.joins++;
+    // The fallback was certified when it was answered, before this caller came: it must be certified again.
+    const late = flight.answered === true;
     return flight.outcome.then(outcome => {
       if (!outcome.shareable) return retry();
-      if (outcome.servableUntil !== undefined && flight.clock.now() >= outcome.servableUntil) {
-        // A fail-safe fallback whose window has ended since: wait for the computation itself.
-        return flight.computation.then(fresh => (fresh.shareable ? this.#receive(fresh, key, caller) : retry()));
-      }
-      return this.#receive(outcome, key, caller);
+      if (outcome.servableUntil === undefined) return this.#receive(outcome, key, caller);
+      const waitForComputation = () => flight.computation.then(fresh => (fresh.shareable ? this.#receive(fresh, key, caller) : retry()));
+      // A fail-safe fallback whose window has ended since: wait for the computation itself.
+      if (flight.clock.now() >= outcome.servableUntil) return waitForComputation();
+      if (!late || flight.recheck === undefined) return this.#receive(outcome, key, caller);
+      const fresh = flight.recheck();
+      const decide = (ok: boolean) => (ok && flight.clock.now() < outcome.servableUntil! ? this.#receive(outcome, key, caller) : waitForComputation());
+      return typeof fresh === 'boolean' ? decide(fresh) : fresh.then(decide);
     });
+  }
+
+  /**
+   * Stops new callers from joining a flight whose value is about to be certified: the certificate (the store,
+   * or `check`) covers only the callers that were already waiting. Later callers look the key up.
+   */
+  #seal(key: string, flight: Flight): void {
+    if (this.#inFlight.get(key) === flight) this.#inFlight.delete(key);
   }
 
   #receive(outcome: Outcome, key: string, caller: CachingContext | undefined): unknown {
@@ -448,6 +467,7 @@ export class CachingService {
     } finally {
       context.closed = true;
     }
+    this.#seal(key, flight);
     // The backend could not be reached at all: nothing can be certified, and nothing invalidated elsewhere
     // can be seen either; joiners take the value (documented in the README's consistency guarantees).
     if (token === NO_TOKEN) return this.#skipped(key, 'backend-error', value, true, context, undefined, true);
@@ -472,8 +492,10 @@ export class CachingService {
     const answer = (outcome: Outcome): void => {
       if (answered) return;
       answered = true;
+      flight.answered = true;
       resolve(outcome);
     };
+    flight.recheck = () => (token === NO_TOKEN ? false : this.#check(backend, token, key, stale.dependencies));
     const computation = (async (): Promise<Outcome> => {
       let value: unknown;
       try {
@@ -485,10 +507,12 @@ export class CachingService {
           const fallback = await this.#fallback(plan, key, token, stale, error);
           if (fallback !== undefined) answer(fallback);
         }
+        this.#seal(key, flight); // the token is released now: nobody joins what can no longer be checked
         if (token !== NO_TOKEN) this.#abandon(backend, token);
         throw error;
       }
       context.closed = true;
+      this.#seal(key, flight);
       if (token === NO_TOKEN) return this.#skipped(key, 'backend-error', value, true, context, undefined, true);
       return this.#store(plan, key, context, token, value, true, flight);
     })();
@@ -613,7 +637,7 @@ export class CachingService {
     if (result === 'stored') {
       this.#counters.sets++;
       if (this.#listeners.has('set')) this.#emit('set', { key, dependencies: outcome.dependencies, expiresAt: outcome.expiresAt });
-      return outcome;
+      return { ...outcome, stored: true };
     }
     this.#counters.skips++;
     const reason = typeof result === 'string' ? result : result.reason;
@@ -794,7 +818,8 @@ export class CachingService {
     }
     const outcome = await this.#store(plan, key, context, token, value, async, null);
     // Replace first, then drop what was computed from the old value: a reader in between sees the new entry.
-    await this.#invalidateKeys([key], { preserveRoots: true });
+    // If the new value was not stored (refused as stale: a concurrent write, say), the old entry must go too.
+    await this.#invalidateKeys([key], outcome.stored === true ? { preserveRoots: true } : undefined);
     if (caller !== undefined) caller.receive(key, outcome.dependencies, outcome.expiresAt);
     return value;
   }

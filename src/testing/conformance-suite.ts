@@ -304,6 +304,14 @@ export function describeBackendConformance(name: string, options: ConformanceOpt
         await expectMiss('k:5');
       });
 
+      it('does not let an older computation that finishes last replace the entry of a newer one', async () => {
+        const older = await missToken('k:7');
+        const newer = await backend.begin('k:7');
+        expect(await set('k:7', { value: 'newer' }, newer)).toBe('stored');
+        expect(await set('k:7', { value: 'older' }, older)).toBe('stale');
+        expect((await expectHit('k:7')).value).toBe('newer');
+      });
+
       it('stores the second of two computations of the same key when both finish without invalidation', async () => {
         const first = await missToken('k:6');
         const second = await backend.begin('k:6');

@@ -58,6 +58,8 @@ class MemoryRecord implements CacheHit {
     readonly size: number,
     /** Fail-safe window after expiry during which the entry is kept and offered as `stale`. */
     readonly staleFor: number,
+    /** Issue order of the token it was stored with: a store with an older token never replaces it. */
+    readonly order: number,
   ) {}
 }
 
@@ -68,6 +70,8 @@ class WriteToken {
   constructor(
     readonly backend: MemoryBackend,
     readonly start: number,
+    /** Issue order among all tokens of the backend. */
+    readonly order: number,
   ) {}
 }
 
@@ -112,6 +116,8 @@ export class MemoryBackend implements CachingBackend {
 
   /** Incremented by each invalidation that happens while a computation is in flight. */
   #sequence = 0;
+  /** Tokens issued so far (orders them, whatever the invalidations). */
+  #issued = 0;
   /** Sequence number of the last `clear()`; tokens issued before it are stale. */
   #clearedAt = -1;
   /**
@@ -197,6 +203,10 @@ export class MemoryBackend implements CachingBackend {
     const stale = released === 'dropped' || start < this.#clearedAt || start < this.#watermark || this.#wasInvalidatedSince(start, key, entry.dependencies);
     if (this.#live === 0) this.#resetLog();
     if (stale) return 'stale';
+    // A store never replaces an entry computed from a later token (an older computation that finishes last,
+    // after a refreshCall stored a newer value, say).
+    const current = this.#lru.peek(key);
+    if (current !== undefined && current.order > (token as WriteToken).order) return 'stale';
     // maxBytes bounds what the entry really holds: its value, but also its key and dependency keys (and their index entries).
     const size = this.#sizeOf === undefined ? 0 : Math.max(1, Math.ceil(this.#sizeOf(entry.value))) + entryOverhead(key, entry.dependencies);
     if (this.#sizeOf !== undefined && size > this.#lru.maxSize) {
@@ -213,7 +223,7 @@ export class MemoryBackend implements CachingBackend {
     }
     const expiresAt = entry.sliding > 0 ? Math.min(entry.expiresAt, now + entry.sliding) : entry.expiresAt;
     const dependencies = entry.dependencies.length === 0 ? EMPTY : Object.freeze([...entry.dependencies]);
-    const record = new MemoryRecord(entry.value, entry.async, dependencies, expiresAt, entry.expiresAt, entry.sliding, size, staleFor);
+    const record = new MemoryRecord(entry.value, entry.async, dependencies, expiresAt, entry.expiresAt, entry.sliding, size, staleFor, (token as WriteToken).order);
     this.#lru.set(key, record);
     for (const dependency of dependencies) {
       let dependents = this.#index.get(dependency);
@@ -300,7 +310,7 @@ export class MemoryBackend implements CachingBackend {
 
   #issue(): WriteToken {
     if (this.#disposed) throw new CachingError(errors.E_DISPOSED, 'MemoryBackend: used after dispose().');
-    const token = new WriteToken(this, this.#sequence);
+    const token = new WriteToken(this, this.#sequence, ++this.#issued);
     this.#inFlight.push(token);
     this.#live++;
     if (this.#live > MAX_IN_FLIGHT) {

@@ -9,7 +9,8 @@
  * Entry hash fields: h = what a hit needs, in one field (`<cap>|<sliding>|<staleFor>|<async>|<deps JSON>\n<payload>`:
  * a hit is one single-field HGET, the cheapest read to parse), p = dependency keys (JSON array), n = their
  * count, e = logical expiry (ms, 0 = none; moves with sliding), a = absolute expiry cap (ms, 0 = none),
- * s = sliding window (ms), f = fail-safe window (ms).
+ * s = sliding window (ms), f = fail-safe window (ms), t = the token it was stored with (a store with an older
+ * token never replaces it).
  */
 
 /** Sets an index set's expiry to its longest-lived member's (none if one never expires). */
@@ -224,6 +225,13 @@ if #corrupt > 0 then
   return 'stale'
 end
 if stale then return 'stale' end
+-- A store never replaces an entry computed from a later token (an older computation that finishes last,
+-- after a refreshCall stored a newer value, say).
+local current = redis.pcall('HGET', KEYS[1], 't')
+if type(current) == 'string' then
+  local ct = number(current)
+  if ct and ct > token then return 'stale' end
+end
 local old = redis.pcall('HGET', KEYS[1], 'p')
 local oldDeps = {}
 if type(old) == 'table' then
@@ -264,7 +272,7 @@ if sliding > 0 then
 end
 if e ~= 0 and e + f <= now then return 'stored' end
 local header = string.format('%.0f', a) .. '|' .. ARGV[7] .. '|' .. ARGV[8] .. '|' .. ARGV[9] .. '|' .. ARGV[5] .. '\\n'
-redis.call('HSET', KEYS[1], 'h', header .. ARGV[4], 'p', ARGV[13] ~= '' and ARGV[13] or ARGV[5], 'n', ARGV[12], 'e', string.format('%.0f', e), 'a', string.format('%.0f', a), 's', ARGV[7], 'f', ARGV[8])
+redis.call('HSET', KEYS[1], 'h', header .. ARGV[4], 'p', ARGV[13] ~= '' and ARGV[13] or ARGV[5], 'n', ARGV[12], 'e', string.format('%.0f', e), 'a', string.format('%.0f', a), 's', ARGV[7], 'f', ARGV[8], 't', ARGV[1])
 local score = '+inf'
 if e > 0 then
   score = string.format('%.0f', e + f)
