@@ -386,9 +386,12 @@ export class CachingService {
     this.#counters.joins++;
     // The fallback was certified when it was answered, before this caller came: it must be certified again.
     const late = flight.answered === true;
+    const joinedAt = flight.clock.now();
     return flight.outcome.then(outcome => {
       if (!outcome.shareable) return retry();
-      if (outcome.servableUntil === undefined) return this.#receive(outcome, key, caller);
+      // A value that had expired before this caller came (a long computation over short-lived children) is
+      // not served to it, as an expired entry would not be.
+      if (outcome.servableUntil === undefined) return outcome.expiresAt <= joinedAt ? retry() : this.#receive(outcome, key, caller);
       const waitForComputation = () => flight.computation.then(fresh => (fresh.shareable ? this.#receive(fresh, key, caller) : retry()));
       // A fail-safe fallback whose window has ended since: wait for the computation itself.
       if (flight.clock.now() >= outcome.servableUntil) return waitForComputation();

@@ -329,11 +329,13 @@ export class ExpiryModel {
   stored(key: string, entry: Pick<CacheEntryInput, 'value' | 'expiresAt' | 'sliding' | 'dependencies'>, at: number): void {
     const id = (entry.value as Node | undefined)?.id;
     if (id === undefined) return;
-    for (const dep of entry.dependencies) {
-      const child = this.byKey.get(dep);
+    // The children this value was computed from are its parts (the entries now stored under the children's
+    // keys may hold other values: a newer one, or one a later computation could not replace).
+    for (const part of (entry.value as Node).parts ?? []) {
+      const child = this.byId.get(part.id);
       // Only live children: a child already past its expiry is a fail-safe fallback, checked where it is served.
       if (child !== undefined && child.expiry > at && entry.expiresAt > child.expiry + this.slack) {
-        this.report({ invariant: 'expiry', detail: `${key} stored with expiry ${fmt(entry.expiresAt, at)} beyond its child ${dep}'s ${fmt(child.expiry, at)} (SPEC §4: a parent never outlives a child)` });
+        this.report({ invariant: 'expiry', detail: `${key} stored with expiry ${fmt(entry.expiresAt, at)} beyond its child ${child.key}'s ${fmt(child.expiry, at)} (SPEC §4: a parent never outlives a child)` });
       }
     }
     const record: StoredRecord = { key, cap: entry.expiresAt, sliding: entry.sliding, expiry: entry.sliding > 0 ? Math.min(entry.expiresAt, at + entry.sliding) : entry.expiresAt };
