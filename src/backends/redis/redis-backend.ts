@@ -439,7 +439,7 @@ export class RedisBackend implements CachingBackend {
         // Stored since this caller looked (typically by the lease holder it was waiting for): read it.
         const packed = await this.#call(() => this.#client.hget(`${base}v:${name}`, 'h'));
         const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
-        if (entry !== undefined && !this.#affectedByPending(key, entry.hit.dependencies)) return entry.hit;
+        if (entry !== undefined && !this.#affectedByPending(key, entry.hit.dependencies)) return this.#fresh(base, key, entry);
       }
       // Another process is computing this key: wait for its value rather than compute it again, at most for
       // the lease (a dead holder's lease expires and the next lookup takes it over).
@@ -447,13 +447,21 @@ export class RedisBackend implements CachingBackend {
         await new Promise(resolve => setTimeout(resolve, this.#pollMs));
         const packed = await this.#call(() => this.#client.hget(`${base}v:${name}`, 'h'));
         const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
-        if (entry !== undefined && !this.#affectedByPending(key, entry.hit.dependencies)) return entry.hit;
+        if (entry !== undefined && !this.#affectedByPending(key, entry.hit.dependencies)) return this.#fresh(base, key, entry);
         continue;
       }
       const lease = reply[2] === 1 && this.#leaseMs > 0 ? { key: `${base}l:${name}`, owner } : undefined;
       const token = this.#token(reply[0], Number(reply[1]), lease);
       return stale === undefined ? { hit: false, token } : { hit: false, token, stale };
     }
+  }
+
+  /**
+   * A hit on an entry another process has just stored (the lease holder's): like any hit, a sliding entry
+   * reports (and extends) its sliding window, so a parent never outlives it.
+   */
+  #fresh(base: string, key: string, entry: { hit: CacheHit; cap: number; sliding: number }): CacheHit {
+    return entry.sliding > 0 ? this.#touch(base, key, entry.hit, entry.sliding, entry.cap, this.clock.now()) : entry.hit;
   }
 
   /** Sliding entries with a fail-safe window need their moving expiry to tell fresh from stale. */
