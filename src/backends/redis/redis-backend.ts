@@ -181,6 +181,8 @@ export class RedisBackend implements CachingBackend {
   #disposed = false;
   /** Server time minus local time (ms, an upper bound), learned from script replies. */
   #offset = 0;
+  /** Server time minus local time (ms, a lower bound): converts local deadlines to server ones, never later. */
+  #offsetLow = 0;
   /** Calls in flight with their deadlines, swept by one timer instead of a timer per call. */
   readonly #deadlines = new Set<Deadline>();
   #sweeper: NodeJS.Timeout | undefined;
@@ -439,7 +441,8 @@ export class RedisBackend implements CachingBackend {
         // Stored since this caller looked (typically by the lease holder it was waiting for): read it.
         const packed = await this.#call(() => this.#client.hget(`${base}v:${name}`, 'h'));
         const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
-        if (entry !== undefined && !this.#affectedByPending(key, entry.hit.dependencies)) return this.#fresh(base, key, entry);
+        const hit = entry !== undefined && !this.#affectedByPending(key, entry.hit.dependencies) ? this.#fresh(base, key, entry) : undefined;
+        if (hit !== undefined) return hit;
       }
       // Another process is computing this key: wait for its value rather than compute it again, at most for
       // the lease (a dead holder's lease expires and the next lookup takes it over).
@@ -447,7 +450,8 @@ export class RedisBackend implements CachingBackend {
         await new Promise(resolve => setTimeout(resolve, this.#pollMs));
         const packed = await this.#call(() => this.#client.hget(`${base}v:${name}`, 'h'));
         const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
-        if (entry !== undefined && !this.#affectedByPending(key, entry.hit.dependencies)) return this.#fresh(base, key, entry);
+        const hit = entry !== undefined && !this.#affectedByPending(key, entry.hit.dependencies) ? this.#fresh(base, key, entry) : undefined;
+        if (hit !== undefined) return hit;
         continue;
       }
       const lease = reply[2] === 1 && this.#leaseMs > 0 ? { key: `${base}l:${name}`, owner } : undefined;
@@ -460,7 +464,9 @@ export class RedisBackend implements CachingBackend {
    * A hit on an entry another process has just stored (the lease holder's): like any hit, a sliding entry
    * reports (and extends) its sliding window, so a parent never outlives it.
    */
-  #fresh(base: string, key: string, entry: { hit: CacheHit; cap: number; sliding: number }): CacheHit {
+  #fresh(base: string, key: string, entry: { hit: CacheHit; cap: number; sliding: number; staleFor: number }): CacheHit | undefined {
+    // Kept past its expiry for fail-safe: not a hit (the computation goes on, or the waiter keeps waiting).
+    if (entry.staleFor > 0 && entry.cap !== 0 && this.clock.now() + this.#offset >= entry.cap) return undefined;
     return entry.sliding > 0 ? this.#touch(base, key, entry.hit, entry.sliding, entry.cap, this.clock.now()) : entry.hit;
   }
 
@@ -484,7 +490,7 @@ export class RedisBackend implements CachingBackend {
   /** A sliding hit: answered now, extended in Redis without waiting (the extension is idempotent). */
   #touch(base: string, key: string, entry: CacheHit, sliding: number, cap: number, localNow: number): CacheHit {
     const name = encodeKey(key);
-    this.#call(() => this.#scripts.aspectCacheTouch(1, `${base}v:${name}`, `${base}i:`, name)).then(
+    this.#call(() => this.#scripts.aspectCacheTouch(1, `${base}v:${name}`, `${base}i:`, name, String(Math.floor(localNow + sliding + this.#offsetLow)))).then(
       serverNow => this.#observeServerTime(Number(serverNow), localNow),
       error => this.#report({ type: 'error', error, operation: 'extend a sliding entry' }),
     );
@@ -511,6 +517,8 @@ export class RedisBackend implements CachingBackend {
    */
   #observeServerTime(serverNow: number, sentAt: number): void {
     this.#offset = serverNow - sentAt + 1;
+    // The server read its clock before this reply arrived (and both clocks are floored to the ms).
+    this.#offsetLow = serverNow - this.clock.now() - 1;
   }
 
   async set(key: string, entry: CacheEntryInput, token: unknown): Promise<StoreOutcome> {
@@ -545,10 +553,12 @@ export class RedisBackend implements CachingBackend {
     const name = encodeKey(key);
     const names = dependencies.map(encodeKey);
     const keys = [`${base}v:${name}`, `${base}c`, `${base}s`, `${base}g:${name}`, ...names.map(d => `${base}g:${d}`)];
-    const ttl = entry.expiresAt === Infinity ? 'none' : String(Math.floor(entry.expiresAt - this.clock.now()));
+    // Absolute deadlines on the server's clock, converted with a lower bound of the offset (see #offsetLow).
+    const ttl = entry.expiresAt === Infinity ? 'none' : String(Math.floor(entry.expiresAt + this.#offsetLow));
+    const slideUntil = entry.sliding > 0 ? String(Math.floor(this.clock.now() + entry.sliding + this.#offsetLow)) : '';
     const depsJson = JSON.stringify(dependencies);
     const indexJson = JSON.stringify(names);
-    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, depsJson, ttl, entry.sliding, entry.staleFor ?? 0, entry.async ? '1' : '0', `${base}i:`, name, dependencies.length, indexJson === depsJson ? '' : indexJson];
+    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, depsJson, ttl, entry.sliding, entry.staleFor ?? 0, entry.async ? '1' : '0', `${base}i:`, name, dependencies.length, indexJson === depsJson ? '' : indexJson, slideUntil];
     try {
       const outcome = (await this.#call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome | 'corrupt-index';
       if (outcome !== 'corrupt-index') return outcome;

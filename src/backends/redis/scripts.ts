@@ -119,8 +119,9 @@ return {token, now, locked, entry}
 `;
 
 /**
- * TOUCH — KEYS: [entry]; ARGV: [indexPrefix, entryKey]. Extends a sliding entry after a hit (the hit itself
- * was already answered): expiry = min(absolute cap, now + sliding), for the entry and its index memberships.
+ * TOUCH — KEYS: [entry]; ARGV: [indexPrefix, entryKey, slideUntil (absolute server ms, optional)]. Extends a sliding
+ * entry after a hit (the hit itself was already answered): expiry = min(absolute cap, slideUntil — the hit's time
+ * plus the window, as the hit reported it — or now + sliding), for the entry and its index memberships.
  * Returns the server time.
  */
 export const TOUCH_SCRIPT = `${NOW}${SAFE}
@@ -140,7 +141,7 @@ local e = tonumber(h[2]) or 0
 if e ~= 0 and now >= e then return now end
 local a = tonumber(h[3]) or 0
 local f = tonumber(h[5]) or 0
-local ne = now + s
+local ne = tonumber(ARGV[3] or '') or (now + s)
 if a ~= 0 and a < ne then ne = a end
 if ne <= e then return now end
 local until_ = string.format('%.0f', ne + f)
@@ -182,8 +183,11 @@ return 0
 
 /**
  * SET — KEYS: [entry, clearMarker, seq, marker(entryKey), marker(dep1)…] (the lease is released separately);
- * ARGV: [token, tokenTimeMs, markerTtlMs, payload, depsJson, ttlMs ('none', or signed ms from now), slidingMs, staleForMs, async,
- *        indexPrefix, entryKey, dependencyCount, indexDepsJson ('' = depsJson)].
+ * ARGV: [token, tokenTimeMs, markerTtlMs, payload, depsJson, expiresAt ('none', or absolute ms on the server's clock), slidingMs,
+ *        staleForMs, async, indexPrefix, entryKey, dependencyCount, indexDepsJson ('' = depsJson), slideUntil (absolute
+ *        server ms: the first sliding deadline, or '')].
+ * Deadlines are absolute, converted by the caller with a lower bound of the clock offset, so however late the
+ * script runs, an entry never lives longer than the expiry the service computed (a parent never outlives a child).
  * depsJson is what a hit returns (the dependencies as given, JSON from JavaScript, never decoded here);
  * indexDepsJson names the index keys (the dependencies as encoded for Redis key names, which cjson can decode).
  * Refuses ('stale') if the key, a dependency or the whole partition was invalidated after the token, or if
@@ -202,8 +206,9 @@ local markerTtl = number(ARGV[3])
 local sliding = number(ARGV[7])
 local f = number(ARGV[8])
 local ttl = ARGV[6] == 'none' and 0 or number(ARGV[6])
+local slideUntil = (ARGV[14] == nil or ARGV[14] == '') and 0 or number(ARGV[14])
 local deps = decodeList(ARGV[13] ~= '' and ARGV[13] or ARGV[5])
-if not (token and tokenTime and markerTtl and sliding and f and ttl and deps and type(ARGV[4]) == 'string' and (ARGV[9] == '0' or ARGV[9] == '1') and number(ARGV[12])) then
+if not (token and tokenTime and markerTtl and sliding and f and ttl and slideUntil and deps and type(ARGV[4]) == 'string' and (ARGV[9] == '0' or ARGV[9] == '1') and number(ARGV[12])) then
   return redis.error_reply('aspect-cache SET: invalid arguments')
 end
 if now - tokenTime > markerTtl then return 'stale' end
@@ -264,10 +269,10 @@ if #oldDeps > 0 or redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('DEL', KEYS[1])
 end
 local a = 0
-if ARGV[6] ~= 'none' then a = now + ttl end
+if ARGV[6] ~= 'none' then a = math.max(1, ttl) end
 local e = a
 if sliding > 0 then
-  e = now + sliding
+  e = slideUntil > 0 and slideUntil or now + sliding
   if a ~= 0 and a < e then e = a end
 end
 if e ~= 0 and e + f <= now then return 'stored' end
