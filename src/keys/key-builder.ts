@@ -196,7 +196,7 @@ function encodeObject(value: object, stack: object[] | null): string {
   if (typeof ctor === 'function' && proto !== Object.prototype && proto !== Array.prototype) {
     const keyProps = keyPropertiesOf(ctor);
     if (keyProps !== null) {
-      const tag = classTag(value, proto);
+      const tag = classTag(proto);
       const s = enter(value, stack);
       let text = '';
       let i = 0;
@@ -291,7 +291,7 @@ function encodeObject(value: object, stack: object[] | null): string {
  * `String()` would make `{ id: 1 }` and `{ id: 2 }` (both "[object Object]") share a key.
  */
 function encodeOwnKey(value: object): string {
-  const tag = classTag(value, Object.getPrototypeOf(value) as object | null);
+  const tag = classTag(Object.getPrototypeOf(value) as object | null);
   const what = tag === 'Object' ? 'an object' : `a ${tag}`;
   let key: unknown;
   try {
@@ -364,7 +364,7 @@ const IDENTIFIER = /^[\p{ID_Start}$_][\p{ID_Continue}$\u200c\u200d]*$/u;
  *   number would differ between processes sharing a store.
  * Two different classes with the same name still share keys: class names are not unique (SPEC §3).
  */
-function classTag(value: object, proto: object | null): string {
+function classTag(proto: object | null): string {
   if (proto === null || proto === Object.prototype) return 'Object';
   const ctor = (proto as { constructor?: unknown }).constructor;
   if (typeof ctor !== 'function' || ctor === Object) return 'Object';

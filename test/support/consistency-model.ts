@@ -19,7 +19,7 @@
 //
 // Imports are relative (not 'aspect-cache') so that the same file runs in a plain Node child process (tsx).
 import { addDependency, bindCachingService, Cache, CachingService, InvalidateCache } from '../../src/index.js';
-import type { CacheEntryInput, CacheLookup, CachingBackend, InvalidateOptions, InvalidationResult, StoreOutcome } from '../../src/backends/backend.js';
+import type { BackendListener, CacheEntryInput, CacheLookup, CachingBackend, InvalidateOptions, InvalidationResult, StoreOutcome } from '../../src/backends/backend.js';
 import type { CacheOptions } from '../../src/service/options.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -387,17 +387,11 @@ export class ObservedBackend implements CachingBackend {
   get clock() {
     return this.inner.clock;
   }
-  get onRemoval() {
-    return this.inner.onRemoval;
+  subscribe(listener: BackendListener): () => void {
+    return this.inner.subscribe?.(listener) ?? (() => undefined);
   }
-  set onRemoval(listener) {
-    this.inner.onRemoval = listener;
-  }
-  get onEvent() {
-    return this.inner.onEvent;
-  }
-  set onEvent(listener) {
-    this.inner.onEvent = listener;
+  check(token: unknown, key: string, dependencies: readonly string[]): boolean | Promise<boolean> {
+    return this.inner.check === undefined ? false : this.inner.check(token, key, dependencies);
   }
   get(key: string): CacheLookup | Promise<CacheLookup> {
     const at = this.model.now();
@@ -579,7 +573,9 @@ export async function runModel(o: RunOptions): Promise<RunReport> {
       report({ invariant: 'shape', detail: `${where} returned the value of ${node?.m}(${node?.args?.join(',')})` });
       return;
     }
-    const allowance = Math.max(ctx.allowance, o.failSafe?.[m] ?? 0);
+    // A value computed from a fail-safe fallback below it is as old as that fallback's window allows (its
+    // entry is stored already expired, and never served from the store: hits are checked by the expiry model).
+    const allowance = Math.max(ctx.allowance, o.failSafe?.[m] ?? 0, failSafeBelow(node));
     const record = o.expiry.byId.get(node.id);
     if (record !== undefined && ctx.start > record.expiry + allowance + (o.slack ?? 0)) {
       report({
@@ -599,6 +595,12 @@ export async function runModel(o: RunOptions): Promise<RunReport> {
       return;
     }
     expected.forEach(([pm, pargs], i) => check(node.parts[i]!, pm, pargs, { ...ctx, path: `${where} → `, allowance }));
+  };
+
+  const failSafeBelow = (node: Node): number => {
+    let most = 0;
+    for (const part of node.parts ?? []) most = Math.max(most, o.failSafe?.[part.m] ?? 0, failSafeBelow(part));
+    return most;
   };
 
   const track = (promise: Promise<unknown>): void => {

@@ -10,7 +10,6 @@ import type {
   CachingBackend,
   InvalidateOptions,
   InvalidationResult,
-  RemovalReason,
   StoreOutcome,
 } from '../backend.js';
 import { BackendListeners } from '../backend-listeners.js';
