@@ -116,3 +116,66 @@ describe('sliding expiration reaches the parent when the child is computed (SPEC
     await service.dispose();
   });
 });
+
+describe('a computation whose value is being stored', () => {
+  it('is not joined by a caller that starts after an invalidation made right after the store', async () => {
+    // The hook runs inside the store: the entry is written, then another service invalidates it, then a new
+    // call starts in the reading service — while the stored computation is still its flight.
+    let hook: (() => void) | undefined;
+    class HookedBackend extends MemoryBackend {
+      override set(...args: Parameters<MemoryBackend['set']>): ReturnType<MemoryBackend['set']> {
+        const outcome = super.set(...args);
+        const run = hook;
+        hook = undefined;
+        run?.();
+        return outcome;
+      }
+    }
+    const shared = new HookedBackend();
+    const a = new CachingService({ backend: shared });
+    const b = new CachingService({ backend: shared });
+    const rows = bindCachingService(new Rows(), b);
+    let late: Promise<{ id: number; version: number }> | undefined;
+    hook = () => {
+      rows.versions.set(9, 2);
+      void a.invalidate('row:9'); // synchronous on memory: resolved before the next line
+      late = rows.getRow(9);
+    };
+    expect(await rows.getRow(9)).toEqual({ id: 9, version: 1 });
+    expect(late).toBeDefined();
+    expect(await late).toEqual({ id: 9, version: 2 });
+    await a.dispose();
+    await b.dispose();
+  });
+});
+
+describe('a long computation over short-lived children', () => {
+  it('is not handed to a caller that joins after its value has already expired', async () => {
+    const clock = new FakeClock();
+    const service = new CachingService({ clock });
+    const gate = deferred();
+    let runs = 0;
+    class Slow {
+      @Cache({ ttl: 100 })
+      async child(): Promise<number> {
+        return ++runs;
+      }
+      @Cache()
+      async parent(): Promise<number> {
+        const value = await this.child(); // expires 100 ms after it was computed
+        await gate.promise;
+        return value;
+      }
+    }
+    const slow = bindCachingService(new Slow(), service);
+    const first = slow.parent();
+    await flush();
+    clock.advance(200); // the child's value (and so the parent's) has expired
+    const joiner = slow.parent();
+    await flush();
+    gate.resolve();
+    expect(await first).toBe(1); // the caller that computed it gets it
+    expect(await joiner).toBe(2); // the late joiner does not get an expired value: it recomputes
+    await service.dispose();
+  });
+});
