@@ -490,7 +490,7 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   await measureServerCost(COST.get, 'get', i => client.get(rawKeys[i]!));
   await measureServerCost(COST.hmget, 'hget', i => client.hget(entryKeys[i]!, 'h'));
   await measureServerCost(COST.empty, 'evalsha', () => client.evalsha(emptySha, 0));
-  await measureServerCost(COST.begin, 'evalsha', i => aspectCacheBegin(3, `${hitBase}s`, `${hitBase}l:${cacheKeys[i]!}`, `${hitBase}v:${cacheKeys[i]!}`, 0, ''));
+  await measureServerCost(COST.begin, 'evalsha', i => aspectCacheBegin(3, `${hitBase}s`, `${hitBase}l:${cacheKeys[i]!}`, `${hitBase}v:${cacheKeys[i]!}`, 0, '', 120_000, '0'));
   await measureServerCost(COST.getResp2, 'get', i => resp2.get(rawKeys[i]!));
   await measureServerCost(COST.hmgetResp2, 'hget', i => resp2.hget(entryKeys[i]!, 'h'));
 

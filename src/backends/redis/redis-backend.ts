@@ -247,7 +247,8 @@ export class RedisBackend implements CachingBackend {
     this.#scripts = client as unknown as ScriptClient;
     // Redis is reachable again: queued invalidations go at once (other processes may already be reading it).
     // 'ready' follows every (re)connection, also on a Cluster, and also when the ready check is disabled.
-    client.on('ready', this.#onReady);
+    // A stand-in client without events (tests, benchmarks) simply gets no retry on reconnect.
+    if (typeof (client as { on?: unknown }).on === 'function') client.on('ready', this.#onReady);
     void this.#syncClock();
   }
 
@@ -617,7 +618,7 @@ export class RedisBackend implements CachingBackend {
 
   async dispose(): Promise<void> {
     this.#disposed = true;
-    this.#client.off('ready', this.#onReady);
+    if (typeof (this.#client as { off?: unknown }).off === 'function') this.#client.off('ready', this.#onReady);
     // The deadline sweep stays: calls still in flight must time out (it stops by itself once none is left).
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
