@@ -645,10 +645,14 @@ export class RedisBackend implements CachingBackend {
     const protectedKeys = preserveRoots ? JSON.stringify(round) : '[]';
     let continuation = false;
     const run = (base: string) => () => this.#scripts.aspectCacheInvalidate(1, `${base}s`, base, this.#markerTtlMs, protectedKeys, continuation ? '1' : '0', ...round);
+    // Keys sent again after the round that removed them (see below): at most once each, so that a key
+    // recomputed between every two rounds cannot keep the invalidation going.
+    const resent = new Set<string>();
     // Round 1 sends the roots to every partition, each of which removes its dependents transitively. With
     // several partitions, a removed entry may be recorded by entries of another partition: later rounds send
     // the removed keys everywhere until nothing new is removed.
     while (round.length > 0) {
+      const inRound = new Set(round);
       const replies = await Promise.all(
         this.#bases.map((base, i) =>
           (direct ? this.#withTimeout(run(base), this.#invalidationTimeoutMs, false) : this.#call(run(base), this.#invalidationTimeoutMs)).then(r => [i, r] as const),
@@ -660,8 +664,17 @@ export class RedisBackend implements CachingBackend {
         if (corruptIndex === 1) corrupt.add(i);
         for (const key of removedHere) {
           removed.push(decodeKey(key));
-          if (this.#partitions > 1 && !sent.has(key)) {
+          if (this.#partitions < 2) continue;
+          if (!sent.has(key)) {
             sent.add(key);
+            next.push(key);
+          } else if (inRound.has(key) && !resent.has(key)) {
+            // Removed in the round that marked it: the partitions ran that round concurrently, so one of them
+            // may have been marked before this entry was removed in its own partition. A computation there
+            // could take its token after the marker, read this (stale) entry, and store a value built on it
+            // that passes the marker and that this round's index walk, already done, never saw. Marking the
+            // key again everywhere, now that the entry is gone, refuses or removes such a value.
+            resent.add(key);
             next.push(key);
           }
         }

@@ -1,0 +1,91 @@
+// Multi-partition invalidation on the real 3-master cluster: the rounds of one invalidation run concurrently on
+// every partition, so a computation in one partition can take its token after that partition was marked and
+// still read an entry of another partition that the invalidation has not reached yet. Such a value must never
+// be stored (found by the consistency model: ./consistency-redis.test.ts).
+import { expect, it } from 'vitest';
+import type { Cluster } from 'ioredis';
+import type { CacheLookup } from '../../src/backends/backend.js';
+import { RedisBackend } from '../../src/redis.js';
+import { deferred } from '../support/deferred.js';
+import { partitionOf, purgePrefix } from './support/backend-support.js';
+import { clusterClient, describeRedis, ready, uniquePrefix } from './support/redis.js';
+
+/**
+ * The cluster client seen through a proxy that holds the INVALIDATE script of one partition (the first time it is
+ * sent there) until `release` is called: the other partitions run theirs meanwhile.
+ */
+function holdingInvalidation(client: Cluster, partition: number) {
+  const release = deferred();
+  const othersDone = deferred();
+  let held = false;
+  let others = 0;
+  const proxy = new Proxy(client, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (property !== 'aspectCacheInvalidate') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      const invalidate = (value as (...a: unknown[]) => Promise<unknown>).bind(target);
+      return (...args: unknown[]) => {
+        const here = partitionOf(`${String(args[2])}v:x`);
+        if (here === partition && !held) {
+          held = true;
+          return release.promise.then(() => invalidate(...args));
+        }
+        return invalidate(...args).finally(() => {
+          if (!held || ++others === 15) othersDone.resolve();
+        });
+      };
+    },
+  });
+  return { client: proxy, release: () => release.resolve(), othersDone: othersDone.promise };
+}
+
+const entry = (value: unknown, dependencies: readonly string[]) => ({ value, async: true, dependencies, expiresAt: Infinity, sliding: 0 });
+
+function token(lookup: CacheLookup): unknown {
+  if (lookup.hit) throw new Error('expected a miss');
+  return lookup.token;
+}
+
+describeRedis('invalidation across partitions of the cluster', () => {
+  it('an entry computed from a child that the invalidation had not reached yet in its partition is never kept', async () => {
+    const keyPrefix = uniquePrefix('xpart');
+    const readerClient = clusterClient();
+    const writerClient = clusterClient();
+    await Promise.all([ready(readerClient), ready(writerClient)]);
+    const reader = new RedisBackend({ client: readerClient, keyPrefix });
+    const partition = (backend: RedisBackend, key: string) => partitionOf(backend.entryKey(key));
+    // A child, and two parents in partitions other than the child's.
+    const child = 'child';
+    const parents: string[] = [];
+    for (let i = 0; parents.length < 2; i++) if (partition(reader, `parent${i}`) !== partition(reader, child)) parents.push(`parent${i}`);
+    const [early, late] = parents as [string, string];
+    const held = holdingInvalidation(writerClient, partition(reader, child));
+    const writer = new RedisBackend({ client: held.client as unknown as Cluster, keyPrefix });
+    try {
+      expect(await reader.set(child, entry('old', ['row']), token(await reader.get(child)))).toBe('stored');
+
+      // Another process invalidates the child (invalidateCall): every partition but the child's runs round 1.
+      const invalidation = writer.invalidate([child]);
+      await held.othersDone;
+
+      // Meanwhile computations of both parents begin (their partitions are already marked) and read the child,
+      // still present in its own partition.
+      const earlyToken = token(await reader.get(early));
+      const lateToken = token(await reader.get(late));
+      const seen = await reader.get(child);
+      expect(seen.hit && seen.value).toBe('old');
+      // One parent stores before the invalidation reaches the child's partition, the other after it completed.
+      expect(await reader.set(early, entry('from old', [child, 'row']), earlyToken)).toBe('stored');
+      held.release();
+      expect((await invalidation).pending).toBeUndefined();
+      expect(await reader.set(late, entry('from old', [child, 'row']), lateToken)).toBe('stale');
+
+      // Once the invalidation has resolved, no entry computed from the old child is served.
+      expect((await reader.get(early)).hit).toBe(false);
+      expect((await reader.get(late)).hit).toBe(false);
+      expect((await reader.get(child)).hit).toBe(false);
+    } finally {
+      await purgePrefix(readerClient, keyPrefix);
+    }
+  });
+});
