@@ -15,7 +15,14 @@ import { clusterClient, describeRedis, ready, redisTopology, standaloneClient, u
 
 const SEEDS = process.env.CONSISTENCY_SEEDS ? process.env.CONSISTENCY_SEEDS.split(',').map(Number) : [1, 2];
 const OPERATIONS = Number(process.env.CONSISTENCY_OPERATIONS ?? 10_000);
-const SLACK_MS = 30;
+/**
+ * Tolerance for the expiry checks only (read-your-writes and stored staleness are exact). On Redis, TTLs run on
+ * the server's clock and the model observes with the local clock at other moments than the backend reads it
+ * (a lookup's call vs its reply): on a loaded 2-core CI machine, event-loop lag of tens of ms separates them.
+ * The backend converts deadlines conservatively (see README, Consistency guarantees); 30 ms was exceeded by
+ * 31–60 ms lags under full-suite load, with no pattern beyond timing.
+ */
+const SLACK_MS = 100;
 
 /** Real, short TTLs; sliding windows; fail-safe with and without a soft timeout. */
 const TIMED: MethodOptions = {
