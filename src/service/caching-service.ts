@@ -582,10 +582,7 @@ export class CachingService {
 
   /** Gives a computation's value to a caller, and its key, dependencies and expiry to the caller's context. */
   #handUp(computation: Promise<Outcome>, key: string, caller: CachingContext | undefined): Promise<unknown> {
-    return computation.then(outcome => {
-      if (caller !== undefined) caller.receive(key, outcome.dependencies, outcome.expiresAt);
-      return outcome.value;
-    });
+    return computation.then(outcome => this.#receive(outcome, key, caller));
   }
 
   /** Stores a computed value; `flight` (null for a synchronous computation, which nobody can join) counts its joiners. */
@@ -627,8 +624,7 @@ export class CachingService {
   #notStored(plan: Plan, key: string, token: unknown, reason: SkipReason, outcome: Outcome, flight: Flight | null): Outcome | Promise<Outcome> {
     const done = (fresh: boolean): Outcome => {
       this.#abandon(plan.backend, token);
-      this.#counters.skips++;
-      this.#emit('skip', { key, reason });
+      this.#countSkip(key, reason);
       return fresh ? outcome : { ...outcome, shareable: false };
     };
     if (flight === null || flight.joiners === 0) return done(flight === null);
@@ -642,19 +638,21 @@ export class CachingService {
       if (this.#listeners.has('set')) this.#emit('set', { key, dependencies: outcome.dependencies, expiresAt: outcome.expiresAt });
       return { ...outcome, stored: true };
     }
-    this.#counters.skips++;
     const reason = typeof result === 'string' ? result : result.reason;
-    if (typeof result === 'string') this.#emit('skip', { key, reason });
-    else this.#emit('skip', { key, reason, detail: result.detail });
+    this.#countSkip(key, reason, typeof result === 'string' ? undefined : result.detail);
     // 'too-large' and 'not-serializable' certify freshness (see StoreOutcome); 'stale' and 'backend-error' do not.
     return reason === 'stale' || reason === 'backend-error' ? { ...outcome, shareable: false } : outcome;
   }
 
   #skipped(key: string, reason: SkipReason, value: unknown, async: boolean, context: CachingContext, outcome: Outcome | undefined, shareable: boolean): Outcome {
-    this.#counters.skips++;
-    this.#emit('skip', { key, reason });
+    this.#countSkip(key, reason);
     if (outcome !== undefined) return outcome.shareable === shareable ? outcome : { ...outcome, shareable };
     return { value, async, dependencies: context.collect(), expiresAt: context.expiresAt, shareable };
+  }
+
+  #countSkip(key: string, reason: SkipReason, detail?: string): void {
+    this.#counters.skips++;
+    this.#emit('skip', detail === undefined ? { key, reason } : { key, reason, detail });
   }
 
   #abandon(backend: CachingBackend, token: unknown): void {

@@ -8,7 +8,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { expect, it } from 'vitest';
 import { CachingService } from '../../src/index.js';
 import { RedisBackend } from '../../src/redis.js';
-import { DataSource, defineModel, ExpiryModel, localActor, ObservedBackend, Rng, runModel, summarize, type Actor, type MethodOptions, type Node, type RunReport, type WriteKind } from '../support/consistency-model.js';
+import { DataSource, defineModel, ExpiryModel, localActor, ObservedBackend, Rng, runModel, summarize, type Actor, type MethodOptions, type Node, type RunOptions, type RunReport, type WriteKind } from '../support/consistency-model.js';
 import type { ChildMessage, ParentMessage } from './support/consistency-worker.js';
 import { purgePrefix } from './support/backend-support.js';
 import { clusterClient, describeRedis, ready, redisTopology, standaloneClient, uniquePrefix, type RedisClient } from './support/redis.js';
@@ -23,6 +23,25 @@ const OPERATIONS = Number(process.env.CONSISTENCY_OPERATIONS ?? 10_000);
  * 31–60 ms lags under full-suite load, with no pattern beyond timing.
  */
 const SLACK_MS = 100;
+
+/** The driver's settings shared by every Redis topology: real time, short clock steps around the TTLs. */
+function realTimeRun(seed: number, actors: RunOptions['actors'], ds: DataSource, expiry: ExpiryModel, writeKinds: readonly WriteKind[] | undefined): RunOptions {
+  return {
+    seed,
+    operations: OPERATIONS,
+    concurrency: 32,
+    actors,
+    ds,
+    clock: { now: () => Date.now(), advance: ms => new Promise(resolve => setTimeout(resolve, ms)) },
+    expiry,
+    failSafe: TIMED_FAILSAFE,
+    faults: { hold: 0.3, fail: 0.05 },
+    clockSteps: [1, 5, 20, 60],
+    advanceRate: 0.015,
+    slack: SLACK_MS,
+    ...(writeKinds ? { writeKinds } : {}),
+  };
+}
 
 /** Real, short TTLs; sliding windows; fail-safe with and without a soft timeout. */
 const TIMED: MethodOptions = {
@@ -60,21 +79,7 @@ async function runRedis(seed: number, connect: () => RedisClient, { lock = false
     actors.push(localActor(`service${i}`, service, new Model(env, service), ds));
   }
   try {
-    return await runModel({
-      seed,
-      operations: OPERATIONS,
-      concurrency: 32,
-      actors,
-      ds,
-      clock: { now: () => Date.now(), advance: ms => new Promise(resolve => setTimeout(resolve, ms)) },
-      expiry,
-      failSafe: TIMED_FAILSAFE,
-      faults: { hold: 0.3, fail: 0.05 },
-      clockSteps: [1, 5, 20, 60],
-      advanceRate: 0.015,
-      slack: SLACK_MS,
-      ...(writeKinds ? { writeKinds } : {}),
-    });
+    return await runModel(realTimeRun(seed, actors, ds, expiry, writeKinds));
   } finally {
     await purgePrefix(clients[0]!, keyPrefix);
   }
@@ -204,7 +209,7 @@ async function runTwoProcesses(seed: number, { lock = false }: { lock?: boolean 
       let handler: (message: ChildMessage) => void = () => undefined;
       const child = await startChild({ t: 'init', tag: `c${i}`, keyPrefix, lock, options: CONFIG, scope, standalone: topology.standalone }, message => {
         // Observations of the child's backend feed the parent's expiry model.
-        if (message.t === 'stored') expiry.stored(message.key, { value: { id: message.nodeId }, expiresAt: message.expiresAt, sliding: message.sliding, dependencies: message.dependencies }, message.at);
+        if (message.t === 'stored') expiry.stored(message.key, { value: { id: message.nodeId, parts: message.partIds.map(id => ({ id })) }, expiresAt: message.expiresAt, sliding: message.sliding, dependencies: message.dependencies }, message.at);
         else if (message.t === 'hit') expiry.hit(message.key, { id: message.nodeId }, message.at);
         else if (message.t === 'removed') expiry.removed(message.keys);
         else handler(message);
@@ -214,21 +219,7 @@ async function runTwoProcesses(seed: number, { lock = false }: { lock?: boolean 
       handler = remote.onMessage;
       actors.push(remote.actor);
     }
-    return await runModel({
-      seed,
-      operations: OPERATIONS,
-      concurrency: 32,
-      actors,
-      ds,
-      clock: { now: () => Date.now(), advance: ms => new Promise(resolve => setTimeout(resolve, ms)) },
-      expiry,
-      failSafe: TIMED_FAILSAFE,
-      faults: { hold: 0.3, fail: 0.05 },
-      clockSteps: [1, 5, 20, 60],
-      advanceRate: 0.015,
-      slack: SLACK_MS,
-      ...(WRITERS ? { writeKinds: WRITERS } : {}),
-    });
+    return await runModel(realTimeRun(seed, actors, ds, expiry, WRITERS));
   } finally {
     for (const child of children) {
       child.send({ t: 'stop' });

@@ -4,6 +4,7 @@ import { afterEach, expect, it } from 'vitest';
 import { addDependency, bindCachingService, Cache, CachingError, CachingService, errors, type CacheEventMap } from '../../src/index.js';
 import { RedisBackend } from '../../src/redis.js';
 import { describeRedis, standaloneClient, uniquePrefix } from './support/redis.js';
+import { definitionError } from '../support/definition-error.js';
 
 const services: CachingService[] = [];
 
@@ -26,15 +27,8 @@ class Catalogue {
 }
 
 function expectInvalidOption(make: () => unknown, ...fragments: string[]): void {
-  let thrown: unknown;
-  try {
-    make();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown).toBeInstanceOf(CachingError);
-  expect((thrown as CachingError).code).toBe(errors.E_INVALID_OPTION);
-  for (const fragment of fragments) expect((thrown as CachingError).message).toContain(fragment);
+  const thrown = definitionError(make, errors.E_INVALID_OPTION);
+  for (const fragment of fragments) expect(thrown.message).toContain(fragment);
 }
 
 describeRedis('RedisBackend wiring', () => {

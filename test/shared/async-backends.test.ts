@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { addDependency, bindCachingService, Cache, CachingError, CachingService, MemoryBackend, type CachingServiceOptions, type Logger } from 'aspect-cache';
 import { ChaosBackend } from 'aspect-cache/testing';
 import { deferred, flush } from '../support/deferred.js';
+import { failureOf } from '../support/failure-of.js';
 
 // Methods on a backend that answers asynchronously (ChaosBackend always does), and a failing backend
 // (SPEC §7, §8): synchronous methods are refused clearly, and a backend failure never fails a call.
@@ -23,15 +24,6 @@ function makeService(options: CachingServiceOptions = {}): CachingService {
 afterEach(async () => {
   await Promise.all(services.splice(0).map(s => s.dispose()));
 });
-
-async function failureOf(fn: () => unknown): Promise<unknown> {
-  try {
-    await fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a failure, the call succeeded');
-}
 
 describe('synchronous methods on an async-only backend', () => {
   // Without a declared return type (TC39 decorators, or no emitDecoratorMetadata) the first call runs the method

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { bindCachingService, Cache, CachingError, CachingService, errors, InvalidateCache, MemoryBackend, type BackendEvent, type BackendListener, type CacheEventMap, type CachingBackend } from 'aspect-cache';
 import { ChaosBackend } from 'aspect-cache/testing';
+import { definitionError } from '../support/definition-error.js';
 
 // Backend wiring (SPEC §2, §8): a backend shared by several services reports its events to each of them,
 // ChaosBackend forwards its inner backend's events, and every options object rejects an unknown option
@@ -32,15 +33,8 @@ class Squares {
 }
 
 function expectInvalidOption(make: () => unknown, ...fragments: string[]): void {
-  let thrown: unknown;
-  try {
-    make();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown).toBeInstanceOf(CachingError);
-  expect((thrown as CachingError).code).toBe(errors.E_INVALID_OPTION);
-  for (const fragment of fragments) expect((thrown as CachingError).message).toContain(fragment);
+  const thrown = definitionError(make, errors.E_INVALID_OPTION);
+  for (const fragment of fragments) expect(thrown.message).toContain(fragment);
 }
 
 describe('backend events reach every service sharing the backend', () => {

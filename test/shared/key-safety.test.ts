@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { addDependency, bindCachingService, Cache, CacheKey, CachingError, CachingService, ObjectDependency, type Logger } from 'aspect-cache';
+import { failureOf } from '../support/failure-of.js';
 
 // Keys that used to collide or fail raw (SPEC §3, issue 8 case 9): getCacheKey() results that are not strings,
 // anonymous classes and plain objects with getCacheKey, class names that look like built-ins, symbol-keyed and
@@ -21,16 +22,6 @@ function makeService(): CachingService {
 afterEach(async () => {
   await Promise.all(services.splice(0).map(s => s.dispose()));
 });
-
-/** The error a call fails with, whether it throws synchronously or rejects. */
-async function failureOf(fn: () => unknown): Promise<unknown> {
-  try {
-    await fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a failure, the call succeeded');
-}
 
 /** Asserts an E_UNKEYABLE CachingError whose message contains every fragment. */
 function expectUnkeyable(error: unknown, ...fragments: Array<string | RegExp>): void {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { bindCachingService, Cache, CacheConfiguration, CacheKey, CachingError, CachingService, MemoryBackend, type CachingServiceOptions, type Logger } from 'aspect-cache';
+import { failureOf } from '../support/failure-of.js';
 
 // Cache keys as seen through decorated methods (SPEC §3): distinct argument tuples never share an entry, equal
 // ones do; `this` contributes its key; ignored and AbortSignal arguments; custom keys; unkeyable arguments;
@@ -29,16 +30,6 @@ function recordKeys(service: CachingService): { misses: string[]; sets: string[]
   service.on('miss', e => misses.push(e.key));
   service.on('set', e => sets.push(e.key));
   return { misses, sets };
-}
-
-/** The error a call fails with, whether it throws synchronously or rejects. */
-async function failureOf(fn: () => unknown): Promise<unknown> {
-  try {
-    await fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a failure, the call succeeded');
 }
 
 /** Collects the process warnings emitted while `fn` runs (process warnings are emitted on the next tick). */

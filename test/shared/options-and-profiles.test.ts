@@ -11,6 +11,7 @@ import {
   type CachingServiceOptions,
   type Clock,
 } from 'aspect-cache';
+import { failureOf } from '../support/failure-of.js';
 
 // Options per method, class, profile and service (SPEC §7): eager validation, precedence, profiles with
 // their own backends, and invalidation across all of them.
@@ -34,16 +35,6 @@ function makeService(options: CachingServiceOptions = {}): CachingService {
 afterEach(async () => {
   await Promise.all(services.splice(0).map(s => s.dispose()));
 });
-
-/** The error `fn` threw (synchronously or as a rejection); fails if it did not throw. */
-async function failureOf(fn: () => unknown): Promise<unknown> {
-  try {
-    await fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a failure, the call succeeded');
-}
 
 function syncFailureOf(fn: () => unknown): unknown {
   try {

@@ -440,18 +440,14 @@ export class RedisBackend implements CachingBackend {
       if (stale !== undefined && reply[3] !== packed) stale = undefined;
       if (reply[2] === 2) {
         // Stored since this caller looked (typically by the lease holder it was waiting for): read it.
-        const packed = await this.#call(() => this.#client.hget(`${base}v:${name}`, 'h'));
-        const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
-        const hit = entry !== undefined && !this.#affectedByPending(key, entry.hit.dependencies) ? this.#fresh(base, key, entry) : undefined;
+        const hit = await this.#readStored(base, key, name);
         if (hit !== undefined) return hit;
       }
       // Another process is computing this key: wait for its value rather than compute it again, at most for
       // the lease (a dead holder's lease expires and the next lookup takes it over).
       if (reply[2] !== 1 && Date.now() < waitUntil) {
         await new Promise(resolve => setTimeout(resolve, this.#pollMs));
-        const packed = await this.#call(() => this.#client.hget(`${base}v:${name}`, 'h'));
-        const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
-        const hit = entry !== undefined && !this.#affectedByPending(key, entry.hit.dependencies) ? this.#fresh(base, key, entry) : undefined;
+        const hit = await this.#readStored(base, key, name);
         if (hit !== undefined) return hit;
         continue;
       }
@@ -462,11 +458,14 @@ export class RedisBackend implements CachingBackend {
   }
 
   /**
-   * A hit on an entry another process has just stored (the lease holder's): like any hit, a sliding entry
-   * reports (and extends) its sliding window, so a parent never outlives it.
+   * Reads an entry another process has just stored (the lease holder's) as a hit, or undefined. Like any hit,
+   * a sliding entry reports (and extends) its sliding window, so a parent never outlives it; an entry kept
+   * past its expiry for fail-safe, or affected by a queued invalidation, is not a hit.
    */
-  #fresh(base: string, key: string, entry: { hit: CacheHit; cap: number; sliding: number; staleFor: number }): CacheHit | undefined {
-    // Kept past its expiry for fail-safe: not a hit (the computation goes on, or the waiter keeps waiting).
+  async #readStored(base: string, key: string, name: string): Promise<CacheHit | undefined> {
+    const packed = await this.#call(() => this.#client.hget(`${base}v:${name}`, 'h'));
+    const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
+    if (entry === undefined || this.#affectedByPending(key, entry.hit.dependencies)) return undefined;
     if (entry.staleFor > 0 && entry.cap !== 0 && this.clock.now() + this.#offset >= entry.cap) return undefined;
     return entry.sliding > 0 ? this.#touch(base, key, entry.hit, entry.sliding, entry.cap, this.clock.now()) : entry.hit;
   }
@@ -553,7 +552,7 @@ export class RedisBackend implements CachingBackend {
     // by Lua), the index names are sent apart only when encoding changed one.
     const name = encodeKey(key);
     const names = dependencies.map(encodeKey);
-    const keys = [`${base}v:${name}`, `${base}c`, `${base}s`, `${base}g:${name}`, ...names.map(d => `${base}g:${d}`)];
+    const keys = [`${base}v:${name}`, `${base}c`, `${base}s`, ...markerKeys(base, name, names)];
     // Absolute deadlines on the server's clock, converted with a lower bound of the offset (see #offsetLow).
     const ttl = entry.expiresAt === Infinity ? 'none' : String(Math.floor(entry.expiresAt + this.#offsetLow));
     const slideUntil = entry.sliding > 0 ? String(Math.floor(this.clock.now() + entry.sliding + this.#offsetLow)) : '';
@@ -576,7 +575,7 @@ export class RedisBackend implements CachingBackend {
     const t = token as RedisToken;
     if (this.#affectedByPending(key, dependencies)) return false;
     const base = this.#bases[this.#partitionOf(key)]!;
-    const keys = [`${base}c`, `${base}g:${encodeKey(key)}`, ...[...new Set(dependencies)].map(d => `${base}g:${encodeKey(d)}`)];
+    const keys = [`${base}c`, ...markerKeys(base, encodeKey(key), [...new Set(dependencies)].map(encodeKey))];
     return Number(await this.#call(() => this.#scripts.aspectCacheCheck(keys.length, ...keys, t.generation, t.serverTime, this.#markerTtlMs))) === 1;
   }
 
@@ -960,6 +959,11 @@ function encodeKey(key: string): string {
 function decodeKey(name: string): string {
   if (!name.includes(ESCAPE)) return name;
   return name.replace(ENCODED, (_, code: string) => (code === ESCAPE ? ESCAPE : String.fromCharCode(Number.parseInt(code, 16))));
+}
+
+/** The invalidation markers a store (and `check`) compares with its token: the entry's own and its dependencies'. */
+function markerKeys(base: string, name: string, dependencyNames: readonly string[]): string[] {
+  return [`${base}g:${name}`, ...dependencyNames.map(d => `${base}g:${d}`)];
 }
 
 function escapeGlob(text: string): string {

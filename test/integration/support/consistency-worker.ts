@@ -22,7 +22,7 @@ export type ChildMessage =
   | { t: 'written'; id: number; version?: number; value?: unknown; error?: string }
   | { t: 'read'; id: number; r: number }
   | { t: 'write-row'; id: number; r: number }
-  | { t: 'stored'; key: string; nodeId: string; expiresAt: number; sliding: number; dependencies: string[]; at: number }
+  | { t: 'stored'; key: string; nodeId: string; partIds: string[]; expiresAt: number; sliding: number; dependencies: string[]; at: number }
   | { t: 'hit'; key: string; nodeId: string; at: number }
   | { t: 'removed'; keys: string[] };
 
@@ -40,7 +40,7 @@ const ask = (message: (id: number) => ChildMessage): Promise<number> =>
 class ForwardingExpiry extends ExpiryModel {
   override stored(key: string, entry: { value: unknown; expiresAt: number; sliding: number; dependencies: readonly string[] }, at: number): void {
     const nodeId = (entry.value as { id?: string } | undefined)?.id;
-    if (nodeId !== undefined) send({ t: 'stored', key, nodeId, expiresAt: entry.expiresAt, sliding: entry.sliding, dependencies: [...entry.dependencies], at });
+    if (nodeId !== undefined) send({ t: 'stored', key, nodeId, partIds: ((entry.value as { parts?: Array<{ id: string }> }).parts ?? []).map(p => p.id), expiresAt: entry.expiresAt, sliding: entry.sliding, dependencies: [...entry.dependencies], at });
   }
   override hit(key: string, value: unknown, at: number): void {
     const nodeId = (value as { id?: string } | undefined)?.id;
