@@ -13,6 +13,7 @@ export { suspendDependencyPropagation } from './context/caching-context.js';
 export type { CacheOptions, ProfileOptions } from './service/options.js';
 export { StringDependency, ObjectDependency, type CacheDependency, type DependencyLike } from './dependencies/cache-dependency.js';
 export { MemoryBackend, type MemoryBackendOptions } from './backends/memory/memory-backend.js';
+export type { InvalidationBus, BusReceiver } from './backends/invalidation-bus.js';
 export type {
   CachingBackend,
   CacheLookup,
