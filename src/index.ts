@@ -14,6 +14,7 @@ export type { CacheOptions, ProfileOptions } from './service/options.js';
 export { StringDependency, ObjectDependency, type CacheDependency, type DependencyLike } from './dependencies/cache-dependency.js';
 export { MemoryBackend, type MemoryBackendOptions } from './backends/memory/memory-backend.js';
 export type { InvalidationBus, BusReceiver } from './backends/invalidation-bus.js';
+export { LayeredBackend, type LayeredBackendOptions } from './backends/layered/layered-backend.js';
 export type {
   CachingBackend,
   CacheLookup,
@@ -31,4 +32,4 @@ export type {
 export { CachingError, errors, type CachingErrorCode } from './errors.js';
 export type { OpenTelemetryApi, TelemetryOption } from './telemetry/open-telemetry.js';
 export type { FailSafeOptions } from './service/options.js';
-export { systemClock, type Clock, type Logger, type CacheStats, type CacheEventMap, type CacheEventName, type SkipReason, type MaybePromise } from './types.js';
+export { systemClock, type Clock, type Logger, type CacheStats, type CacheEventMap, type CacheEventName, type SkipReason, type ResyncReason, type MaybePromise } from './types.js';

@@ -51,7 +51,24 @@ export interface CacheEventMap {
   error: { error: unknown; key?: string; operation: string };
   failsafe: { key: string; error: unknown };
   circuit: { state: 'open' | 'half-open' | 'closed'; backend: string };
+  /**
+   * A layered backend dropped its local cache (L1) because it may have missed an invalidation: its bus
+   * subscription was lost (`disconnected`), it heard nothing of its own for two heartbeats (`silence`), a
+   * sender's messages had a gap (`gap`), a sender went silent (`sender-silent`), or a foreign payload appeared.
+   */
+  resync: { reason: ResyncReason; backend: string };
 }
+
+/**
+ * Why a layered backend dropped its local cache:
+ * - `disconnected`: the bus reported its subscription lost;
+ * - `silence`: the process heard nothing of its own on the bus for two heartbeats (a lost, stalled or
+ *   lagging subscription, or publishes that fail);
+ * - `gap`: a sender's sequence skipped a number (or an unknown sender was first heard mid-sequence);
+ * - `sender-silent`: a known sender stopped heartbeating without saying goodbye (its last message may be lost);
+ * - `foreign`: a payload on the channel was not a message of aspect-cache (it may have replaced one).
+ */
+export type ResyncReason = 'disconnected' | 'silence' | 'gap' | 'sender-silent' | 'foreign';
 
 /** A cache event name. */
 export type CacheEventName = keyof CacheEventMap;

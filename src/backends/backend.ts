@@ -1,4 +1,4 @@
-import type { Clock, MaybePromise } from '../types.js';
+import type { Clock, MaybePromise, ResyncReason } from '../types.js';
 
 /**
  * A stored entry as a backend returns it on a hit. Backends may return the same object on every hit:
@@ -17,6 +17,11 @@ export interface CacheHit {
    * expiry it was stored with; a backend whose clock is on another machine may report it slightly earlier.
    */
   readonly expiresAt: number;
+  /**
+   * The entry's sliding window in ms, when it has one (each hit extends it). A layered backend keeps such
+   * entries out of its local cache, since a local hit would not extend the shared entry. Absent or 0: none.
+   */
+  readonly sliding?: number;
 }
 
 /** A miss; `token` must be passed to `set` (or `abandon`) so the backend can refuse a stale write. */
@@ -89,7 +94,9 @@ export interface InvalidationResult {
 /** Something a backend absorbed and wants reported: a failure it recovered from, a circuit breaker change. */
 export type BackendEvent =
   | { readonly type: 'error'; readonly error: unknown; readonly operation: string }
-  | { readonly type: 'circuit'; readonly state: 'open' | 'half-open' | 'closed' };
+  | { readonly type: 'circuit'; readonly state: 'open' | 'half-open' | 'closed' }
+  /** A layered backend dropped its local cache because it may have missed an invalidation (see `LayeredBackend`). */
+  | { readonly type: 'resync'; readonly reason: ResyncReason };
 
 /** Why an entry left the backend on its own. */
 export type RemovalReason = 'evict' | 'expire';

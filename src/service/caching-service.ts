@@ -196,7 +196,8 @@ export class CachingService {
           onRemoval: (key, reason) => this.#emit('evict', { key, reason }),
           onEvent: event => {
             if (event.type === 'error') this.#reportError(event.error, event.operation);
-            else this.#emit('circuit', { state: event.state, backend: b.name });
+            else if (event.type === 'circuit') this.#emit('circuit', { state: event.state, backend: b.name });
+            else if (event.type === 'resync') this.#emit('resync', { reason: event.reason, backend: b.name });
           },
         }) ?? noop,
     );
@@ -315,7 +316,17 @@ export class CachingService {
   #lookUpAndCompute(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined, attempt: number): Promise<unknown> {
     let lookup: Promise<CacheLookup>;
     try {
-      lookup = Promise.resolve(plan.backend.get(key));
+      const answer = plan.backend.get(key);
+      if (!isThenable(answer)) {
+        // An asynchronous backend may still answer a hit at once (a layered backend's L1): no promise to wait for.
+        if (answer.hit) {
+          this.#counters.hits++;
+          if (this.#hitListeners !== undefined) this.#emit('hit', { key });
+          if (caller !== undefined) caller.receive(key, answer.dependencies, answer.expiresAt);
+          return Promise.resolve(answer.value);
+        }
+        lookup = Promise.resolve(answer);
+      } else lookup = answer as Promise<CacheLookup>;
     } catch (error) {
       lookup = Promise.reject(error);
     }

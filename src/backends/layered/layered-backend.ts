@@ -1,0 +1,428 @@
+import { CachingError, errors } from '../../errors.js';
+import { checkKnownOptions, optionNames } from '../../options-check.js';
+import type { Clock, MaybePromise, ResyncReason } from '../../types.js';
+import type {
+  BackendEvent,
+  BackendListener,
+  CacheEntryInput,
+  CacheHit,
+  CacheLookup,
+  CachingBackend,
+  InvalidateOptions,
+  InvalidationResult,
+  StoreOutcome,
+} from '../backend.js';
+import { BackendListeners } from '../backend-listeners.js';
+import type { InvalidationBus } from '../invalidation-bus.js';
+import { MemoryBackend } from '../memory/memory-backend.js';
+import { BusProtocol } from './bus-protocol.js';
+
+/** Options of {@link LayeredBackend}. */
+export interface LayeredBackendOptions {
+  /**
+   * The local cache, answering synchronously (a `MemoryBackend`). It must use the same clock as `l2`.
+   * @default new MemoryBackend({ clock: l2.clock })
+   */
+  l1?: CachingBackend;
+  /** The shared cache (a `RedisBackend`, or any backend): the authority on what is fresh across processes. */
+  l2: CachingBackend;
+  /** The channel on which processes tell each other what they invalidated (`RedisInvalidationBus`). */
+  bus: InvalidationBus;
+  /**
+   * Caps how long an L1 copy lives, in ms (HybridCache's `LocalCacheExpiration`). An L1 copy never outlives
+   * its L2 entry anyway; this bounds memory and how long a copy can be served if every safeguard failed.
+   * @default no cap beyond the entry's own expiry
+   */
+  l1Ttl?: number;
+  /** How often invalidations whose L2 write or publish failed are retried, in ms. @default 250 */
+  retryDelayMs?: number;
+}
+
+/** A miss's token: one per layer (`l1` undefined when L1 was not trusted at the time). */
+class LayeredToken {
+  constructor(
+    readonly owner: LayeredBackend,
+    readonly l1: unknown,
+    readonly l2: unknown,
+  ) {}
+}
+
+const LAYERED_OPTION_NAMES = optionNames({ l1: 0, l2: 0, bus: 0, l1Ttl: 0, retryDelayMs: 0 } satisfies Record<keyof LayeredBackendOptions, 0>);
+
+/**
+ * A local memory cache (L1) over a shared backend (L2, usually Redis), kept fresh across processes by an
+ * {@link InvalidationBus}. This is the backend for multi-process deployments: a hit on L1 costs no network
+ * round trip, and every process still honours every invalidation.
+ *
+ * How it stays correct:
+ * - **L1 holds only what L2 vouches for.** A computed value is copied into L1 only after L2 stored it (L2's
+ *   stale-write check is the authority across processes). A value read from L2 is copied under an L1 token taken
+ *   *before* the L2 read, so an invalidation heard meanwhile refuses the copy. An L1 copy expires no later than
+ *   its L2 entry (and `l1Ttl`, when set). Sliding entries are not copied: each hit must extend them in L2.
+ * - **Invalidations reach every L1.** `invalidate` removes from the local L1, then from L2, then publishes the
+ *   root keys; every other process removes them from its L1 transitively (each L1 has its own dependency
+ *   index). If L2 or the publish fails, the invalidation is queued and retried (L2 first, then the publish —
+ *   publishing before L2 landed would let other processes copy the old value again), never dropped; the
+ *   result says `pending: true` meanwhile.
+ * - **Bounded staleness when messages are lost.** A process serves from L1 only while it keeps hearing its own
+ *   heartbeats on the bus (two `heartbeatMs` at most between them), and drops its L1 whenever it may have
+ *   missed a message: the subscription was lost, a sender's sequence has a gap, a sender went silent, or a
+ *   foreign payload appeared. So after an invalidation resolves elsewhere, an old L1 copy is served at most for
+ *   the delivery delay (milliseconds on a LAN), and never longer than about two heartbeats even when messages
+ *   are lost silently. While the bus or Redis is unreachable, L1 is not used: calls go to L2 (which fails fast
+ *   behind its circuit breaker), so the method runs and its result is returned.
+ *
+ * It owns its parts: `dispose()` disposes `l1`, `l2` and the bus (the bus closes the connection it opened;
+ * clients you passed stay yours). L1 evictions are not reported as `evict` events (the entry is still in L2);
+ * L2's events are, and so are resyncs (`resync` event, with the reason).
+ *
+ * @example
+ * const client = new Redis(process.env.REDIS_URL);
+ * const backend = new LayeredBackend({
+ *   l2: new RedisBackend({ client }),
+ *   bus: new RedisInvalidationBus({ client }),
+ * });
+ * const caching = new CachingService({ backend });
+ */
+export class LayeredBackend implements CachingBackend {
+  readonly name: string;
+  readonly isSync = false;
+  readonly clock: Clock;
+  /** The local cache. */
+  readonly l1: CachingBackend;
+  /** The shared cache. */
+  readonly l2: CachingBackend;
+
+  readonly #listeners = new BackendListeners();
+  readonly #bus: InvalidationBus;
+  readonly #protocol: BusProtocol;
+  readonly #l1Ttl: number;
+  readonly #retryDelayMs: number;
+  readonly #unsubscribeL2: () => void;
+  /** Root keys whose invalidation did not land yet: `true` while L2 must still be invalidated, `false` while only the publish is left. */
+  readonly #queued = new Map<string, boolean>();
+  #clearQueued = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retrying: Promise<void> | undefined;
+  #retryReportedAt = -Infinity;
+  #resyncs = 0;
+  #disposed = false;
+
+  constructor(options: LayeredBackendOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new CachingError(errors.E_INVALID_OPTION, 'LayeredBackend: options must be an object { l2, bus, l1?, l1Ttl? }.');
+    }
+    checkKnownOptions('LayeredBackend', options, LAYERED_OPTION_NAMES);
+    const { l2, bus, l1Ttl, retryDelayMs = 250 } = options;
+    if (!isBackend(l2)) throw new CachingError(errors.E_INVALID_OPTION, 'LayeredBackend: option l2 must be a backend (e.g. new RedisBackend({ client })).');
+    if (!isBus(bus)) {
+      throw new CachingError(
+        errors.E_INVALID_OPTION,
+        'LayeredBackend: option bus must be an InvalidationBus (e.g. new RedisInvalidationBus({ client })); without one, other processes would keep serving what this one invalidated.',
+      );
+    }
+    const l1 = options.l1 ?? new MemoryBackend({ clock: l2.clock });
+    if (!isBackend(l1) || !l1.isSync) {
+      throw new CachingError(errors.E_INVALID_OPTION, 'LayeredBackend: option l1 must be a backend that answers synchronously (a MemoryBackend).');
+    }
+    if (l1 === l2) throw new CachingError(errors.E_INVALID_OPTION, 'LayeredBackend: options l1 and l2 must be two different backends.');
+    if (l1.clock !== l2.clock) {
+      throw new CachingError(errors.E_INVALID_OPTION, `LayeredBackend: l1 (${l1.name}) and l2 (${l2.name}) must use the same clock (expiry times pass from one to the other); pass the same clock option to both.`);
+    }
+    if (l1Ttl !== undefined && !(typeof l1Ttl === 'number' && l1Ttl > 0)) {
+      throw new CachingError(errors.E_INVALID_OPTION, `LayeredBackend: option l1Ttl must be a positive number of ms, got ${String(l1Ttl)}.`);
+    }
+    if (!(typeof retryDelayMs === 'number' && retryDelayMs > 0 && Number.isFinite(retryDelayMs))) {
+      throw new CachingError(errors.E_INVALID_OPTION, `LayeredBackend: option retryDelayMs must be a positive number of ms, got ${String(retryDelayMs)}.`);
+    }
+    if (!(typeof bus.heartbeatMs === 'number' && bus.heartbeatMs > 0 && Number.isFinite(bus.heartbeatMs))) {
+      throw new CachingError(errors.E_INVALID_OPTION, `LayeredBackend: the bus's heartbeatMs must be a positive number of ms, got ${String(bus.heartbeatMs)}.`);
+    }
+    this.l1 = l1;
+    this.l2 = l2;
+    this.#bus = bus;
+    this.clock = l2.clock;
+    this.name = `layered(${l1.name}+${l2.name})`;
+    this.#l1Ttl = l1Ttl ?? Infinity;
+    this.#retryDelayMs = retryDelayMs;
+    this.#unsubscribeL2 = l2.subscribe?.({ onEvent: event => this.#listeners.event(event) }) ?? noop;
+    this.#protocol = new BusProtocol(bus, this.clock, {
+      invalidate: keys => this.#dropLocal(keys),
+      clear: () => this.#clearLocal(),
+      resync: reason => this.#resync(reason),
+      error: (error, operation) => this.#report({ type: 'error', error, operation }),
+    });
+  }
+
+  /** True while L1 may be served: the bus is live and this process heard its own heartbeat within two heartbeats. */
+  get trusted(): boolean {
+    return this.#protocol.trusted(this.clock.now());
+  }
+
+  /** How many times L1 was dropped because a message may have been missed. */
+  get resyncs(): number {
+    return this.#resyncs;
+  }
+
+  /** Root keys whose invalidation (of L2, or its publish) is queued for retry. */
+  get pendingInvalidations(): number {
+    return this.#queued.size + (this.#clearQueued ? 1 : 0);
+  }
+
+  /** This backend's instance id on the bus. */
+  get instanceId(): string {
+    return this.#protocol.id;
+  }
+
+  /** The longest an L1 copy is served after its invalidation when bus messages are lost silently: two heartbeats, in ms. */
+  get stalenessBoundMs(): number {
+    return this.#protocol.boundMs;
+  }
+
+  get(key: string): MaybePromise<CacheLookup> {
+    if (this.#protocol.trusted(this.clock.now())) {
+      const local = this.l1.get(key) as CacheLookup;
+      // L1 holds the L2 hit itself as its value (see #setLocal): its expiry is the entry's, not L1's cap.
+      if (local.hit) return local.value as CacheHit;
+      // The L1 token is taken before the L2 read: an invalidation heard meanwhile refuses the copy.
+      return this.#readThrough(key, local.token);
+    }
+    return this.#readThrough(key, undefined);
+  }
+
+  async #readThrough(key: string, l1Token: unknown): Promise<CacheLookup> {
+    let shared: CacheLookup;
+    try {
+      shared = await this.l2.get(key);
+    } catch (error) {
+      if (l1Token !== undefined) this.l1.abandon(l1Token);
+      throw error;
+    }
+    if (!shared.hit) return { hit: false, token: new LayeredToken(this, l1Token, shared.token), stale: shared.stale };
+    if (l1Token !== undefined) this.#copy(key, shared, l1Token);
+    return shared;
+  }
+
+  /** Copies an L2 hit into L1 (unless it slides, or L1 is not trusted now); always ends the L1 token. */
+  #copy(key: string, hit: CacheHit, l1Token: unknown): void {
+    const now = this.clock.now();
+    if ((hit.sliding ?? 0) > 0 || !this.#protocol.trusted(now)) {
+      this.l1.abandon(l1Token);
+      return;
+    }
+    this.#setLocal(key, hit, l1Token, now);
+  }
+
+  async begin(key: string): Promise<unknown> {
+    const l1Token = this.#protocol.trusted(this.clock.now()) ? this.l1.begin(key) : undefined;
+    try {
+      return new LayeredToken(this, l1Token, await this.l2.begin(key));
+    } catch (error) {
+      if (l1Token !== undefined) this.l1.abandon(l1Token);
+      throw error;
+    }
+  }
+
+  async set(key: string, entry: CacheEntryInput, token: unknown): Promise<StoreOutcome> {
+    const t = this.#own(token, key, 'set');
+    let outcome: StoreOutcome;
+    try {
+      outcome = await this.l2.set(key, entry, t.l2);
+    } catch (error) {
+      if (t.l1 !== undefined) this.l1.abandon(t.l1);
+      throw error;
+    }
+    if (t.l1 === undefined) return outcome;
+    const now = this.clock.now();
+    // Only what L2 accepted goes into L1; sliding entries stay out (each hit must extend them in L2).
+    if (outcome !== 'stored' || entry.sliding > 0 || !this.#protocol.trusted(now)) this.l1.abandon(t.l1);
+    else this.#setLocal(key, { hit: true, value: entry.value, async: entry.async, dependencies: entry.dependencies, expiresAt: entry.expiresAt }, t.l1, now);
+    return outcome;
+  }
+
+  /**
+   * Stores an L1 copy. Its value is the hit answered on later L1 hits — value, flag, dependencies and the
+   * entry's own expiry — so the copy can expire sooner (`l1Ttl`) while a parent still learns the real expiry.
+   */
+  #setLocal(key: string, hit: CacheHit, l1Token: unknown, now: number): void {
+    const answer: CacheHit = { hit: true, value: hit.value, async: hit.async, dependencies: hit.dependencies, expiresAt: hit.expiresAt };
+    const entry: CacheEntryInput = { value: answer, async: hit.async, dependencies: hit.dependencies, expiresAt: Math.min(hit.expiresAt, now + this.#l1Ttl), sliding: 0 };
+    try {
+      // Refused when the key or a dependency was invalidated (locally or by a message) since the L1 token.
+      this.l1.set(key, entry, l1Token);
+    } catch (error) {
+      this.#report({ type: 'error', error, operation: 'copy into L1' });
+    }
+  }
+
+  async check(token: unknown, key: string, dependencies: readonly string[]): Promise<boolean> {
+    if (!(token instanceof LayeredToken) || token.owner !== this) return false;
+    const t = token;
+    if (this.l2.check === undefined) return false;
+    if (!(await this.l2.check(t.l2, key, dependencies))) return false;
+    // L1 heard the bus: a message that reached it first is as good a refusal as L2's.
+    return t.l1 === undefined || this.l1.check?.(t.l1, key, dependencies) !== false;
+  }
+
+  abandon(token: unknown): void {
+    if (!(token instanceof LayeredToken) || token.owner !== this) return;
+    if (token.l1 !== undefined) this.l1.abandon(token.l1);
+    this.l2.abandon(token.l2);
+  }
+
+  /**
+   * Invalidates in the local L1, then in L2, then tells every other process. Resolves `pending: true` when L2
+   * or the publish failed: the invalidation is retried every `retryDelayMs` until both landed, never dropped.
+   */
+  async invalidate(keys: readonly string[], options?: InvalidateOptions): Promise<InvalidationResult> {
+    if (keys.length === 0) return { removed: [] };
+    // Local first: this process stops serving the old values at once. What L1 held were copies: the entries
+    // removed are L2's.
+    this.l1.invalidate(keys, options);
+    let shared: InvalidationResult;
+    try {
+      shared = await this.l2.invalidate(keys, options);
+    } catch (error) {
+      this.#report({ type: 'error', error, operation: 'invalidate (queued for retry)' });
+      shared = { removed: [], pending: true };
+    }
+    const removed = shared.removed;
+    if (shared.pending === true) {
+      this.#queue(keys, true);
+      return { removed, pending: true };
+    }
+    // Other processes remove the roots too, preserved or not: their copies predate this invalidation.
+    if (!(await this.#publish(keys))) return { removed, pending: true };
+    return { removed };
+  }
+
+  async clear(): Promise<void> {
+    this.l1.clear();
+    await this.l2.clear();
+    try {
+      await this.#protocol.publishClear();
+    } catch (error) {
+      this.#report({ type: 'error', error, operation: 'publish clear (queued for retry)' });
+      this.#clearQueued = true;
+      this.#scheduleRetry();
+    }
+  }
+
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    // Queued invalidations get one last attempt before the parts are closed.
+    if (this.#retrying !== undefined) await this.#retrying;
+    if (this.pendingInvalidations > 0) await this.#retryQueued().catch(() => undefined);
+    await this.#protocol.dispose();
+    this.#unsubscribeL2();
+    await Promise.all([this.l1.dispose(), this.l2.dispose(), this.#bus.dispose()]);
+  }
+
+  /** Adds a listener for L2's events, bus failures and resyncs (see {@link CachingBackend.subscribe}). */
+  subscribe(listener: BackendListener): () => void {
+    return this.#listeners.subscribe(listener);
+  }
+
+  // ───────────────────────────── internals ─────────────────────────────
+
+  #own(token: unknown, key: string, method: string): LayeredToken {
+    if (!(token instanceof LayeredToken) || token.owner !== this) {
+      throw new CachingError(errors.E_BACKEND, `LayeredBackend.${method}(${key}): the token was not issued by this backend.`);
+    }
+    return token;
+  }
+
+  /** Publishes an invalidation; on failure queues it (publish only) and says false. */
+  async #publish(keys: readonly string[]): Promise<boolean> {
+    try {
+      await this.#protocol.publishInvalidate(keys);
+      return true;
+    } catch (error) {
+      this.#report({ type: 'error', error, operation: 'publish invalidation (queued for retry)' });
+      this.#queue(keys, false);
+      return false;
+    }
+  }
+
+  #queue(keys: readonly string[], l2: boolean): void {
+    // A key queued for L2 stays queued for L2 even if a later invalidation of it only needs its publish.
+    for (const key of keys) this.#queued.set(key, l2 || this.#queued.get(key) === true);
+    this.#scheduleRetry();
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retryTimer !== undefined || this.#disposed) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (this.#retrying !== undefined) return this.#scheduleRetry();
+      this.#retrying = this.#retryQueued().then(
+        () => {
+          this.#retryReportedAt = -Infinity;
+        },
+        error => {
+          const now = Date.now();
+          if (now - this.#retryReportedAt < 10_000) return;
+          this.#retryReportedAt = now;
+          this.#report({ type: 'error', error, operation: 'invalidate (retry)' });
+        },
+      );
+      void this.#retrying.then(() => {
+        this.#retrying = undefined;
+        if (this.pendingInvalidations > 0) this.#scheduleRetry();
+      });
+    }, this.#retryDelayMs);
+    this.#retryTimer.unref();
+  }
+
+  /** One attempt: L2 for the keys that need it, then one publish for every key whose L2 part landed. */
+  async #retryQueued(): Promise<void> {
+    const batch = new Map(this.#queued);
+    const forL2 = [...batch].filter(([, l2]) => l2).map(([key]) => key);
+    if (forL2.length > 0) {
+      const result = await this.l2.invalidate(forL2);
+      if (result.pending === true) throw new CachingError(errors.E_BACKEND, `LayeredBackend: ${this.l2.name} still cannot be reached; ${forL2.length} invalidated keys stay queued.`);
+      // Landed in L2: only the publish is left (unless queued for L2 again meanwhile).
+      for (const key of forL2) if (this.#queued.get(key) === true && batch.get(key) === true) this.#queued.set(key, false);
+    }
+    if (this.#clearQueued) {
+      await this.#protocol.publishClear();
+      this.#clearQueued = false;
+    }
+    const toPublish = [...batch.keys()].filter(key => this.#queued.get(key) === false);
+    if (toPublish.length === 0) return;
+    await this.#protocol.publishInvalidate(toPublish);
+    for (const key of toPublish) if (this.#queued.get(key) === false) this.#queued.delete(key);
+  }
+
+  #dropLocal(keys: readonly string[]): void {
+    this.l1.invalidate(keys);
+  }
+
+  #clearLocal(): void {
+    this.l1.clear();
+  }
+
+  #resync(reason: ResyncReason): void {
+    // Clearing also refuses every L1 copy in flight (their tokens predate it).
+    this.l1.clear();
+    this.#resyncs++;
+    this.#report({ type: 'resync', reason });
+  }
+
+  #report(event: BackendEvent): void {
+    this.#listeners.event(event);
+  }
+}
+
+function noop(): void {}
+
+function isBackend(value: unknown): value is CachingBackend {
+  return value !== null && typeof value === 'object' && typeof (value as CachingBackend).get === 'function' && typeof (value as CachingBackend).set === 'function';
+}
+
+function isBus(value: unknown): value is InvalidationBus {
+  return value !== null && typeof value === 'object' && typeof (value as InvalidationBus).publish === 'function' && typeof (value as InvalidationBus).subscribe === 'function';
+}
