@@ -199,6 +199,17 @@ export class LayeredBackend implements CachingBackend {
       throw error;
     }
     if (!shared.hit) return { hit: false, token: new LayeredToken(this, l1Token, shared.token), stale: shared.stale };
+    if (this.#affectedByQueued(key, shared.dependencies)) {
+      // L2 still holds what an invalidation queued here removes: not served until it landed.
+      let token: unknown;
+      try {
+        token = await this.l2.begin(key);
+      } catch (error) {
+        if (l1Token !== undefined) this.l1.abandon(l1Token);
+        throw error;
+      }
+      return { hit: false, token: new LayeredToken(this, l1Token, token) };
+    }
     if (l1Token !== undefined) this.#copy(key, shared, l1Token);
     return shared;
   }
@@ -235,7 +246,7 @@ export class LayeredBackend implements CachingBackend {
     if (t.l1 === undefined) return outcome;
     const now = this.clock.now();
     // Only what L2 accepted goes into L1; sliding entries stay out (each hit must extend them in L2).
-    if (outcome !== 'stored' || entry.sliding > 0 || !this.#protocol.trusted(now)) this.l1.abandon(t.l1);
+    if (outcome !== 'stored' || entry.sliding > 0 || !this.#protocol.trusted(now) || this.#affectedByQueued(key, entry.dependencies)) this.l1.abandon(t.l1);
     else this.#setLocal(key, { hit: true, value: entry.value, async: entry.async, dependencies: entry.dependencies, expiresAt: entry.expiresAt }, t.l1, now);
     return outcome;
   }
@@ -395,6 +406,15 @@ export class LayeredBackend implements CachingBackend {
     if (toPublish.length === 0) return;
     await this.#protocol.publishInvalidate(toPublish);
     for (const key of toPublish) if (this.#queued.get(key) === false) this.#queued.delete(key);
+  }
+
+  /** True if the key or a dependency is queued for invalidation in L2 (L2 may still hold entries it removes). */
+  #affectedByQueued(key: string, dependencies: readonly string[]): boolean {
+    const queued = this.#queued;
+    if (queued.size === 0) return false;
+    if (queued.get(key) === true) return true;
+    for (const d of dependencies) if (queued.get(d) === true) return true;
+    return false;
   }
 
   #dropLocal(keys: readonly string[]): void {
