@@ -276,6 +276,42 @@ describeRedis('RedisInvalidationBus on a failing server', () => {
     expect(client.status).toBe('ready');
   });
 
+  it('opens a new subscriber connection when ioredis gives up reconnecting the old one', async () => {
+    const server = await startDedicatedRedis();
+    const client = standaloneClient({ port: server.port, retryStrategy: () => null }); // the bus's connection inherits it
+    await ready(client);
+    const connections = async () => Number(/^connected_clients:(\d+)/m.exec(await client.info('clients'))?.[1]);
+    const channel = uniquePrefix('bus');
+    const bus = busOf({ client, channel });
+    const recorder = await liveRecorder(bus);
+    const withBus = await connections();
+    await client.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    await eventually(() => recorder.states.length >= 3, () => `states ${recorder.states.join(',')}`);
+    expect(recorder.states).toEqual(['up', 'down', 'up']);
+    expect(await connections()).toBe(withBus); // the old one is gone, not leaked
+    await bus.publish('on the new connection');
+    await eventually(() => recorder.messages.includes('on the new connection'), () => `heard ${recorder.messages.join(',')}`);
+  });
+
+  it("asks again when the server refuses the SUBSCRIBE, and reports 'up' only once it accepts", async () => {
+    const server = await startDedicatedRedis();
+    const admin = standaloneClient({ port: server.port });
+    const channel = uniquePrefix('bus');
+    await admin.call('ACL', 'SETUSER', 'bus', 'on', '>secret', '~*', 'resetchannels', '&other', '+@all');
+    const client = standaloneClient({ port: server.port, username: 'bus', password: 'secret' });
+    await ready(client);
+    const bus = busOf({ client, channel });
+    const recorder = new Recorder();
+    bus.subscribe(recorder);
+    await eventually(() => recorder.errors.filter(e => e.operation === 'subscribe').length >= 2, () => `errors ${recorder.errors.map(e => e.operation).join(',')}`);
+    expect(recorder.states).toEqual([]);
+    expect(String((recorder.errors[0]!.error as Error).message)).toMatch(/NOPERM/);
+    await admin.call('ACL', 'SETUSER', 'bus', 'allchannels');
+    await eventually(() => recorder.state === 'up', () => `states ${recorder.states.join(',')}`, 5_000);
+    await bus.publish('allowed now');
+    await eventually(() => recorder.messages.includes('allowed now'), () => `heard ${recorder.messages.join(',')}`);
+  });
+
   it('keeps delivering to the other receivers when one throws', async () => {
     const channel = uniquePrefix('bus');
     const bus = busOf({ client: standaloneClient(), channel });
