@@ -5,5 +5,6 @@
  * @packageDocumentation
  */
 export { RedisBackend, type RedisBackendOptions, type RedisLockOptions } from './backends/redis/redis-backend.js';
+export { RedisInvalidationBus, type RedisInvalidationBusOptions } from './backends/redis/redis-invalidation-bus.js';
 export type { CircuitBreakerOptions, CircuitState } from './backends/redis/circuit-breaker.js';
 export { SuperJsonSerializer, type Serializer } from './serializers/serializer.js';
