@@ -69,7 +69,7 @@ export class BusProtocol {
   /** True once L1 was dropped for the current lapse of trust (so a lapse drops it once, promptly). */
   #droppedForLapse = true;
   #disposed = false;
-  #heartbeatErrorAt = -Infinity;
+  readonly #reportedAt = new Map<string, number>();
   #gapTimer: NodeJS.Timeout | undefined;
 
   constructor(bus: InvalidationBus, clock: Clock, handler: BusProtocolHandler) {
@@ -80,7 +80,7 @@ export class BusProtocol {
     const receiver: BusReceiver = {
       onMessage: payload => this.#receive(payload),
       onConnection: state => this.#connection(state),
-      onError: (error, operation) => handler.error(error, `bus: ${operation}`),
+      onError: (error, operation) => this.#transportError(error, operation),
     };
     this.#unsubscribe = bus.subscribe(receiver);
     this.#timer = setInterval(() => this.#tick(), this.#heartbeatMs);
@@ -131,12 +131,18 @@ export class BusProtocol {
   }
 
   #heartbeat(): void {
-    this.#send('h').catch(error => {
-      const now = this.#clock.now();
-      if (now - this.#heartbeatErrorAt < 10_000) return;
-      this.#heartbeatErrorAt = now;
-      this.#handler.error(error, 'bus: heartbeat');
-    });
+    this.#send('h').catch(error => this.#transportError(error, 'heartbeat'));
+  }
+
+  /**
+   * Reports a transport failure, at most once per operation per 10 s: a bus that cannot reconnect fails on
+   * every attempt and every heartbeat, and one event says as much as a thousand.
+   */
+  #transportError(error: unknown, operation: string): void {
+    const now = Date.now();
+    if (now - (this.#reportedAt.get(operation) ?? -Infinity) < 10_000) return;
+    this.#reportedAt.set(operation, now);
+    this.#handler.error(error, `bus: ${operation}`);
   }
 
   #tick(): void {
