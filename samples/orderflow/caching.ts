@@ -1,6 +1,8 @@
-// The caching service of OrderFlow: memory by default, Redis when REDIS_URL is set; and cache warming.
-import { CachingService } from 'aspect-cache';
-import { RedisBackend } from 'aspect-cache/redis';
+// The caching service of OrderFlow: memory by default; when REDIS_URL is set, a layered backend — this
+// process's memory (L1) over Redis (L2), with invalidations broadcast to every process on a Redis channel —
+// and cache warming.
+import { CachingService, LayeredBackend } from 'aspect-cache';
+import { RedisBackend, RedisInvalidationBus } from 'aspect-cache/redis';
 import { Redis } from 'ioredis';
 import SuperJSON from 'superjson';
 import { Product } from './domain.js';
@@ -37,15 +39,22 @@ export async function createCaching(redisUrl = process.env.REDIS_URL): Promise<S
   }
   // A prefix of its own: this run never reads or overwrites anyone else's entries in a shared Redis.
   const keyPrefix = `orderflow:${process.pid}:`;
-  const backend = new RedisBackend({ client, keyPrefix });
+  // Every process of the shop builds the same three lines: hits are served from its own memory without a round
+  // trip, and an invalidation made by any process reaches every process's memory through the channel.
+  const backend = new LayeredBackend({
+    l2: new RedisBackend({ client, keyPrefix }),
+    bus: new RedisInvalidationBus({ client, channel: `${keyPrefix}invalidations` }),
+  });
   const caching = new CachingService({ backend, defaults });
   const { host } = new URL(redisUrl);
   return {
     caching,
-    description: `Redis backend at ${host}, key prefix ${keyPrefix}`,
+    description: `layered backend (memory over Redis at ${host}), key prefix ${keyPrefix}`,
     close: async () => {
       await backend.clear(); // a sample leaves nothing behind (its prefix would never be used again)
-      await caching.dispose(); // the backend never closes the client: it belongs to the application
+      // Disposes L1, L2 and the bus (which closes the subscriber connection it opened); the client is the
+      // application's, so it is closed here.
+      await caching.dispose();
       await client.quit();
     },
   };

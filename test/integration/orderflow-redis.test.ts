@@ -42,7 +42,7 @@ describeRedis('sample orderflow on Redis', () => {
     expect(onMemory.code).toBe(0);
 
     const [header, ...rest] = onRedis.stdout.split('\n');
-    const match = new RegExp(`^OrderFlow on the Redis backend at ${host.replace(/\./g, '\\.')}:${port}, key prefix (orderflow:\\d+:)\\.$`).exec(header ?? '');
+    const match = new RegExp(`^OrderFlow on the layered backend \\(memory over Redis at ${host.replace(/\./g, '\\.')}:${port}\\), key prefix (orderflow:\\d+:)\\.$`).exec(header ?? '');
     expect(match, header).not.toBeNull();
     expect(rest).toEqual(onMemory.stdout.split('\n').slice(1));
     expect(rest).toContain('Every invalidation check passed.');
