@@ -302,8 +302,13 @@ export class LayeredBackend implements CachingBackend {
       this.#queue(keys, true);
       return { removed, pending: true };
     }
+    // L1 holds only some of the entries, so its own walk from the roots can miss an L1 copy that depends on
+    // them only through an entry it does not hold: what L2 removed is removed from L1 too, here and elsewhere.
+    // (Entries stored by the service list their dependencies transitively, so the roots alone reach them; the
+    // removed keys cover entries built otherwise.)
+    if (removed.length > 0) this.l1.invalidate(removed);
     // Other processes remove the roots too, preserved or not: their copies predate this invalidation.
-    if (!(await this.#publish(keys))) return { removed, pending: true };
+    if (!(await this.#publish(union(keys, removed)))) return { removed, pending: true };
     return { removed };
   }
 
@@ -392,9 +397,12 @@ export class LayeredBackend implements CachingBackend {
   async #retryQueued(): Promise<void> {
     const batch = new Map(this.#queued);
     const forL2 = [...batch].filter(([, l2]) => l2).map(([key]) => key);
+    let removed: readonly string[] = [];
     if (forL2.length > 0) {
       const result = await this.l2.invalidate(forL2);
       if (result.pending === true) throw new CachingError(errors.E_BACKEND, `LayeredBackend: ${this.l2.name} still cannot be reached; ${forL2.length} invalidated keys stay queued.`);
+      removed = result.removed;
+      if (removed.length > 0) this.l1.invalidate(removed);
       // Landed in L2: only the publish is left (unless queued for L2 again meanwhile).
       for (const key of forL2) if (this.#queued.get(key) === true && batch.get(key) === true) this.#queued.set(key, false);
     }
@@ -404,7 +412,7 @@ export class LayeredBackend implements CachingBackend {
     }
     const toPublish = [...batch.keys()].filter(key => this.#queued.get(key) === false);
     if (toPublish.length === 0) return;
-    await this.#protocol.publishInvalidate(toPublish);
+    await this.#protocol.publishInvalidate(union(toPublish, removed));
     for (const key of toPublish) if (this.#queued.get(key) === false) this.#queued.delete(key);
   }
 
@@ -445,4 +453,17 @@ function isBackend(value: unknown): value is CachingBackend {
 
 function isBus(value: unknown): value is InvalidationBus {
   return value !== null && typeof value === 'object' && typeof (value as InvalidationBus).publish === 'function' && typeof (value as InvalidationBus).subscribe === 'function';
+}
+
+/** The keys of `a`, then those of `b` not in `a`. */
+function union(a: readonly string[], b: readonly string[]): readonly string[] {
+  if (b.length === 0) return a;
+  const seen = new Set(a);
+  const out = [...a];
+  for (const key of b) {
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(key);
+  }
+  return out;
 }
