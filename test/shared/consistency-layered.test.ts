@@ -236,7 +236,7 @@ function numbers(label: string, r: LayeredReport): void {
     .join(' ');
   const { stall, disconnect, failPublishes, partition } = r.injected;
   console.log(
-    `${label}, seed ${r.report.seed}: ${r.report.calls} calls, ${r.report.writes} writes, ${r.l1Hits} L1 hits, ${r.l2Hits} L2 hits, ` +
+    `${label}, seed ${r.report.seed}: violations ${JSON.stringify(r.report.counts)}, ${r.report.calls} calls, ${r.report.writes} writes, ${r.l1Hits} L1 hits, ${r.l2Hits} L2 hits, ` +
     `${r.report.withinBound} stale values within the bound (up to ${r.report.withinBoundMaxMs} ms after the write), resyncs: ${resyncs || 'none'}, ` +
     `messages ${r.delivered} delivered / ${r.lost} lost, injected ${stall} stalls ${disconnect} disconnects ${failPublishes} failed-publish bursts${partition ? ` ${partition} partitions` : ''}, ${r.virtualMs} virtual ms`,
   );
