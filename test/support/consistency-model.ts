@@ -8,7 +8,9 @@
 // microtask/macrotask yields, and checks every returned value, at every level, against the model:
 //
 //   ryw        a call that starts after the invalidation of row r resolved sees a version of r ≥ the one
-//              written before that invalidation (SPEC §6, read-your-writes; fail-safe fallbacks included)
+//              written before that invalidation (SPEC §6, read-your-writes; fail-safe fallbacks included).
+//              With `visibleAfter` (processes with a local copy, kept fresh by a bus), a write by another
+//              actor counts from its resolution plus that actor pair's propagation bound
 //   shape      no value mixes argument tuples: each node is the value of the call it is returned for
 //   sweep      at quiet points (everything settled, no faults), every call returns current data: nothing
 //              stale is stored
@@ -529,6 +531,16 @@ export interface RunOptions {
   readonly maxViolations?: number;
   /** Collects a line per step (calls, writes, releases, resolutions), to read how a violation came about. */
   readonly trace?: string[];
+  /**
+   * How long after a write's invalidation resolved a call through `reader` must see it, in ms. Absent: at
+   * once, for every actor (one shared store). Processes that serve local copies kept fresh by messages (a
+   * layered backend's L1) see another process's write within a propagation bound, their own at once.
+   */
+  readonly visibleAfter?: (writer: Actor, reader: Actor) => number;
+  /** Lets time pass while settling, for work that waits on timers the driver controls. @default a macrotask turn */
+  readonly idle?: () => Promise<void>;
+  /** Runs before a sweep compares values, once everything settled: e.g. waits out the propagation bound. */
+  readonly quiesce?: () => Promise<void>;
 }
 
 export interface RunReport {
@@ -541,6 +553,60 @@ export interface RunReport {
   readonly violations: Violation[];
   /** Violations per invariant (all of them, also past maxViolations). */
   readonly counts: Record<string, number>;
+  /**
+   * With `visibleAfter`: leaf values older than a write acknowledged before their call started, tolerated
+   * because the write was still within its propagation bound (how often the bound was actually needed).
+   */
+  readonly withinBound: number;
+  /** With `visibleAfter`: the longest such a tolerated value trailed the acknowledgement it predates, in ms. */
+  readonly withinBoundMaxMs: number;
+}
+
+/** Acknowledged writes with when and by whom, for per-reader visibility (see {@link RunOptions.visibleAfter}). */
+class AckLog {
+  /** Per row: the highest version visible to every reader already (its bound elapsed for all of them). */
+  readonly #settled: number[] = Array.from({ length: ROWS }, () => 1);
+  /** Per row: acknowledgements still within some reader's bound, in resolution order. */
+  readonly #recent: Array<Array<{ v: number; at: number; writer: Actor }>> = Array.from({ length: ROWS }, () => []);
+  readonly #longest: number;
+
+  constructor(
+    actors: readonly Actor[],
+    readonly visibleAfter: (writer: Actor, reader: Actor) => number,
+  ) {
+    this.#longest = Math.max(0, ...actors.flatMap(w => actors.map(r => visibleAfter(w, r))));
+  }
+
+  add(r: number, v: number, at: number, writer: Actor): void {
+    this.#recent[r]!.push({ v, at, writer });
+  }
+
+  /** Per row: the highest version that a call through `reader` starting at `now` must see. */
+  visibleTo(reader: Actor, now: number): number[] {
+    return this.#recent.map((recent, r) => {
+      while (recent.length > 0 && recent[0]!.at + this.#longest < now) this.#settled[r] = Math.max(this.#settled[r]!, recent.shift()!.v);
+      let v = this.#settled[r]!;
+      for (const ack of recent) if (ack.at + this.visibleAfter(ack.writer, reader) <= now) v = Math.max(v, ack.v);
+      return v;
+    });
+  }
+
+  /** When the first write of row r newer than version v was acknowledged (if still within some bound). */
+  ackedAbove(r: number, v: number): number | undefined {
+    let first: number | undefined;
+    for (const ack of this.#recent[r]!) if (ack.v > v && (first === undefined || ack.at < first)) first = ack.at;
+    return first;
+  }
+
+  /** Who acknowledged version v of row r (if still within some bound). */
+  writerOf(r: number, v: number): string | undefined {
+    return this.#recent[r]!.find(ack => ack.v === v)?.writer.name;
+  }
+
+  /** When version v of row r was acknowledged (if still within some bound). */
+  ackedAt(r: number, v: number): number | undefined {
+    return this.#recent[r]!.find(ack => ack.v === v)?.at;
+  }
 }
 
 const macrotask = () => new Promise<void>(resolve => setImmediate(resolve));
@@ -564,10 +630,19 @@ export async function runModel(o: RunOptions): Promise<RunReport> {
   let writes = 0;
   let failedCalls = 0;
   let sweeps = 0;
+  let withinBound = 0;
+  let withinBoundMaxMs = 0;
   const writeKinds = o.writeKinds ?? WRITE_KINDS;
+  const ackLog = o.visibleAfter === undefined ? undefined : new AckLog(o.actors, o.visibleAfter);
+  const ackedAt = (r: number, v: number, start: number): string => {
+    const at = ackLog?.ackedAt(r, v);
+    return at === undefined ? 'long before' : `at ${fmt(at, start)}`;
+  };
+  /** What a call through `actor` starting now must see: every acknowledged write, or those past their bound. */
+  const ackedFor = (actor: Actor): number[] => ackLog?.visibleTo(actor, o.clock.now()) ?? o.ds.acked.slice();
 
   /** Checks one returned value against the call it answers, recursively. */
-  const check = (node: Node, m: MethodName, args: readonly number[], ctx: { start: number; acked: readonly number[]; path: string; allowance: number; exact?: readonly number[] }): void => {
+  const check = (node: Node, m: MethodName, args: readonly number[], ctx: { start: number; acked: readonly number[]; resolved?: readonly number[]; path: string; allowance: number; exact?: readonly number[] }): void => {
     const where = `${ctx.path}${m}(${args.join(',')})`;
     if (node === null || typeof node !== 'object' || node.m !== m || node.args.length !== args.length || node.args.some((a, i) => a !== args[i])) {
       report({ invariant: 'shape', detail: `${where} returned the value of ${node?.m}(${node?.args?.join(',')})` });
@@ -586,8 +661,13 @@ export async function runModel(o: RunOptions): Promise<RunReport> {
     if (node.row !== undefined) {
       const { r, v } = node.row;
       if (m !== 'getRow' || r !== args[0]) report({ invariant: 'shape', detail: `${where} carries row ${r}` });
-      if (v < ctx.acked[r]!) report({ invariant: 'ryw', detail: `${where} saw version ${v} of row ${r}; version ${ctx.acked[r]} was written and its invalidation resolved before the call started` });
-      if (ctx.exact && v !== ctx.exact[r]) report({ invariant: 'sweep', detail: `${where} at a quiet point saw version ${v} of row ${r}, current is ${ctx.exact[r]}: a stale value is stored` });
+      if (v < ctx.acked[r]!) report({ invariant: 'ryw', detail: `${where} saw version ${v} of row ${r}; version ${ctx.acked[r]} was written and its invalidation resolved before the call started${ackLog ? ` (acknowledged ${ackedAt(r, ctx.acked[r]!, ctx.start)}, by ${ackLog.writerOf(r, ctx.acked[r]!) ?? 'an actor'}: its propagation bound had elapsed)` : ''}` });
+      else if (ctx.resolved !== undefined && v < ctx.resolved[r]!) {
+        withinBound++;
+        const at = ackLog?.ackedAbove(r, v);
+        if (at !== undefined) withinBoundMaxMs = Math.max(withinBoundMaxMs, ctx.start - at);
+      }
+      if (ctx.exact && ctx.exact[r] !== -1 && v !== ctx.exact[r]) report({ invariant: 'sweep', detail: `${where} at a quiet point saw version ${v} of row ${r}, current is ${ctx.exact[r]}: a stale value is stored` });
     }
     const expected = expectedParts(m, args);
     if (node.parts.length !== expected.length) {
@@ -612,7 +692,7 @@ export async function runModel(o: RunOptions): Promise<RunReport> {
   const leaves = (node: Node): string => (node?.row ? `${node.row.r}@${node.row.v}` : (node?.parts ?? []).map(leaves).join(' '));
   const startCall = (actor: Actor, m: MethodName, args: readonly number[], exact?: readonly number[]): Promise<void> => {
     const n = calls++;
-    const ctx = { start: o.clock.now(), acked: o.ds.acked.slice(), path: `${actor.name}: `, allowance: 0, ...(exact ? { exact } : {}) };
+    const ctx = { start: o.clock.now(), acked: ackedFor(actor), ...(ackLog ? { resolved: o.ds.acked.slice() } : {}), path: `${actor.name}: `, allowance: 0, ...(exact ? { exact } : {}) };
     log(`call#${n} ${actor.name} ${m}(${args.join(',')}) acked=[${ctx.acked.join(',')}] versions=[${o.ds.versions.join(',')}]`);
     const p = actor.call(m, args).then(
       node => {
@@ -630,14 +710,17 @@ export async function runModel(o: RunOptions): Promise<RunReport> {
 
   const startWrite = (actor: Actor, kind: WriteKind, r: number): void => {
     const n = writes++;
-    const ctx = { start: o.clock.now(), acked: o.ds.acked.slice(), path: `${actor.name} ${kind}: `, allowance: 0 };
+    const ctx = { start: o.clock.now(), acked: ackedFor(actor), ...(ackLog ? { resolved: o.ds.acked.slice() } : {}), path: `${actor.name} ${kind}: `, allowance: 0 };
     log(`write#${n} ${actor.name} ${kind} row ${r} (now at ${o.ds.versions[r]! + (kind === 'decorator' ? 0 : 1)})`);
     const p = actor.write(kind, r).then(
       ({ version, value }) => {
         log(`write#${n} → acknowledged ${version}${value ? ` value ${leaves(value)}` : ''}`);
         if (value !== undefined) check(value, 'getRow', [r], ctx);
         if (version === undefined) o.ds.unacked[r]!++;
-        else o.ds.acknowledge(r, version);
+        else {
+          o.ds.acknowledge(r, version);
+          ackLog?.add(r, version, o.clock.now(), actor);
+        }
       },
       (error: unknown) => {
         o.ds.unacked[r]!++;
@@ -654,7 +737,7 @@ export async function runModel(o: RunOptions): Promise<RunReport> {
     const deadline = Date.now() + (o.settleMs ?? 5_000);
     while (inflight.size > 0 && Date.now() < deadline) {
       o.ds.releaseAll();
-      await Promise.race([macrotask(), new Promise(resolve => setTimeout(resolve, 5))]);
+      await (o.idle?.() ?? Promise.race([macrotask(), new Promise(resolve => setTimeout(resolve, 5))]));
     }
     if (inflight.size > 0) {
       report({ invariant: 'hang', detail: `${inflight.size} calls did not settle within ${o.settleMs ?? 5_000} ms after every data read was released` });
@@ -663,16 +746,26 @@ export async function runModel(o: RunOptions): Promise<RunReport> {
     o.ds.faults = saved;
   };
 
+  /** Awaits a promise, letting time pass meanwhile when the driver controls the timers (see `idle`). */
+  const waitFor = async (promise: Promise<unknown>): Promise<void> => {
+    if (o.idle === undefined) return void (await promise);
+    let done = false;
+    void promise.finally(() => (done = true));
+    while (!done) await o.idle();
+    await promise;
+  };
+
   const sweep = async (): Promise<void> => {
     sweeps++;
     await settle();
+    await o.quiesce?.();
     const saved = o.ds.faults;
     o.ds.faults = { hold: 0, fail: 0 };
     // Rows with an unacknowledged write may legitimately be stale: compare the others exactly.
     const exact = o.ds.versions.map((v, r) => (o.ds.unacked[r]! > 0 ? -1 : v));
     for (const actor of o.actors) {
       const work = allCalls().map(([m, args]) => startCall(actor, m, args, exact));
-      await Promise.all(work);
+      await waitFor(Promise.all(work));
       // Sweep reads see current data: an entry they store is current, so a second pass checks the store again.
     }
     o.ds.faults = saved;
@@ -709,7 +802,7 @@ export async function runModel(o: RunOptions): Promise<RunReport> {
   }
   await sweep();
   o.ds.faults = { hold: 0, fail: 0 };
-  return { seed: o.seed, operations: o.operations, calls, writes, failedCalls, sweeps, violations, counts };
+  return { seed: o.seed, operations: o.operations, calls, writes, failedCalls, sweeps, violations, counts, withinBound, withinBoundMaxMs };
 }
 
 /** A one-line summary of a report for assertion messages. */
