@@ -3,7 +3,7 @@
 // decorator modes.
 import { afterEach, describe, expect, it } from 'vitest';
 import { addDependency, bindCachingService, Cache, CachingService, InvalidateCache, LayeredBackend, MemoryBackend, type CachingBackend } from 'aspect-cache';
-import { ChaosBackend, TestBusNetwork, type TestBus } from 'aspect-cache/testing';
+import { ChaosBackend, FakeClock, TestBusNetwork, type TestBus } from 'aspect-cache/testing';
 import { deferred, flush, type Deferred } from '../support/deferred.js';
 
 const HEARTBEAT = 20;
@@ -53,7 +53,10 @@ afterEach(async () => {
 
 /** `count` processes over one L2 (a ChaosBackend counting calls over a MemoryBackend) and one bus network. */
 function processes(count: number) {
-  const shared = new MemoryBackend();
+  // One FakeClock for every process: trust (judged on the backend's clock) never lapses by accident on a loaded
+  // machine; heartbeats and deliveries still run on real timers.
+  const clock = new FakeClock();
+  const shared = new MemoryBackend({ clock });
   const l2 = new ChaosBackend(shared);
   const network = new TestBusNetwork({ heartbeatMs: HEARTBEAT });
   // All processes read the same rows (one database).
@@ -64,7 +67,7 @@ function processes(count: number) {
   const procs: Proc[] = Array.from({ length: count }, (_, i) => {
     const bus = network.connect(`p${i}`);
     const backend = new LayeredBackend({ l2: unowned(l2), bus });
-    const service = new CachingService({ backend, telemetry: false });
+    const service = new CachingService({ backend, clock, telemetry: false });
     services.push(service);
     const resyncs: string[] = [];
     service.on('resync', e => resyncs.push(e.reason));

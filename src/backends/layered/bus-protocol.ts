@@ -66,6 +66,8 @@ export class BusProtocol {
   #up = false;
   /** Trusted while the clock is before this: two heartbeats after the send time of the last own echo heard. */
   #trustedUntil = -Infinity;
+  /** Two heartbeats after the oldest "last heard" of the known senders (Infinity when none is known). */
+  #sendersUntil = Infinity;
   /** True once L1 was dropped for the current lapse of trust (so a lapse drops it once, promptly). */
   #droppedForLapse = true;
   #disposed = false;
@@ -87,9 +89,34 @@ export class BusProtocol {
     this.#timer.unref();
   }
 
-  /** True if L1 may be served now: the subscription is live and an own echo was heard within two heartbeats. */
+  /**
+   * True if L1 may be served now: the subscription is live, an own echo sent within the last two heartbeats was
+   * heard, and every known sender was heard within the last two heartbeats. A sender silent for longer is
+   * forgotten with a resync (its last message may be lost), after which L1 is trusted again.
+   */
   trusted(now: number): boolean {
-    return now < this.#trustedUntil;
+    if (now < this.#trustedUntil && now < this.#sendersUntil) return true;
+    if (now >= this.#sendersUntil) this.#forgetSilent(now);
+    return now < this.#trustedUntil && now < this.#sendersUntil;
+  }
+
+  /** Forgets the senders not heard for two heartbeats, with one resync, and recomputes #sendersUntil. */
+  #forgetSilent(now: number): void {
+    let silent = false;
+    for (const [id, sender] of this.#senders) {
+      if (now >= sender.heardAt + 2 * this.#heartbeatMs) {
+        this.#senders.delete(id);
+        silent = true;
+      }
+    }
+    this.#recomputeSendersUntil();
+    if (silent) this.#resync('sender-silent');
+  }
+
+  #recomputeSendersUntil(): void {
+    let oldest = Infinity;
+    for (const sender of this.#senders.values()) if (sender.heardAt < oldest) oldest = sender.heardAt;
+    this.#sendersUntil = oldest + 2 * this.#heartbeatMs;
   }
 
   /** The staleness bound this protocol enforces when messages are lost silently: two heartbeats, in ms. */
@@ -152,14 +179,7 @@ export class BusProtocol {
     // Drop L1 as soon as trust lapses (not only when trust returns), so that stale copies do not pin memory.
     if (!this.#droppedForLapse && now >= this.#trustedUntil) this.#resync('silence');
     // A sender gone quiet may have lost its last message on the way: forget it, and resync to be safe.
-    let silent = false;
-    for (const [id, sender] of this.#senders) {
-      if (now - sender.heardAt > 2 * this.#heartbeatMs + this.#heartbeatMs / 2) {
-        this.#senders.delete(id);
-        silent = true;
-      }
-    }
-    if (silent) this.#resync('sender-silent');
+    if (now >= this.#sendersUntil) this.#forgetSilent(now);
   }
 
   #connection(state: 'up' | 'down'): void {
@@ -203,7 +223,9 @@ export class BusProtocol {
       sender = { seq: 0, heardAt: now, missing: undefined };
       if (message.t !== 'b') this.#senders.set(message.f, sender);
     }
+    const wasOldest = sender.heardAt + 2 * this.#heartbeatMs <= this.#sendersUntil;
     sender.heardAt = now;
+    if (wasOldest) this.#recomputeSendersUntil();
     if (message.s > sender.seq + 1) this.#gap(sender, sender.seq + 1, message.s);
     else if (message.s <= sender.seq && sender.missing !== undefined) {
       sender.missing.delete(message.s);
@@ -212,6 +234,7 @@ export class BusProtocol {
     if (message.s > sender.seq) sender.seq = message.s;
     if (message.t === 'b') {
       this.#senders.delete(message.f);
+      this.#recomputeSendersUntil();
       if (sender.missing !== undefined) this.#resync('gap');
     }
     if (message.t === 'i') this.#handler.invalidate(message.k!);

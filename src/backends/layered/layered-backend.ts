@@ -20,10 +20,11 @@ import { BusProtocol } from './bus-protocol.js';
 /** Options of {@link LayeredBackend}. */
 export interface LayeredBackendOptions {
   /**
-   * The local cache, answering synchronously (a `MemoryBackend`). It must use the same clock as `l2`.
+   * The local cache: a `MemoryBackend` of its own (size it with `maxEntries`/`maxBytes`). It must use the same
+   * clock as `l2`.
    * @default new MemoryBackend({ clock: l2.clock })
    */
-  l1?: CachingBackend;
+  l1?: MemoryBackend;
   /** The shared cache (a `RedisBackend`, or any backend): the authority on what is fresh across processes. */
   l2: CachingBackend;
   /** The channel on which processes tell each other what they invalidated (`RedisInvalidationBus`). */
@@ -44,8 +45,29 @@ class LayeredToken {
     readonly owner: LayeredBackend,
     readonly l1: unknown,
     readonly l2: unknown,
+    /** Issue number: an L1 copy served at or after it may have been used by this computation. */
+    readonly seq: number,
   ) {}
 }
+
+/**
+ * What an L1 entry holds as its value: the hit answered on later L1 hits (the entry's value, flag,
+ * dependencies and *own* expiry, whatever `l1Ttl` does to the copy), and when it was last served.
+ */
+class L1Answer implements CacheHit {
+  readonly hit = true as const;
+  /** The issue number of the newest token when this copy was last served (see LayeredToken.seq). */
+  servedAt = 0;
+  constructor(
+    readonly value: unknown,
+    readonly async: boolean,
+    readonly dependencies: readonly string[],
+    readonly expiresAt: number,
+  ) {}
+}
+
+/** Keys of served L1 copies that left L1 by eviction or expiry, remembered at most this many at once. */
+const MAX_EVICTED_SERVED = 10_000;
 
 const LAYERED_OPTION_NAMES = optionNames({ l1: 0, l2: 0, bus: 0, l1Ttl: 0, retryDelayMs: 0 } satisfies Record<keyof LayeredBackendOptions, 0>);
 
@@ -89,7 +111,7 @@ export class LayeredBackend implements CachingBackend {
   readonly isSync = false;
   readonly clock: Clock;
   /** The local cache. */
-  readonly l1: CachingBackend;
+  readonly l1: MemoryBackend;
   /** The shared cache. */
   readonly l2: CachingBackend;
 
@@ -107,6 +129,13 @@ export class LayeredBackend implements CachingBackend {
   #retryReportedAt = -Infinity;
   #resyncs = 0;
   #disposed = false;
+  /** Tokens issued so far (see LayeredToken.seq). */
+  #issued = 0;
+  /** Key → #issued when a served L1 copy of it was evicted or expired (see #servedSince). */
+  readonly #evictedServed = new Map<string, number>();
+  /** Tokens with a seq at or below this are treated as if every dependency had been served from L1. */
+  #evictedWatermark = 0;
+  readonly #unsubscribeL1: () => void;
 
   constructor(options: LayeredBackendOptions) {
     if (options === null || typeof options !== 'object') {
@@ -122,8 +151,8 @@ export class LayeredBackend implements CachingBackend {
       );
     }
     const l1 = options.l1 ?? new MemoryBackend({ clock: l2.clock });
-    if (!isBackend(l1) || !l1.isSync) {
-      throw new CachingError(errors.E_INVALID_OPTION, 'LayeredBackend: option l1 must be a backend that answers synchronously (a MemoryBackend).');
+    if (!(l1 instanceof MemoryBackend)) {
+      throw new CachingError(errors.E_INVALID_OPTION, 'LayeredBackend: option l1 must be a MemoryBackend (e.g. new MemoryBackend({ maxEntries: 50_000 })).');
     }
     if (l1 === l2) throw new CachingError(errors.E_INVALID_OPTION, 'LayeredBackend: options l1 and l2 must be two different backends.');
     if (l1.clock !== l2.clock) {
@@ -146,6 +175,7 @@ export class LayeredBackend implements CachingBackend {
     this.#l1Ttl = l1Ttl ?? Infinity;
     this.#retryDelayMs = retryDelayMs;
     this.#unsubscribeL2 = l2.subscribe?.({ onEvent: event => this.#listeners.event(event) }) ?? noop;
+    this.#unsubscribeL1 = l1.subscribe({ onRemoval: key => this.#leftL1(key) });
     this.#protocol = new BusProtocol(bus, this.clock, {
       invalidate: keys => this.#dropLocal(keys),
       clear: () => this.#clearLocal(),
@@ -182,8 +212,12 @@ export class LayeredBackend implements CachingBackend {
   get(key: string): MaybePromise<CacheLookup> {
     if (this.#protocol.trusted(this.clock.now())) {
       const local = this.l1.get(key) as CacheLookup;
-      // L1 holds the L2 hit itself as its value (see #setLocal): its expiry is the entry's, not L1's cap.
-      if (local.hit) return local.value as CacheHit;
+      if (local.hit) {
+        // L1 holds the answer itself as its value (see #setLocal): its expiry is the entry's, not L1's cap.
+        const answer = local.value as L1Answer;
+        answer.servedAt = this.#issued;
+        return answer;
+      }
       // The L1 token is taken before the L2 read: an invalidation heard meanwhile refuses the copy.
       return this.#readThrough(key, local.token);
     }
@@ -198,7 +232,7 @@ export class LayeredBackend implements CachingBackend {
       if (l1Token !== undefined) this.l1.abandon(l1Token);
       throw error;
     }
-    if (!shared.hit) return { hit: false, token: new LayeredToken(this, l1Token, shared.token), stale: shared.stale };
+    if (!shared.hit) return { hit: false, token: new LayeredToken(this, l1Token, shared.token, ++this.#issued), stale: shared.stale };
     if (this.#affectedByQueued(key, shared.dependencies)) {
       // L2 still holds what an invalidation queued here removes: not served until it landed.
       let token: unknown;
@@ -208,7 +242,7 @@ export class LayeredBackend implements CachingBackend {
         if (l1Token !== undefined) this.l1.abandon(l1Token);
         throw error;
       }
-      return { hit: false, token: new LayeredToken(this, l1Token, token) };
+      return { hit: false, token: new LayeredToken(this, l1Token, token, ++this.#issued) };
     }
     if (l1Token !== undefined) this.#copy(key, shared, l1Token);
     return shared;
@@ -227,15 +261,39 @@ export class LayeredBackend implements CachingBackend {
   async begin(key: string): Promise<unknown> {
     const l1Token = this.#protocol.trusted(this.clock.now()) ? this.l1.begin(key) : undefined;
     try {
-      return new LayeredToken(this, l1Token, await this.l2.begin(key));
+      const seq = ++this.#issued;
+      return new LayeredToken(this, l1Token, await this.l2.begin(key), seq);
     } catch (error) {
       if (l1Token !== undefined) this.l1.abandon(l1Token);
       throw error;
     }
   }
 
+  /**
+   * Stores in L2, then copies into L1 what L2 stored. Two refusals L2 cannot make, because they depend on what
+   * this process's L1 did while the value was computed:
+   * - An invalidation of the key or a dependency reached L1 since the token (a message from another process, or
+   *   a resync): the value may be built on data invalidated elsewhere, so it is stored nowhere (`stale`).
+   * - A dependency was served from L1 since the token: that copy may be stale for the propagation delay (its
+   *   invalidation may be on its way), which L2 cannot see. The value goes into L1 only, where that message
+   *   will remove it; other processes compute their own.
+   */
   async set(key: string, entry: CacheEntryInput, token: unknown): Promise<StoreOutcome> {
     const t = this.#own(token, key, 'set');
+    if (t.l1 !== undefined && !this.l1.check(t.l1, key, entry.dependencies)) {
+      this.abandon(t);
+      return 'stale';
+    }
+    if (this.#servedSince(t.seq, entry.dependencies)) {
+      this.l2.abandon(t.l2);
+      if (t.l1 === undefined) return 'stale';
+      const now = this.clock.now();
+      if (entry.sliding > 0 || !this.#protocol.trusted(now) || this.#affectedByQueued(key, entry.dependencies)) {
+        this.l1.abandon(t.l1);
+        return 'stale';
+      }
+      return this.#setLocal(key, entry, t.l1, now) ? 'stored' : 'stale';
+    }
     let outcome: StoreOutcome;
     try {
       outcome = await this.l2.set(key, entry, t.l2);
@@ -247,23 +305,56 @@ export class LayeredBackend implements CachingBackend {
     const now = this.clock.now();
     // Only what L2 accepted goes into L1; sliding entries stay out (each hit must extend them in L2).
     if (outcome !== 'stored' || entry.sliding > 0 || !this.#protocol.trusted(now) || this.#affectedByQueued(key, entry.dependencies)) this.l1.abandon(t.l1);
-    else this.#setLocal(key, { hit: true, value: entry.value, async: entry.async, dependencies: entry.dependencies, expiresAt: entry.expiresAt }, t.l1, now);
+    else this.#setLocal(key, entry, t.l1, now);
     return outcome;
   }
 
+  /** True if one of `dependencies` was served from L1 at or after token `seq` (so this computation may have used it). */
+  #servedSince(seq: number, dependencies: readonly string[]): boolean {
+    if (dependencies.length === 0) return false;
+    if (seq <= this.#evictedWatermark) return true;
+    for (const dependency of dependencies) {
+      const copy = this.l1.peek(dependency);
+      if (copy !== undefined && (copy.value as L1Answer).servedAt >= seq) return true;
+      if ((this.#evictedServed.get(dependency) ?? 0) >= seq) return true;
+    }
+    return false;
+  }
+
+  /** An L1 copy was evicted or expired: if it was served, a computation in flight may still depend on it. */
+  #leftL1(key: string): void {
+    if (this.#evictedServed.size >= MAX_EVICTED_SERVED) {
+      // Bounded: forget them all, and treat every token issued so far as having used a served copy.
+      this.#evictedWatermark = this.#issued;
+      this.#evictedServed.clear();
+    }
+    this.#evictedServed.set(key, this.#issued);
+  }
+
   /**
-   * Stores an L1 copy. Its value is the hit answered on later L1 hits — value, flag, dependencies and the
-   * entry's own expiry — so the copy can expire sooner (`l1Ttl`) while a parent still learns the real expiry.
+   * Stores an L1 copy, under a token taken before the value was read or computed; says whether it was stored.
+   * Its value is the answer of later L1 hits — value, flag, dependencies and the entry's own expiry — so the
+   * copy can expire sooner (`l1Ttl`) while a parent still learns the real expiry. A refused copy also removes
+   * what L1 holds for the key: that may be an older copy taken under a later token (a read-through that raced a
+   * `refreshCall`), which must not outlive the refresh.
    */
-  #setLocal(key: string, hit: CacheHit, l1Token: unknown, now: number): void {
-    const answer: CacheHit = { hit: true, value: hit.value, async: hit.async, dependencies: hit.dependencies, expiresAt: hit.expiresAt };
+  #setLocal(key: string, hit: Pick<CacheHit, 'value' | 'async' | 'dependencies' | 'expiresAt'>, l1Token: unknown, now: number): boolean {
+    const answer = new L1Answer(hit.value, hit.async, hit.dependencies, hit.expiresAt);
+    // A replaced copy may have been served to a computation still in flight: keep its mark.
+    const previous = this.l1.peek(key);
+    if (previous !== undefined) answer.servedAt = (previous.value as L1Answer).servedAt;
     const entry: CacheEntryInput = { value: answer, async: hit.async, dependencies: hit.dependencies, expiresAt: Math.min(hit.expiresAt, now + this.#l1Ttl), sliding: 0 };
+    let outcome: StoreOutcome;
     try {
       // Refused when the key or a dependency was invalidated (locally or by a message) since the L1 token.
-      this.l1.set(key, entry, l1Token);
+      outcome = this.l1.set(key, entry, l1Token);
     } catch (error) {
       this.#report({ type: 'error', error, operation: 'copy into L1' });
+      outcome = 'backend-error';
     }
+    if (outcome === 'stored') return true;
+    this.l1.invalidate([key]);
+    return false;
   }
 
   async check(token: unknown, key: string, dependencies: readonly string[]): Promise<boolean> {
@@ -302,10 +393,12 @@ export class LayeredBackend implements CachingBackend {
       this.#queue(keys, true);
       return { removed, pending: true };
     }
-    // L1 holds only some of the entries, so its own walk from the roots can miss an L1 copy that depends on
-    // them only through an entry it does not hold: what L2 removed is removed from L1 too, here and elsewhere.
-    // (Entries stored by the service list their dependencies transitively, so the roots alone reach them; the
-    // removed keys cover entries built otherwise.)
+    // Again, now that L2 landed: a read-through that began after the first pass may have copied the old entry
+    // from L2 meanwhile. And L1 holds only some of the entries, so its walk from the roots can miss an L1 copy
+    // that depends on them only through an entry it does not hold: what L2 removed is removed from L1 too, here
+    // and elsewhere. (Entries stored by the service list their dependencies transitively, so the roots alone
+    // reach them; the removed keys cover entries built otherwise.)
+    this.l1.invalidate(keys, options);
     if (removed.length > 0) this.l1.invalidate(removed);
     // Other processes remove the roots too, preserved or not: their copies predate this invalidation.
     if (!(await this.#publish(union(keys, removed)))) return { removed, pending: true };
@@ -315,6 +408,7 @@ export class LayeredBackend implements CachingBackend {
   async clear(): Promise<void> {
     this.l1.clear();
     await this.l2.clear();
+    this.l1.clear(); // a read-through may have copied an entry from L2 before it was cleared
     try {
       await this.#protocol.publishClear();
     } catch (error) {
@@ -334,6 +428,7 @@ export class LayeredBackend implements CachingBackend {
     if (this.pendingInvalidations > 0) await this.#retryQueued().catch(() => undefined);
     await this.#protocol.dispose();
     this.#unsubscribeL2();
+    this.#unsubscribeL1();
     await Promise.all([this.l1.dispose(), this.l2.dispose(), this.#bus.dispose()]);
   }
 
@@ -402,7 +497,7 @@ export class LayeredBackend implements CachingBackend {
       const result = await this.l2.invalidate(forL2);
       if (result.pending === true) throw new CachingError(errors.E_BACKEND, `LayeredBackend: ${this.l2.name} still cannot be reached; ${forL2.length} invalidated keys stay queued.`);
       removed = result.removed;
-      if (removed.length > 0) this.l1.invalidate(removed);
+      this.l1.invalidate(union(forL2, removed));
       // Landed in L2: only the publish is left (unless queued for L2 again meanwhile).
       for (const key of forL2) if (this.#queued.get(key) === true && batch.get(key) === true) this.#queued.set(key, false);
     }

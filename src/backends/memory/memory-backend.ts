@@ -184,6 +184,14 @@ export class MemoryBackend implements CachingBackend {
     return record;
   }
 
+  /**
+   * The stored entry of a key, expired or not, without touching its recency or its sliding expiry, and without
+   * issuing a token (a layered backend inspects its L1 with it). Undefined if there is none.
+   */
+  peek(key: string): CacheHit | undefined {
+    return this.#lru.peek(key);
+  }
+
   /** Adds a listener for evictions and expiries (see {@link CachingBackend.subscribe}); returns its unsubscribe function. */
   subscribe(listener: BackendListener): () => void {
     return this.#listeners.subscribe(listener);
