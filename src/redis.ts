@@ -5,5 +5,5 @@
  * @packageDocumentation
  */
 export { RedisBackend, type RedisBackendOptions, type RedisLockOptions } from './backends/redis/redis-backend.js';
-export type { CircuitBreakerOptions, CircuitState } from './backends/redis/circuit-breaker.js';
+export type { CircuitBreakerOptions, CircuitState } from './backends/resilience/circuit-breaker.js';
 export { SuperJsonSerializer, type Serializer } from './serializers/serializer.js';

@@ -15,7 +15,7 @@ import type {
   StoreOutcome,
 } from '../backend.js';
 import { BackendListeners } from '../backend-listeners.js';
-import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js';
+import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from '../resilience/circuit-breaker.js';
 import { BEGIN_SCRIPT, CHECK_SCRIPT, CLEAR_MARK_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
 
 /** The schema version in every key: entries written by another layout are never read. */
@@ -235,7 +235,7 @@ export class RedisBackend implements CachingBackend {
       positive(where, 'lock.leaseMs', this.#leaseMs);
       positive(where, 'lock.pollMs', this.#pollMs);
     }
-    this.#breaker = new CircuitBreaker(circuitBreaker, clock, (state: CircuitState) => this.#report({ type: 'circuit', state }));
+    this.#breaker = new CircuitBreaker(circuitBreaker, { where, remote: 'Redis', clock, onChange: (state: CircuitState) => this.#report({ type: 'circuit', state }) });
     const define = (client as unknown as { defineCommand(name: string, definition: { lua: string }): void }).defineCommand.bind(client);
     define('aspectCacheBegin', { lua: BEGIN_SCRIPT });
     define('aspectCacheTouch', { lua: TOUCH_SCRIPT });
