@@ -16,10 +16,8 @@ import type {
 } from '../backend.js';
 import { BackendListeners } from '../backend-listeners.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from '../resilience/circuit-breaker.js';
+import { allDataPattern, clearMarkerKey, decodeKey, encodeKey, entryKey, indexKeyPrefix, leaseKey, markerKeys, partitionBase, partitionDataPattern, partitionOf, sequenceKey } from './key-schema.js';
 import { BEGIN_SCRIPT, CHECK_SCRIPT, CLEAR_MARK_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
-
-/** The schema version in every key: entries written by another layout are never read. */
-const SCHEMA = 'ac1';
 
 /** Options of {@link RedisBackend}. */
 export interface RedisBackendOptions {
@@ -137,7 +135,7 @@ type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Prom
  *   UTF-8 cannot carry, are escaped), so no two keys share an entry; scripts validate their inputs before
  *   their first write, and repair bookkeeping keys they find corrupt or of another type.
  *
- * Cluster layout: keys are `<prefix>ac1:{p<n>}:<kind>:<key>`; `{p<n>}` is the hash tag of partition n.
+ * Cluster layout: keys are `<prefix>ac1:{p<n>}:<kind>:<key>`; `{p<n>}` is the hash tag of partition n (see key-schema.ts).
  *
  * @example
  * import { Redis } from 'ioredis';
@@ -218,7 +216,7 @@ export class RedisBackend implements CachingBackend {
     this.#timeoutMs = operationTimeoutMs;
     this.#invalidationTimeoutMs = invalidationTimeoutMs;
     this.#partitions = partitions;
-    this.#bases = Array.from({ length: partitions }, (_, i) => `${keyPrefix}${SCHEMA}:{p${i}}:`);
+    this.#bases = Array.from({ length: partitions }, (_, i) => partitionBase(keyPrefix, i));
     this.#markerTtlMs = markerTtlMs;
     this.#reads = new Array<PendingRead[] | undefined>(partitions).fill(undefined);
     this.#retryDelayMs = retryDelayMs;
@@ -268,11 +266,11 @@ export class RedisBackend implements CachingBackend {
 
   /** The Redis key of an entry (for diagnostics and tests). */
   entryKey(key: string): string {
-    return `${this.#bases[this.#partitionOf(key)]}v:${encodeKey(key)}`;
+    return entryKey(this.#bases[partitionOf(key, this.#partitions)]!, encodeKey(key));
   }
 
   get(key: string): Promise<CacheLookup> {
-    const partition = this.#partitionOf(key);
+    const partition = partitionOf(key, this.#partitions);
     const base = this.#bases[partition]!;
     if (this.#breaker.state !== 'closed') return this.#lookupAlone(base, key);
     // Closed circuit (the normal case): the lookup joins this tick's batch of its partition (see #flushReads).
@@ -316,7 +314,7 @@ export class RedisBackend implements CachingBackend {
     try {
       if (batch.length === 1) {
         const read = batch[0]!;
-        this.#client.hget(`${read.base}v:${encodeKey(read.key)}`, 'h').then(
+        this.#client.hget(entryKey(read.base, encodeKey(read.key)), 'h').then(
           packed => {
             if (!this.#deadlines.delete(pending)) return; // already timed out
             this.#breaker.recordSuccess();
@@ -334,7 +332,7 @@ export class RedisBackend implements CachingBackend {
         return;
       }
       const pipeline = this.#client.pipeline();
-      for (const read of batch) pipeline.hget(`${read.base}v:${encodeKey(read.key)}`, 'h');
+      for (const read of batch) pipeline.hget(entryKey(read.base, encodeKey(read.key)), 'h');
       pipeline.exec().then(replies => {
         if (this.#deadlines.delete(pending)) this.#answerReads(batch, replies, pipeline);
       }, onError);
@@ -382,7 +380,7 @@ export class RedisBackend implements CachingBackend {
   /** One lookup on its own, through the circuit breaker and with its own timeout. */
   #lookupAlone(base: string, key: string): Promise<CacheLookup> {
     return this.#call(
-      () => this.#client.hget(`${base}v:${encodeKey(key)}`, 'h').catch((error: unknown) => (isWrongType(error) ? (error as Error) : Promise.reject(error))),
+      () => this.#client.hget(entryKey(base, encodeKey(key)), 'h').catch((error: unknown) => (isWrongType(error) ? (error as Error) : Promise.reject(error))),
       this.#timeoutMs,
       packed => (packed instanceof Error ? this.#foreign(base, key, packed) : this.#lookup(base, key, packed)),
     );
@@ -435,7 +433,7 @@ export class RedisBackend implements CachingBackend {
     for (;;) {
       const owner = this.#leaseMs > 0 ? `${this.#owner}:${++this.#leases}` : '';
       const sentAt = this.clock.now();
-      const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, `${base}s`, `${base}l:${name}`, `${base}v:${name}`, this.#leaseMs, owner, this.#markerTtlMs, stale === undefined ? '0' : '1'))) as [string, number, number, string | null];
+      const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, sequenceKey(base), leaseKey(base, name), entryKey(base, name), this.#leaseMs, owner, this.#markerTtlMs, stale === undefined ? '0' : '1'))) as [string, number, number, string | null];
       this.#observeServerTime(Number(reply[1]), sentAt);
       if (stale !== undefined && reply[3] !== packed) stale = undefined;
       if (reply[2] === 2) {
@@ -451,7 +449,7 @@ export class RedisBackend implements CachingBackend {
         if (hit !== undefined) return hit;
         continue;
       }
-      const lease = reply[2] === 1 && this.#leaseMs > 0 ? { key: `${base}l:${name}`, owner } : undefined;
+      const lease = reply[2] === 1 && this.#leaseMs > 0 ? { key: leaseKey(base, name), owner } : undefined;
       const token = this.#token(reply[0], Number(reply[1]), lease);
       return stale === undefined ? { hit: false, token } : { hit: false, token, stale };
     }
@@ -463,7 +461,7 @@ export class RedisBackend implements CachingBackend {
    * past its expiry for fail-safe, or affected by a queued invalidation, is not a hit.
    */
   async #readStored(base: string, key: string, name: string): Promise<CacheHit | undefined> {
-    const packed = await this.#call(() => this.#client.hget(`${base}v:${name}`, 'h'));
+    const packed = await this.#call(() => this.#client.hget(entryKey(base, name), 'h'));
     const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
     if (entry === undefined || this.#affectedByPending(key, entry.hit.dependencies)) return undefined;
     if (entry.staleFor > 0 && entry.cap !== 0 && this.clock.now() + this.#offset >= entry.cap) return undefined;
@@ -472,17 +470,17 @@ export class RedisBackend implements CachingBackend {
 
   /** Sliding entries with a fail-safe window need their moving expiry to tell fresh from stale. */
   async #slidingWithFailSafe(base: string, key: string, hit: CacheHit, cap: number, sliding: number, packed: string): Promise<CacheLookup> {
-    const expiry = Number(await this.#call(() => this.#client.hget(`${base}v:${encodeKey(key)}`, 'e')));
+    const expiry = Number(await this.#call(() => this.#client.hget(entryKey(base, encodeKey(key)), 'e')));
     const localNow = this.clock.now();
     if (expiry !== 0 && localNow + this.#offset >= expiry) return this.#miss(base, key, { ...hit, expiresAt: expiry - this.#offset }, packed);
     return this.#touch(base, key, hit, sliding, cap, localNow);
   }
 
   async begin(key: string): Promise<unknown> {
-    const base = this.#bases[this.#partitionOf(key)]!;
+    const base = this.#bases[partitionOf(key, this.#partitions)]!;
     const sentAt = this.clock.now();
     const name = encodeKey(key);
-    const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, `${base}s`, `${base}l:${name}`, `${base}v:${name}`, 0, '', this.#markerTtlMs, '0'))) as [string, number, number];
+    const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, sequenceKey(base), leaseKey(base, name), entryKey(base, name), 0, '', this.#markerTtlMs, '0'))) as [string, number, number];
     this.#observeServerTime(Number(reply[1]), sentAt);
     return this.#token(reply[0], Number(reply[1]));
   }
@@ -490,7 +488,7 @@ export class RedisBackend implements CachingBackend {
   /** A sliding hit: answered now, extended in Redis without waiting (the extension is idempotent). */
   #touch(base: string, key: string, entry: CacheHit, sliding: number, cap: number, localNow: number): CacheHit {
     const name = encodeKey(key);
-    this.#call(() => this.#scripts.aspectCacheTouch(1, `${base}v:${name}`, `${base}i:`, name, String(Math.floor(localNow + sliding + this.#offsetLow)))).then(
+    this.#call(() => this.#scripts.aspectCacheTouch(1, entryKey(base, name), indexKeyPrefix(base), name, String(Math.floor(localNow + sliding + this.#offsetLow)))).then(
       serverNow => this.#observeServerTime(Number(serverNow), localNow),
       error => this.#report({ type: 'error', error, operation: 'extend a sliding entry' }),
     );
@@ -545,20 +543,20 @@ export class RedisBackend implements CachingBackend {
       return refuseUnstorable({ reason: 'not-serializable', detail: error instanceof Error ? error.message : String(error) });
     }
     if (Buffer.byteLength(payload) > this.#maxPayloadBytes) return refuseUnstorable('too-large');
-    const partition = this.#partitionOf(key);
+    const partition = partitionOf(key, this.#partitions);
     const base = this.#bases[partition]!;
     const dependencies = [...new Set(entry.dependencies)];
     // Key names are encoded (see encodeKey); a hit returns the dependencies as given (depsJson, never decoded
     // by Lua), the index names are sent apart only when encoding changed one.
     const name = encodeKey(key);
     const names = dependencies.map(encodeKey);
-    const keys = [`${base}v:${name}`, `${base}c`, `${base}s`, ...markerKeys(base, name, names)];
+    const keys = [entryKey(base, name), clearMarkerKey(base), sequenceKey(base), ...markerKeys(base, name, names)];
     // Absolute deadlines on the server's clock, converted with a lower bound of the offset (see #offsetLow).
     const ttl = entry.expiresAt === Infinity ? 'none' : String(Math.floor(entry.expiresAt + this.#offsetLow));
     const slideUntil = entry.sliding > 0 ? String(Math.floor(this.clock.now() + entry.sliding + this.#offsetLow)) : '';
     const depsJson = JSON.stringify(dependencies);
     const indexJson = JSON.stringify(names);
-    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, depsJson, ttl, entry.sliding, entry.staleFor ?? 0, entry.async ? '1' : '0', `${base}i:`, name, dependencies.length, indexJson === depsJson ? '' : indexJson, slideUntil];
+    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, depsJson, ttl, entry.sliding, entry.staleFor ?? 0, entry.async ? '1' : '0', indexKeyPrefix(base), name, dependencies.length, indexJson === depsJson ? '' : indexJson, slideUntil];
     try {
       const outcome = (await this.#call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome | 'corrupt-index';
       if (outcome !== 'corrupt-index') return outcome;
@@ -574,8 +572,8 @@ export class RedisBackend implements CachingBackend {
     if (token === null || typeof token !== 'object' || (token as RedisToken).backend !== this) return false;
     const t = token as RedisToken;
     if (this.#affectedByPending(key, dependencies)) return false;
-    const base = this.#bases[this.#partitionOf(key)]!;
-    const keys = [`${base}c`, ...markerKeys(base, encodeKey(key), [...new Set(dependencies)].map(encodeKey))];
+    const base = this.#bases[partitionOf(key, this.#partitions)]!;
+    const keys = [clearMarkerKey(base), ...markerKeys(base, encodeKey(key), [...new Set(dependencies)].map(encodeKey))];
     return Number(await this.#call(() => this.#scripts.aspectCacheCheck(keys.length, ...keys, t.generation, t.serverTime, this.#markerTtlMs))) === 1;
   }
 
@@ -611,8 +609,8 @@ export class RedisBackend implements CachingBackend {
   }
 
   async clear(): Promise<void> {
-    await Promise.all(this.#bases.map(base => this.#call(() => this.#scripts.aspectCacheClearMark(2, `${base}s`, `${base}c`, this.#markerTtlMs))));
-    await this.#unlinkMatching(`${escapeGlob(this.#prefix)}${SCHEMA}:{p*}:[vi]:*`);
+    await Promise.all(this.#bases.map(base => this.#call(() => this.#scripts.aspectCacheClearMark(2, sequenceKey(base), clearMarkerKey(base), this.#markerTtlMs))));
+    await this.#unlinkMatching(allDataPattern(this.#prefix));
   }
 
   async dispose(): Promise<void> {
@@ -643,7 +641,7 @@ export class RedisBackend implements CachingBackend {
     // Preserved roots stay preserved in every round: in a cycle, a later round reaches them again.
     const protectedKeys = preserveRoots ? JSON.stringify(round) : '[]';
     let continuation = false;
-    const run = (base: string) => () => this.#scripts.aspectCacheInvalidate(1, `${base}s`, base, this.#markerTtlMs, protectedKeys, continuation ? '1' : '0', ...round);
+    const run = (base: string) => () => this.#scripts.aspectCacheInvalidate(1, sequenceKey(base), base, this.#markerTtlMs, protectedKeys, continuation ? '1' : '0', ...round);
     // Keys sent again after the round that removed them (see below): at most once each, so that a key
     // recomputed between every two rounds cannot keep the invalidation going.
     const resent = new Set<string>();
@@ -693,8 +691,8 @@ export class RedisBackend implements CachingBackend {
   async #wipePartition(partition: number): Promise<void> {
     const base = this.#bases[partition]!;
     this.#report({ type: 'error', error: new CachingError(errors.E_BACKEND, `RedisBackend: a dependency index of another type was found in partition ${partition}; it was deleted, with every entry of the partition.`), operation: 'repair' });
-    await this.#call(() => this.#scripts.aspectCacheClearMark(2, `${base}s`, `${base}c`, this.#markerTtlMs));
-    await this.#unlinkMatching(`${escapeGlob(base)}[vi]:*`);
+    await this.#call(() => this.#scripts.aspectCacheClearMark(2, sequenceKey(base), clearMarkerKey(base), this.#markerTtlMs));
+    await this.#unlinkMatching(partitionDataPattern(base));
   }
 
   /** UNLINKs every key matching a glob pattern (SCAN; on a cluster, on every master). */
@@ -905,16 +903,6 @@ export class RedisBackend implements CachingBackend {
     this.#listeners.event(event);
   }
 
-  #partitionOf(key: string): number {
-    if (this.#partitions === 1) return 0;
-    // FNV-1a: cheap and well spread; only needs to be stable across processes.
-    let hash = 0x811c9dc5;
-    for (let i = 0; i < key.length; i++) {
-      hash ^= key.charCodeAt(i);
-      hash = Math.imul(hash, 0x01000193);
-    }
-    return (hash >>> 0) % this.#partitions;
-  }
 }
 
 function positive(where: string, option: string, value: unknown): void {
@@ -935,37 +923,4 @@ function backendError(error: unknown): CachingError {
 /** A reply meaning the key holds another type than the command expects (a foreign or corrupt key). */
 function isWrongType(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('WRONGTYPE');
-}
-
-/**
- * The escape character of Redis key names: U+FFFE, a noncharacter that text does not use. A Redis key is
- * bytes, and ioredis sends a JS string as UTF-8, where a lone surrogate becomes U+FFFD: two keys differing only
- * in a lone surrogate would collide, and Lua's cjson cannot decode one. Key names (entries, dependencies,
- * markers, index members) are therefore sent encoded, injectively: the escape character is doubled and a lone
- * surrogate becomes the escape character and its 4 hex digits. Normal strings pass through after one regex test.
- */
-const ESCAPE = '\ufffe';
-const NEEDS_ENCODING = /[\ud800-\udfff\ufffe]/;
-const LONE_SURROGATE_OR_ESCAPE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\ufffe/g;
-const ENCODED = /\ufffe(\ufffe|[0-9a-f]{4})/g;
-
-/** A key as its Redis key name (well-formed UTF-16, so it survives UTF-8), injective over all JS strings. */
-function encodeKey(key: string): string {
-  if (!NEEDS_ENCODING.test(key)) return key;
-  return key.replace(LONE_SURROGATE_OR_ESCAPE, c => (c === ESCAPE ? ESCAPE + ESCAPE : ESCAPE + c.charCodeAt(0).toString(16)));
-}
-
-/** The inverse of {@link encodeKey}. */
-function decodeKey(name: string): string {
-  if (!name.includes(ESCAPE)) return name;
-  return name.replace(ENCODED, (_, code: string) => (code === ESCAPE ? ESCAPE : String.fromCharCode(Number.parseInt(code, 16))));
-}
-
-/** The invalidation markers a store (and `check`) compares with its token: the entry's own and its dependencies'. */
-function markerKeys(base: string, name: string, dependencyNames: readonly string[]): string[] {
-  return [`${base}g:${name}`, ...dependencyNames.map(d => `${base}g:${d}`)];
-}
-
-function escapeGlob(text: string): string {
-  return text.replace(/[*?[\]\\]/g, c => `\\${c}`);
 }
