@@ -17,6 +17,7 @@ import type {
 import { BackendListeners } from '../backend-listeners.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from '../resilience/circuit-breaker.js';
 import { allDataPattern, clearMarkerKey, decodeKey, encodeKey, entryKey, indexKeyPrefix, leaseKey, markerKeys, partitionBase, partitionDataPattern, partitionOf, sequenceKey } from './key-schema.js';
+import { entryFields, EXPIRY_FIELD, HIT_FIELD, unpackEntry, type StoredEntry } from './entry-codec.js';
 import { BEGIN_SCRIPT, CHECK_SCRIPT, CLEAR_MARK_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
 
 /** Options of {@link RedisBackend}. */
@@ -314,7 +315,7 @@ export class RedisBackend implements CachingBackend {
     try {
       if (batch.length === 1) {
         const read = batch[0]!;
-        this.#client.hget(entryKey(read.base, encodeKey(read.key)), 'h').then(
+        this.#client.hget(entryKey(read.base, encodeKey(read.key)), HIT_FIELD).then(
           packed => {
             if (!this.#deadlines.delete(pending)) return; // already timed out
             this.#breaker.recordSuccess();
@@ -332,7 +333,7 @@ export class RedisBackend implements CachingBackend {
         return;
       }
       const pipeline = this.#client.pipeline();
-      for (const read of batch) pipeline.hget(entryKey(read.base, encodeKey(read.key)), 'h');
+      for (const read of batch) pipeline.hget(entryKey(read.base, encodeKey(read.key)), HIT_FIELD);
       pipeline.exec().then(replies => {
         if (this.#deadlines.delete(pending)) this.#answerReads(batch, replies, pipeline);
       }, onError);
@@ -380,7 +381,7 @@ export class RedisBackend implements CachingBackend {
   /** One lookup on its own, through the circuit breaker and with its own timeout. */
   #lookupAlone(base: string, key: string): Promise<CacheLookup> {
     return this.#call(
-      () => this.#client.hget(entryKey(base, encodeKey(key)), 'h').catch((error: unknown) => (isWrongType(error) ? (error as Error) : Promise.reject(error))),
+      () => this.#client.hget(entryKey(base, encodeKey(key)), HIT_FIELD).catch((error: unknown) => (isWrongType(error) ? (error as Error) : Promise.reject(error))),
       this.#timeoutMs,
       packed => (packed instanceof Error ? this.#foreign(base, key, packed) : this.#lookup(base, key, packed)),
     );
@@ -461,7 +462,7 @@ export class RedisBackend implements CachingBackend {
    * past its expiry for fail-safe, or affected by a queued invalidation, is not a hit.
    */
   async #readStored(base: string, key: string, name: string): Promise<CacheHit | undefined> {
-    const packed = await this.#call(() => this.#client.hget(entryKey(base, name), 'h'));
+    const packed = await this.#call(() => this.#client.hget(entryKey(base, name), HIT_FIELD));
     const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
     if (entry === undefined || this.#affectedByPending(key, entry.hit.dependencies)) return undefined;
     if (entry.staleFor > 0 && entry.cap !== 0 && this.clock.now() + this.#offset >= entry.cap) return undefined;
@@ -470,7 +471,7 @@ export class RedisBackend implements CachingBackend {
 
   /** Sliding entries with a fail-safe window need their moving expiry to tell fresh from stale. */
   async #slidingWithFailSafe(base: string, key: string, hit: CacheHit, cap: number, sliding: number, packed: string): Promise<CacheLookup> {
-    const expiry = Number(await this.#call(() => this.#client.hget(entryKey(base, encodeKey(key)), 'e')));
+    const expiry = Number(await this.#call(() => this.#client.hget(entryKey(base, encodeKey(key)), EXPIRY_FIELD)));
     const localNow = this.clock.now();
     if (expiry !== 0 && localNow + this.#offset >= expiry) return this.#miss(base, key, { ...hit, expiresAt: expiry - this.#offset }, packed);
     return this.#touch(base, key, hit, sliding, cap, localNow);
@@ -546,17 +547,17 @@ export class RedisBackend implements CachingBackend {
     const partition = partitionOf(key, this.#partitions);
     const base = this.#bases[partition]!;
     const dependencies = [...new Set(entry.dependencies)];
-    // Key names are encoded (see encodeKey); a hit returns the dependencies as given (depsJson, never decoded
-    // by Lua), the index names are sent apart only when encoding changed one.
+    // Key names are encoded (see encodeKey); a hit returns the dependencies as given (fields.depsJson, never
+    // decoded by Lua), the index names are sent apart only when encoding changed one.
     const name = encodeKey(key);
     const names = dependencies.map(encodeKey);
     const keys = [entryKey(base, name), clearMarkerKey(base), sequenceKey(base), ...markerKeys(base, name, names)];
     // Absolute deadlines on the server's clock, converted with a lower bound of the offset (see #offsetLow).
     const ttl = entry.expiresAt === Infinity ? 'none' : String(Math.floor(entry.expiresAt + this.#offsetLow));
     const slideUntil = entry.sliding > 0 ? String(Math.floor(this.clock.now() + entry.sliding + this.#offsetLow)) : '';
-    const depsJson = JSON.stringify(dependencies);
+    const fields = entryFields(entry, dependencies);
     const indexJson = JSON.stringify(names);
-    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, depsJson, ttl, entry.sliding, entry.staleFor ?? 0, entry.async ? '1' : '0', indexKeyPrefix(base), name, dependencies.length, indexJson === depsJson ? '' : indexJson, slideUntil];
+    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, fields.depsJson, ttl, fields.sliding, fields.staleFor, fields.async, indexKeyPrefix(base), name, dependencies.length, indexJson === fields.depsJson ? '' : indexJson, slideUntil];
     try {
       const outcome = (await this.#call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome | 'corrupt-index';
       if (outcome !== 'corrupt-index') return outcome;
@@ -793,23 +794,10 @@ export class RedisBackend implements CachingBackend {
     return token as RedisToken;
   }
 
-  /** Parses the `h` field: `<cap>|<sliding>|<staleFor>|<async>|<deps JSON>\n<payload>`. Undefined if corrupt or foreign. */
-  #unpack(key: string, packed: string): { hit: CacheHit; cap: number; sliding: number; staleFor: number } | undefined {
+  /** Decodes the `h` field (see entry-codec.ts); a corrupt or foreign one is reported and undefined (a miss). */
+  #unpack(key: string, packed: string): StoredEntry | undefined {
     try {
-      const newline = packed.indexOf('\n');
-      const p1 = packed.indexOf('|');
-      const p2 = packed.indexOf('|', p1 + 1);
-      const p3 = packed.indexOf('|', p2 + 1);
-      const p4 = packed.indexOf('|', p3 + 1);
-      if (newline < 0 || p1 < 0 || p2 < 0 || p3 < 0 || p4 < 0 || p4 > newline) throw new Error('not an aspect-cache entry');
-      const cap = Number(packed.slice(0, p1));
-      const sliding = Number(packed.slice(p1 + 1, p2));
-      const staleFor = Number(packed.slice(p2 + 1, p3));
-      const dependencies = JSON.parse(packed.slice(p4 + 1, newline)) as unknown;
-      if (!Array.isArray(dependencies) || Number.isNaN(cap) || Number.isNaN(sliding) || Number.isNaN(staleFor)) throw new Error('not an aspect-cache entry');
-      const value = this.#serializer.deserialize(packed.slice(newline + 1));
-      const hit: CacheHit = { hit: true, value, async: packed.charCodeAt(p3 + 1) === 49 /* '1' */, dependencies: dependencies as string[], expiresAt: cap === 0 ? Infinity : cap - this.#offset };
-      return { hit, cap, sliding, staleFor };
+      return unpackEntry(packed, this.#serializer, this.#offset);
     } catch (error) {
       // Corrupt or foreign payloads are misses (and are removed), never crashes.
       this.#report({ type: 'error', error: new CachingError(errors.E_BACKEND, `RedisBackend: the entry ${key} could not be decoded; it is treated as a miss and removed.`, { cause: error }), operation: 'decode' });
