@@ -15,6 +15,7 @@ import type {
   StoreOutcome,
 } from '../backend.js';
 import { BackendListeners } from '../backend-listeners.js';
+import { CallGuard } from '../resilience/call-guard.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from '../resilience/circuit-breaker.js';
 import { allDataPattern, clearMarkerKey, decodeKey, encodeKey, entryKey, indexKeyPrefix, leaseKey, markerKeys, partitionBase, partitionDataPattern, partitionOf, sequenceKey } from './key-schema.js';
 import { entryFields, EXPIRY_FIELD, HIT_FIELD, unpackEntry, type StoredEntry } from './entry-codec.js';
@@ -87,13 +88,6 @@ interface RedisToken {
   readonly lease?: { readonly key: string; readonly owner: string } | undefined;
 }
 
-/** A call in flight and when the deadline sweep fails it. */
-interface Deadline {
-  readonly deadline: number;
-  readonly timeoutMs: number;
-  readonly reject: (error: unknown) => void;
-}
-
 /** A lookup waiting for this tick's batch of its partition. */
 interface PendingRead {
   readonly base: string;
@@ -161,6 +155,8 @@ export class RedisBackend implements CachingBackend {
   readonly #bases: string[];
   readonly #markerTtlMs: number;
   readonly #breaker: CircuitBreaker;
+  /** Every Redis call goes through it: the timeout, and the breaker (the retry of invalidations bypasses it). */
+  readonly #guard: CallGuard;
   readonly #retryDelayMs: number;
   readonly #leaseMs: number;
   readonly #pollMs: number;
@@ -182,9 +178,6 @@ export class RedisBackend implements CachingBackend {
   #offset = 0;
   /** Server time minus local time (ms, a lower bound): converts local deadlines to server ones, never later. */
   #offsetLow = 0;
-  /** Calls in flight with their deadlines, swept by one timer instead of a timer per call. */
-  readonly #deadlines = new Set<Deadline>();
-  #sweeper: NodeJS.Timeout | undefined;
   /** Lookups of the current tick not yet sent, per partition. */
   readonly #reads: Array<PendingRead[] | undefined>;
   #flushScheduled = false;
@@ -235,6 +228,7 @@ export class RedisBackend implements CachingBackend {
       positive(where, 'lock.pollMs', this.#pollMs);
     }
     this.#breaker = new CircuitBreaker(circuitBreaker, { where, remote: 'Redis', clock, onChange: (state: CircuitState) => this.#report({ type: 'circuit', state }) });
+    this.#guard = new CallGuard({ where, remote: 'Redis', timeoutMs: operationTimeoutMs, breaker: this.#breaker });
     const define = (client as unknown as { defineCommand(name: string, definition: { lua: string }): void }).defineCommand.bind(client);
     define('aspectCacheBegin', { lua: BEGIN_SCRIPT });
     define('aspectCacheTouch', { lua: TOUCH_SCRIPT });
@@ -307,9 +301,9 @@ export class RedisBackend implements CachingBackend {
   };
 
   #sendReads(batch: PendingRead[]): void {
-    const pending = this.#deadline(this.#timeoutMs, error => this.#failReads(batch, error));
+    const pending = this.#guard.deadline(this.#timeoutMs, error => this.#failReads(batch, error));
     const onError = (error: unknown): void => {
-      if (this.#deadlines.delete(pending)) this.#failReads(batch, backendError(error));
+      if (this.#guard.settle(pending)) this.#failReads(batch, this.#guard.failure(error));
     };
     // This runs in a nextTick callback: a synchronous exception must become the lookups' error, never an uncaught one.
     try {
@@ -317,14 +311,14 @@ export class RedisBackend implements CachingBackend {
         const read = batch[0]!;
         this.#client.hget(entryKey(read.base, encodeKey(read.key)), HIT_FIELD).then(
           packed => {
-            if (!this.#deadlines.delete(pending)) return; // already timed out
+            if (!this.#guard.settle(pending)) return; // already timed out
             this.#breaker.recordSuccess();
             this.#answer(read, packed);
           },
           error => {
             // A key of another type in the entry's place: the server answered; a miss, and the key is replaced.
             if (!isWrongType(error)) onError(error);
-            else if (this.#deadlines.delete(pending)) {
+            else if (this.#guard.settle(pending)) {
               this.#breaker.recordSuccess();
               read.resolve(this.#foreign(read.base, read.key, error));
             }
@@ -335,7 +329,7 @@ export class RedisBackend implements CachingBackend {
       const pipeline = this.#client.pipeline();
       for (const read of batch) pipeline.hget(entryKey(read.base, encodeKey(read.key)), HIT_FIELD);
       pipeline.exec().then(replies => {
-        if (this.#deadlines.delete(pending)) this.#answerReads(batch, replies, pipeline);
+        if (this.#guard.settle(pending)) this.#answerReads(batch, replies, pipeline);
       }, onError);
     } catch (error) {
       onError(error);
@@ -368,7 +362,7 @@ export class RedisBackend implements CachingBackend {
         if (isWrongType(error)) read.resolve(this.#foreign(read.base, read.key, error));
         else {
           failed++;
-          read.reject(backendError(error));
+          read.reject(this.#guard.failure(error));
         }
       } else this.#answer(read, packed as string | null);
     }
@@ -380,7 +374,7 @@ export class RedisBackend implements CachingBackend {
 
   /** One lookup on its own, through the circuit breaker and with its own timeout. */
   #lookupAlone(base: string, key: string): Promise<CacheLookup> {
-    return this.#call(
+    return this.#guard.call(
       () => this.#client.hget(entryKey(base, encodeKey(key)), HIT_FIELD).catch((error: unknown) => (isWrongType(error) ? (error as Error) : Promise.reject(error))),
       this.#timeoutMs,
       packed => (packed instanceof Error ? this.#foreign(base, key, packed) : this.#lookup(base, key, packed)),
@@ -434,7 +428,7 @@ export class RedisBackend implements CachingBackend {
     for (;;) {
       const owner = this.#leaseMs > 0 ? `${this.#owner}:${++this.#leases}` : '';
       const sentAt = this.clock.now();
-      const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, sequenceKey(base), leaseKey(base, name), entryKey(base, name), this.#leaseMs, owner, this.#markerTtlMs, stale === undefined ? '0' : '1'))) as [string, number, number, string | null];
+      const reply = (await this.#guard.call(() => this.#scripts.aspectCacheBegin(3, sequenceKey(base), leaseKey(base, name), entryKey(base, name), this.#leaseMs, owner, this.#markerTtlMs, stale === undefined ? '0' : '1'))) as [string, number, number, string | null];
       this.#observeServerTime(Number(reply[1]), sentAt);
       if (stale !== undefined && reply[3] !== packed) stale = undefined;
       if (reply[2] === 2) {
@@ -462,7 +456,7 @@ export class RedisBackend implements CachingBackend {
    * past its expiry for fail-safe, or affected by a queued invalidation, is not a hit.
    */
   async #readStored(base: string, key: string, name: string): Promise<CacheHit | undefined> {
-    const packed = await this.#call(() => this.#client.hget(entryKey(base, name), HIT_FIELD));
+    const packed = await this.#guard.call(() => this.#client.hget(entryKey(base, name), HIT_FIELD));
     const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
     if (entry === undefined || this.#affectedByPending(key, entry.hit.dependencies)) return undefined;
     if (entry.staleFor > 0 && entry.cap !== 0 && this.clock.now() + this.#offset >= entry.cap) return undefined;
@@ -471,7 +465,7 @@ export class RedisBackend implements CachingBackend {
 
   /** Sliding entries with a fail-safe window need their moving expiry to tell fresh from stale. */
   async #slidingWithFailSafe(base: string, key: string, hit: CacheHit, cap: number, sliding: number, packed: string): Promise<CacheLookup> {
-    const expiry = Number(await this.#call(() => this.#client.hget(entryKey(base, encodeKey(key)), EXPIRY_FIELD)));
+    const expiry = Number(await this.#guard.call(() => this.#client.hget(entryKey(base, encodeKey(key)), EXPIRY_FIELD)));
     const localNow = this.clock.now();
     if (expiry !== 0 && localNow + this.#offset >= expiry) return this.#miss(base, key, { ...hit, expiresAt: expiry - this.#offset }, packed);
     return this.#touch(base, key, hit, sliding, cap, localNow);
@@ -481,7 +475,7 @@ export class RedisBackend implements CachingBackend {
     const base = this.#bases[partitionOf(key, this.#partitions)]!;
     const sentAt = this.clock.now();
     const name = encodeKey(key);
-    const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, sequenceKey(base), leaseKey(base, name), entryKey(base, name), 0, '', this.#markerTtlMs, '0'))) as [string, number, number];
+    const reply = (await this.#guard.call(() => this.#scripts.aspectCacheBegin(3, sequenceKey(base), leaseKey(base, name), entryKey(base, name), 0, '', this.#markerTtlMs, '0'))) as [string, number, number];
     this.#observeServerTime(Number(reply[1]), sentAt);
     return this.#token(reply[0], Number(reply[1]));
   }
@@ -489,7 +483,7 @@ export class RedisBackend implements CachingBackend {
   /** A sliding hit: answered now, extended in Redis without waiting (the extension is idempotent). */
   #touch(base: string, key: string, entry: CacheHit, sliding: number, cap: number, localNow: number): CacheHit {
     const name = encodeKey(key);
-    this.#call(() => this.#scripts.aspectCacheTouch(1, entryKey(base, name), indexKeyPrefix(base), name, String(Math.floor(localNow + sliding + this.#offsetLow)))).then(
+    this.#guard.call(() => this.#scripts.aspectCacheTouch(1, entryKey(base, name), indexKeyPrefix(base), name, String(Math.floor(localNow + sliding + this.#offsetLow)))).then(
       serverNow => this.#observeServerTime(Number(serverNow), localNow),
       error => this.#report({ type: 'error', error, operation: 'extend a sliding entry' }),
     );
@@ -501,7 +495,7 @@ export class RedisBackend implements CachingBackend {
   async #syncClock(): Promise<void> {
     try {
       const sentAt = this.clock.now();
-      const [seconds, micros] = await this.#call(() => this.#client.time());
+      const [seconds, micros] = await this.#guard.call(() => this.#client.time());
       this.#observeServerTime(Number(seconds) * 1000 + Math.floor(Number(micros) / 1000), sentAt);
     } catch {
       // Without it the offset stays 0 until a script reports the server time; only expiry conversion is affected.
@@ -559,7 +553,7 @@ export class RedisBackend implements CachingBackend {
     const indexJson = JSON.stringify(names);
     const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, fields.depsJson, ttl, fields.sliding, fields.staleFor, fields.async, indexKeyPrefix(base), name, dependencies.length, indexJson === fields.depsJson ? '' : indexJson, slideUntil];
     try {
-      const outcome = (await this.#call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome | 'corrupt-index';
+      const outcome = (await this.#guard.call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome | 'corrupt-index';
       if (outcome !== 'corrupt-index') return outcome;
       await this.#wipePartition(partition);
       return 'stale';
@@ -575,7 +569,7 @@ export class RedisBackend implements CachingBackend {
     if (this.#affectedByPending(key, dependencies)) return false;
     const base = this.#bases[partitionOf(key, this.#partitions)]!;
     const keys = [clearMarkerKey(base), ...markerKeys(base, encodeKey(key), [...new Set(dependencies)].map(encodeKey))];
-    return Number(await this.#call(() => this.#scripts.aspectCacheCheck(keys.length, ...keys, t.generation, t.serverTime, this.#markerTtlMs))) === 1;
+    return Number(await this.#guard.call(() => this.#scripts.aspectCacheCheck(keys.length, ...keys, t.generation, t.serverTime, this.#markerTtlMs))) === 1;
   }
 
   abandon(token: unknown): void {
@@ -586,7 +580,7 @@ export class RedisBackend implements CachingBackend {
   #release(token: RedisToken): void {
     if (token.lease === undefined) return;
     const { key, owner } = token.lease;
-    this.#call(() => this.#scripts.aspectCacheUnlock(1, key, owner)).catch(() => undefined); // the lease expires anyway
+    this.#guard.call(() => this.#scripts.aspectCacheUnlock(1, key, owner)).catch(() => undefined); // the lease expires anyway
   }
 
   /**
@@ -610,7 +604,7 @@ export class RedisBackend implements CachingBackend {
   }
 
   async clear(): Promise<void> {
-    await Promise.all(this.#bases.map(base => this.#call(() => this.#scripts.aspectCacheClearMark(2, sequenceKey(base), clearMarkerKey(base), this.#markerTtlMs))));
+    await Promise.all(this.#bases.map(base => this.#guard.call(() => this.#scripts.aspectCacheClearMark(2, sequenceKey(base), clearMarkerKey(base), this.#markerTtlMs))));
     await this.#unlinkMatching(allDataPattern(this.#prefix));
   }
 
@@ -653,7 +647,7 @@ export class RedisBackend implements CachingBackend {
       const inRound = new Set(round);
       const replies = await Promise.all(
         this.#bases.map((base, i) =>
-          (direct ? this.#withTimeout(run(base), this.#invalidationTimeoutMs, false) : this.#call(run(base), this.#invalidationTimeoutMs)).then(r => [i, r] as const),
+          (direct ? this.#guard.direct(run(base), this.#invalidationTimeoutMs) : this.#guard.call(run(base), this.#invalidationTimeoutMs)).then(r => [i, r] as const),
         ),
       );
       const next: string[] = [];
@@ -692,7 +686,7 @@ export class RedisBackend implements CachingBackend {
   async #wipePartition(partition: number): Promise<void> {
     const base = this.#bases[partition]!;
     this.#report({ type: 'error', error: new CachingError(errors.E_BACKEND, `RedisBackend: a dependency index of another type was found in partition ${partition}; it was deleted, with every entry of the partition.`), operation: 'repair' });
-    await this.#call(() => this.#scripts.aspectCacheClearMark(2, sequenceKey(base), clearMarkerKey(base), this.#markerTtlMs));
+    await this.#guard.call(() => this.#scripts.aspectCacheClearMark(2, sequenceKey(base), clearMarkerKey(base), this.#markerTtlMs));
     await this.#unlinkMatching(partitionDataPattern(base));
   }
 
@@ -807,78 +801,10 @@ export class RedisBackend implements CachingBackend {
 
   async #discard(key: string): Promise<void> {
     try {
-      await this.#call(() => this.#client.unlink(this.entryKey(key)));
+      await this.#guard.call(() => this.#client.unlink(this.entryKey(key)));
     } catch {
       // best effort: the entry expires anyway, and a later store replaces it
     }
-  }
-
-  /** Runs one Redis call through the circuit breaker, with the operation timeout. */
-  #call<T>(operation: () => Promise<T>, timeoutMs?: number): Promise<T>;
-  #call<T, R>(operation: () => Promise<T>, timeoutMs: number, map: (value: T) => R | PromiseLike<R>): Promise<R>;
-  #call<T, R>(operation: () => Promise<T>, timeoutMs = this.#timeoutMs, map?: (value: T) => R | PromiseLike<R>): Promise<T | R> {
-    if (this.#breaker.state !== 'closed') {
-      const guarded = this.#breaker.run(() => this.#withTimeout(operation, timeoutMs, false)) as Promise<T>;
-      return map === undefined ? guarded : guarded.then(value => map(value));
-    }
-    // Closed circuit (the normal case): one promise carries the timeout, the breaker's bookkeeping and `map`.
-    return this.#withTimeout(operation, timeoutMs, true, map);
-  }
-
-  #withTimeout<T, R>(operation: () => Promise<T>, timeoutMs: number, recordOutcome: boolean, map?: (value: T) => R | PromiseLike<R>): Promise<T | R> {
-    return new Promise<T | R>((resolve, reject) => {
-      const fail = (error: unknown): void => {
-        reject(error);
-        if (recordOutcome) this.#breaker.recordFailure();
-      };
-      const pending = this.#deadline(timeoutMs, fail);
-      operation().then(
-        value => {
-          if (!this.#deadlines.delete(pending)) return; // already timed out
-          if (recordOutcome) this.#breaker.recordSuccess();
-          if (map === undefined) resolve(value);
-          else {
-            try {
-              resolve(map(value));
-            } catch (error) {
-              reject(error);
-            }
-          }
-        },
-        error => {
-          if (!this.#deadlines.delete(pending)) return;
-          fail(backendError(error));
-        },
-      );
-    });
-  }
-
-  /** Registers a call in flight: the sweep calls `reject` if it is still registered after `timeoutMs`. Settle it by deleting it from #deadlines. */
-  #deadline(timeoutMs: number, reject: (error: unknown) => void): Deadline {
-    const pending: Deadline = { deadline: Date.now() + timeoutMs, timeoutMs, reject };
-    this.#deadlines.add(pending);
-    if (this.#sweeper === undefined) this.#startSweeper();
-    return pending;
-  }
-
-  /** One timer for all calls in flight (a timer per call costs more than the rest of a hit's bookkeeping). */
-  #startSweeper(): void {
-    const period = Math.max(5, Math.min(100, Math.floor(this.#timeoutMs / 4)));
-    this.#sweeper = setInterval(() => {
-      if (this.#deadlines.size === 0) {
-        clearInterval(this.#sweeper);
-        this.#sweeper = undefined;
-        return;
-      }
-      const now = Date.now();
-      for (const pending of this.#deadlines) {
-        if (pending.deadline <= now) {
-          this.#deadlines.delete(pending);
-          pending.reject(new CachingError(errors.E_TIMEOUT, `RedisBackend: Redis did not answer within ${pending.timeoutMs} ms.`));
-        }
-      }
-    }, period);
-    this.#sweeper.unref();
   }
 
   /** Adds a listener for absorbed failures and circuit changes (see {@link CachingBackend.subscribe}); returns its unsubscribe function. */
@@ -902,10 +828,6 @@ function positive(where: string, option: string, value: unknown): void {
 /** Cluster replies that mean "not here, or not now": the lookup is worth asking again on its own. */
 function isRedirection(error: Error | null | undefined): boolean {
   return error != null && /^(?:MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(error.message);
-}
-
-function backendError(error: unknown): CachingError {
-  return error instanceof CachingError ? error : new CachingError(errors.E_BACKEND, `RedisBackend: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
 }
 
 /** A reply meaning the key holds another type than the command expects (a foreign or corrupt key). */
