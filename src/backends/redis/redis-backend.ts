@@ -16,6 +16,7 @@ import type {
 } from '../backend.js';
 import { BackendListeners } from '../backend-listeners.js';
 import { CallGuard } from '../resilience/call-guard.js';
+import { RetryQueue } from '../resilience/retry-queue.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from '../resilience/circuit-breaker.js';
 import { allDataPattern, clearMarkerKey, decodeKey, encodeKey, entryKey, indexKeyPrefix, leaseKey, markerKeys, partitionBase, partitionDataPattern, partitionOf, sequenceKey } from './key-schema.js';
 import { entryFields, EXPIRY_FIELD, HIT_FIELD, unpackEntry, type StoredEntry } from './entry-codec.js';
@@ -157,23 +158,13 @@ export class RedisBackend implements CachingBackend {
   readonly #breaker: CircuitBreaker;
   /** Every Redis call goes through it: the timeout, and the breaker (the retry of invalidations bypasses it). */
   readonly #guard: CallGuard;
-  readonly #retryDelayMs: number;
   readonly #leaseMs: number;
   readonly #pollMs: number;
   readonly #owner = `${process.pid}:${Date.now().toString(36)}:${++instanceCounter}:${Math.random().toString(36).slice(2)}`;
   #leases = 0;
 
-  /** Invalidations not yet written to Redis: key → local sequence number when it was queued. */
-  readonly #pending = new Map<string, number>();
-  #localSequence = 0;
-  #retryTimer: NodeJS.Timeout | undefined;
-  /** The retry attempt in flight (at most one), so that a reconnect or a tick never sends a second one. */
-  #retrying: Promise<void> | undefined;
-  /** A reconnect happened while an attempt was in flight: try again as soon as it settles, not a tick later. */
-  #retryAgain = false;
-  /** When a failed retry was last reported: a long outage reports one error per 10 s, not one per tick. */
-  #retryReportedAt = -Infinity;
-  #disposed = false;
+  /** Invalidations not yet written to Redis, retried on their own schedule (see retryDelayMs). */
+  readonly #pending: RetryQueue;
   /** Server time minus local time (ms, an upper bound), learned from script replies. */
   #offset = 0;
   /** Server time minus local time (ms, a lower bound): converts local deadlines to server ones, never later. */
@@ -213,7 +204,6 @@ export class RedisBackend implements CachingBackend {
     this.#bases = Array.from({ length: partitions }, (_, i) => partitionBase(keyPrefix, i));
     this.#markerTtlMs = markerTtlMs;
     this.#reads = new Array<PendingRead[] | undefined>(partitions).fill(undefined);
-    this.#retryDelayMs = retryDelayMs;
     this.clock = clock;
     const lock = options.lock === true ? {} : options.lock === false || options.lock === undefined ? undefined : options.lock;
     if (lock !== undefined && (lock === null || typeof lock !== 'object')) throw new CachingError(errors.E_INVALID_OPTION, `${where}: option lock must be true, false or { leaseMs?, pollMs? }.`);
@@ -229,6 +219,17 @@ export class RedisBackend implements CachingBackend {
     }
     this.#breaker = new CircuitBreaker(circuitBreaker, { where, remote: 'Redis', clock, onChange: (state: CircuitState) => this.#report({ type: 'circuit', state }) });
     this.#guard = new CallGuard({ where, remote: 'Redis', timeoutMs: operationTimeoutMs, breaker: this.#breaker });
+    this.#pending = new RetryQueue({
+      delayMs: retryDelayMs,
+      attempt: keys => this.#invalidateEverywhere(keys, false, true),
+      // While the client is (re)connecting, a command would only wait in its offline queue: wait for the
+      // 'ready' event (below), or the next tick, instead.
+      isReady: () => {
+        const status = (client as { status?: string }).status;
+        return !(status === 'connecting' || status === 'connect' || status === 'reconnecting');
+      },
+      onError: error => this.#report({ type: 'error', error, operation: 'invalidate (retry)' }),
+    });
     const define = (client as unknown as { defineCommand(name: string, definition: { lua: string }): void }).defineCommand.bind(client);
     define('aspectCacheBegin', { lua: BEGIN_SCRIPT });
     define('aspectCacheTouch', { lua: TOUCH_SCRIPT });
@@ -246,7 +247,7 @@ export class RedisBackend implements CachingBackend {
   }
 
   readonly #onReady = (): void => {
-    if (this.#pending.size > 0) this.#retryNow();
+    if (this.#pending.size > 0) this.#pending.retryNow();
   };
 
   /** The circuit breaker's state. */
@@ -404,7 +405,7 @@ export class RedisBackend implements CachingBackend {
       void this.#discard(key);
       return this.#miss(base, key, undefined);
     }
-    if (this.#pending.size > 0 && this.#affectedByPending(key, entry.hit.dependencies)) return this.#miss(base, key, undefined);
+    if (this.#pending.size > 0 && this.#pending.affects(key, entry.hit.dependencies)) return this.#miss(base, key, undefined);
     const { hit, cap, sliding, staleFor } = entry;
     // Redis expires the entry itself (at expiry + fail-safe window), so a present entry is fresh unless it
     // is in its fail-safe window.
@@ -458,7 +459,7 @@ export class RedisBackend implements CachingBackend {
   async #readStored(base: string, key: string, name: string): Promise<CacheHit | undefined> {
     const packed = await this.#guard.call(() => this.#client.hget(entryKey(base, name), HIT_FIELD));
     const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
-    if (entry === undefined || this.#affectedByPending(key, entry.hit.dependencies)) return undefined;
+    if (entry === undefined || this.#pending.affects(key, entry.hit.dependencies)) return undefined;
     if (entry.staleFor > 0 && entry.cap !== 0 && this.clock.now() + this.#offset >= entry.cap) return undefined;
     return entry.sliding > 0 ? this.#touch(base, key, entry.hit, entry.sliding, entry.cap, this.clock.now()) : entry.hit;
   }
@@ -520,7 +521,7 @@ export class RedisBackend implements CachingBackend {
       this.#release(t);
       return outcome;
     };
-    if (this.#pending.size > 0 && this.#pendingSince(t.local, key, entry.dependencies)) return refuse('stale');
+    if (this.#pending.size > 0 && this.#pending.queuedSince(t.local, key, entry.dependencies)) return refuse('stale');
     // 'not-serializable' and 'too-large' must also certify freshness (see StoreOutcome): checked first.
     const refuseUnstorable = async (outcome: StoreOutcome): Promise<StoreOutcome> => {
       let fresh: boolean;
@@ -566,7 +567,7 @@ export class RedisBackend implements CachingBackend {
   async check(token: unknown, key: string, dependencies: readonly string[]): Promise<boolean> {
     if (token === null || typeof token !== 'object' || (token as RedisToken).backend !== this) return false;
     const t = token as RedisToken;
-    if (this.#affectedByPending(key, dependencies)) return false;
+    if (this.#pending.affects(key, dependencies)) return false;
     const base = this.#bases[partitionOf(key, this.#partitions)]!;
     const keys = [clearMarkerKey(base), ...markerKeys(base, encodeKey(key), [...new Set(dependencies)].map(encodeKey))];
     return Number(await this.#guard.call(() => this.#scripts.aspectCacheCheck(keys.length, ...keys, t.generation, t.serverTime, this.#markerTtlMs))) === 1;
@@ -595,10 +596,10 @@ export class RedisBackend implements CachingBackend {
       return { removed };
     } catch (error) {
       // Never dropped: queued, retried, and meanwhile the affected entries are not served by this process.
-      this.#queue(keys);
+      this.#pending.add(keys);
       this.#report({ type: 'error', error, operation: 'invalidate (queued for retry)' });
       // Refused by an open circuit, Redis may well be back already (the read breaker probes late): try now.
-      if (this.#breaker.state !== 'closed') this.#retryNow();
+      if (this.#breaker.state !== 'closed') this.#pending.retryNow();
       return { removed: [], pending: true };
     }
   }
@@ -609,15 +610,11 @@ export class RedisBackend implements CachingBackend {
   }
 
   async dispose(): Promise<void> {
-    this.#disposed = true;
     if (typeof (this.#client as { off?: unknown }).off === 'function') this.#client.off('ready', this.#onReady);
     // The deadline sweep stays: calls still in flight must time out (it stops by itself once none is left).
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
     // Queued invalidations get one last attempt (after the one in flight, if any); the client belongs to the
     // application and stays open.
-    if (this.#retrying !== undefined) await this.#retrying;
-    if (this.#pending.size > 0) await this.#retryPending().catch(() => undefined);
+    await this.#pending.dispose();
   }
 
   // ───────────────────────────── internals ─────────────────────────────
@@ -705,80 +702,8 @@ export class RedisBackend implements CachingBackend {
     );
   }
 
-  #queue(keys: readonly string[]): void {
-    const sequence = ++this.#localSequence;
-    for (const key of keys) this.#pending.set(key, sequence);
-    this.#scheduleRetry();
-  }
-
-  /** Arms the next tick of the retry schedule (a fixed period, no back-off: an attempt is cheap and bounded). */
-  #scheduleRetry(): void {
-    if (this.#retryTimer !== undefined || this.#disposed) return;
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      this.#retryNow();
-    }, this.#retryDelayMs);
-    this.#retryTimer.unref();
-  }
-
-  /** Starts a retry attempt unless one is in flight (then it is repeated as soon as that one settles). */
-  #retryNow(): void {
-    if (this.#disposed || this.#pending.size === 0) return;
-    if (this.#retrying !== undefined) {
-      this.#retryAgain = true;
-      return;
-    }
-    // While the client is (re)connecting, a command would only wait in its offline queue (and pile up there,
-    // one per tick): wait for the 'ready' event, or the next tick, instead.
-    const status = (this.#client as { status?: string }).status;
-    if (status === 'connecting' || status === 'connect' || status === 'reconnecting') {
-      this.#scheduleRetry();
-      return;
-    }
-    this.#retryAgain = false;
-    this.#retrying = this.#retryPending().then(
-      () => {
-        this.#retryReportedAt = -Infinity;
-      },
-      error => {
-        const now = Date.now();
-        if (now - this.#retryReportedAt < 10_000) return;
-        this.#retryReportedAt = now;
-        this.#report({ type: 'error', error, operation: 'invalidate (retry)' });
-      },
-    );
-    void this.#retrying.then(() => {
-      this.#retrying = undefined;
-      if (this.#pending.size === 0) return;
-      // Keys queued meanwhile, or this attempt failed: again at once after a reconnect, else on the next tick.
-      if (this.#retryAgain) this.#retryNow();
-      else this.#scheduleRetry();
-    });
-  }
-
-  async #retryPending(): Promise<void> {
-    const batch = new Map(this.#pending);
-    if (batch.size === 0) return;
-    await this.#invalidateEverywhere([...batch.keys()], false, true);
-    // Keep keys queued again while this attempt ran.
-    for (const [key, sequence] of batch) if (this.#pending.get(key) === sequence) this.#pending.delete(key);
-  }
-
-  #affectedByPending(key: string, dependencies: readonly string[]): boolean {
-    if (this.#pending.size === 0) return false;
-    if (this.#pending.has(key)) return true;
-    for (const d of dependencies) if (this.#pending.has(d)) return true;
-    return false;
-  }
-
-  #pendingSince(local: number, key: string, dependencies: readonly string[]): boolean {
-    if ((this.#pending.get(key) ?? -1) > local) return true;
-    for (const d of dependencies) if ((this.#pending.get(d) ?? -1) > local) return true;
-    return false;
-  }
-
   #token(generation: string, serverTime: number, lease?: RedisToken['lease']): RedisToken {
-    return { backend: this, generation, serverTime, local: this.#localSequence, lease };
+    return { backend: this, generation, serverTime, local: this.#pending.sequence, lease };
   }
 
   #ownToken(token: unknown, key: string): RedisToken {
