@@ -20,6 +20,7 @@ import { RetryQueue } from '../resilience/retry-queue.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from '../resilience/circuit-breaker.js';
 import { allDataPattern, clearMarkerKey, decodeKey, encodeKey, entryKey, indexKeyPrefix, leaseKey, markerKeys, partitionBase, partitionDataPattern, partitionOf, sequenceKey } from './key-schema.js';
 import { entryFields, EXPIRY_FIELD, HIT_FIELD, unpackEntry, type StoredEntry } from './entry-codec.js';
+import { ReadBatcher } from './read-batcher.js';
 import { BEGIN_SCRIPT, CHECK_SCRIPT, CLEAR_MARK_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
 
 /** Options of {@link RedisBackend}. */
@@ -89,14 +90,6 @@ interface RedisToken {
   readonly lease?: { readonly key: string; readonly owner: string } | undefined;
 }
 
-/** A lookup waiting for this tick's batch of its partition. */
-interface PendingRead {
-  readonly base: string;
-  readonly key: string;
-  readonly resolve: (lookup: CacheLookup | PromiseLike<CacheLookup>) => void;
-  readonly reject: (error: unknown) => void;
-}
-
 type ScriptName = 'aspectCacheBegin' | 'aspectCacheTouch' | 'aspectCacheSet' | 'aspectCacheCheck' | 'aspectCacheInvalidate' | 'aspectCacheClearMark' | 'aspectCacheUnlock';
 
 let instanceCounter = 0;
@@ -150,7 +143,6 @@ export class RedisBackend implements CachingBackend {
   readonly #prefix: string;
   readonly #serializer: Serializer;
   readonly #maxPayloadBytes: number;
-  readonly #timeoutMs: number;
   readonly #invalidationTimeoutMs: number;
   readonly #partitions: number;
   readonly #bases: string[];
@@ -169,9 +161,8 @@ export class RedisBackend implements CachingBackend {
   #offset = 0;
   /** Server time minus local time (ms, a lower bound): converts local deadlines to server ones, never later. */
   #offsetLow = 0;
-  /** Lookups of the current tick not yet sent, per partition. */
-  readonly #reads: Array<PendingRead[] | undefined>;
-  #flushScheduled = false;
+  /** Sends the lookups (batched per tick and partition). */
+  readonly #reads: ReadBatcher;
 
   constructor(options: RedisBackendOptions) {
     const where = 'RedisBackend';
@@ -198,12 +189,10 @@ export class RedisBackend implements CachingBackend {
     this.#prefix = keyPrefix;
     this.#serializer = serializer ?? new SuperJsonSerializer();
     this.#maxPayloadBytes = maxPayloadBytes;
-    this.#timeoutMs = operationTimeoutMs;
     this.#invalidationTimeoutMs = invalidationTimeoutMs;
     this.#partitions = partitions;
     this.#bases = Array.from({ length: partitions }, (_, i) => partitionBase(keyPrefix, i));
     this.#markerTtlMs = markerTtlMs;
-    this.#reads = new Array<PendingRead[] | undefined>(partitions).fill(undefined);
     this.clock = clock;
     const lock = options.lock === true ? {} : options.lock === false || options.lock === undefined ? undefined : options.lock;
     if (lock !== undefined && (lock === null || typeof lock !== 'object')) throw new CachingError(errors.E_INVALID_OPTION, `${where}: option lock must be true, false or { leaseMs?, pollMs? }.`);
@@ -229,6 +218,16 @@ export class RedisBackend implements CachingBackend {
         return !(status === 'connecting' || status === 'connect' || status === 'reconnecting');
       },
       onError: error => this.#report({ type: 'error', error, operation: 'invalidate (retry)' }),
+    });
+    this.#reads = new ReadBatcher({
+      client,
+      isCluster,
+      partitions,
+      timeoutMs: operationTimeoutMs,
+      guard: this.#guard,
+      breaker: this.#breaker,
+      interpret: (base, key, packed) => this.#lookup(base, key, packed),
+      foreign: (base, key, error) => this.#foreign(base, key, error),
     });
     const define = (client as unknown as { defineCommand(name: string, definition: { lua: string }): void }).defineCommand.bind(client);
     define('aspectCacheBegin', { lua: BEGIN_SCRIPT });
@@ -267,119 +266,7 @@ export class RedisBackend implements CachingBackend {
 
   get(key: string): Promise<CacheLookup> {
     const partition = partitionOf(key, this.#partitions);
-    const base = this.#bases[partition]!;
-    if (this.#breaker.state !== 'closed') return this.#lookupAlone(base, key);
-    // Closed circuit (the normal case): the lookup joins this tick's batch of its partition (see #flushReads).
-    return new Promise<CacheLookup>((resolve, reject) => {
-      const batch = this.#reads[partition];
-      if (batch === undefined) this.#reads[partition] = [{ base, key, resolve, reject }];
-      else batch.push({ base, key, resolve, reject });
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        process.nextTick(this.#flushReads);
-      }
-    });
-  }
-
-  /**
-   * Sends the lookups made during one tick: a single HGET when there is one, otherwise one pipeline per
-   * partition (one slot, so valid on a cluster), written to the socket at once. Each lookup is still one
-   * command and one round trip; under concurrency, a write per batch instead of a write per lookup is what
-   * keeps a hit's CPU cost close to a raw GET's. One deadline and one breaker outcome per round trip.
-   */
-  readonly #flushReads = (): void => {
-    this.#flushScheduled = false;
-    const reads = this.#reads;
-    // The circuit may have opened since these lookups were queued: they then take the guarded path.
-    const closed = this.#breaker.state === 'closed';
-    for (let partition = 0; partition < reads.length; partition++) {
-      const batch = reads[partition];
-      if (batch === undefined) continue;
-      reads[partition] = undefined;
-      if (closed) this.#sendReads(batch);
-      else for (const read of batch) this.#lookupAlone(read.base, read.key).then(read.resolve, read.reject);
-    }
-  };
-
-  #sendReads(batch: PendingRead[]): void {
-    const pending = this.#guard.deadline(this.#timeoutMs, error => this.#failReads(batch, error));
-    const onError = (error: unknown): void => {
-      if (this.#guard.settle(pending)) this.#failReads(batch, this.#guard.failure(error));
-    };
-    // This runs in a nextTick callback: a synchronous exception must become the lookups' error, never an uncaught one.
-    try {
-      if (batch.length === 1) {
-        const read = batch[0]!;
-        this.#client.hget(entryKey(read.base, encodeKey(read.key)), HIT_FIELD).then(
-          packed => {
-            if (!this.#guard.settle(pending)) return; // already timed out
-            this.#breaker.recordSuccess();
-            this.#answer(read, packed);
-          },
-          error => {
-            // A key of another type in the entry's place: the server answered; a miss, and the key is replaced.
-            if (!isWrongType(error)) onError(error);
-            else if (this.#guard.settle(pending)) {
-              this.#breaker.recordSuccess();
-              read.resolve(this.#foreign(read.base, read.key, error));
-            }
-          },
-        );
-        return;
-      }
-      const pipeline = this.#client.pipeline();
-      for (const read of batch) pipeline.hget(entryKey(read.base, encodeKey(read.key)), HIT_FIELD);
-      pipeline.exec().then(replies => {
-        if (this.#guard.settle(pending)) this.#answerReads(batch, replies, pipeline);
-      }, onError);
-    } catch (error) {
-      onError(error);
-    }
-  }
-
-  /** A batch that got no answer (error or timeout): every lookup fails, and the round trip counts once against the circuit. */
-  #failReads(batch: readonly PendingRead[], error: unknown): void {
-    for (const read of batch) read.reject(error);
-    this.#breaker.recordFailure();
-  }
-
-  #answerReads(batch: readonly PendingRead[], replies: Array<[error: Error | null, reply: unknown]> | null, pipeline: object): void {
-    if (replies === null || replies.length !== batch.length) {
-      this.#failReads(batch, new CachingError(errors.E_BACKEND, `RedisBackend: a pipeline of ${batch.length} lookups returned ${replies === null ? 'no replies' : `${replies.length} replies`}.`));
-      return;
-    }
-    // On a cluster, ioredis answers a redirection inside a pipeline by sending the whole pipeline again to the
-    // node it names (ioredis#2075): during a slot migration, the keys not yet moved then come back empty. After
-    // a redirection, lookups that came back empty or redirected are asked again one by one (a single command
-    // follows its own redirection). ioredis marks a pipeline it re-sent with `leftRedirections`.
-    const redirected = this.#isCluster && ((pipeline as { leftRedirections?: unknown }).leftRedirections !== undefined || replies.some(([error]) => isRedirection(error)));
-    let failed = 0;
-    for (let i = 0; i < batch.length; i++) {
-      const [error, packed] = replies[i]!;
-      const read = batch[i]!;
-      if (redirected && (isRedirection(error) || (error === null && (packed === null || packed === undefined)))) this.#lookupAlone(read.base, read.key).then(read.resolve, read.reject);
-      else if (error !== null) {
-        // A key of another type in the entry's place: the server answered; a miss, and the key is replaced.
-        if (isWrongType(error)) read.resolve(this.#foreign(read.base, read.key, error));
-        else {
-          failed++;
-          read.reject(this.#guard.failure(error));
-        }
-      } else this.#answer(read, packed as string | null);
-    }
-    // The server answered: one key's error (a foreign value of another type, say) is that lookup's failure,
-    // not a sign of a failing Redis. Only a batch of nothing but errors counts against the circuit.
-    if (failed === batch.length) this.#breaker.recordFailure();
-    else this.#breaker.recordSuccess();
-  }
-
-  /** One lookup on its own, through the circuit breaker and with its own timeout. */
-  #lookupAlone(base: string, key: string): Promise<CacheLookup> {
-    return this.#guard.call(
-      () => this.#client.hget(entryKey(base, encodeKey(key)), HIT_FIELD).catch((error: unknown) => (isWrongType(error) ? (error as Error) : Promise.reject(error))),
-      this.#timeoutMs,
-      packed => (packed instanceof Error ? this.#foreign(base, key, packed) : this.#lookup(base, key, packed)),
-    );
+    return this.#reads.get(partition, this.#bases[partition]!, key);
   }
 
   /** An entry key holding another type (written by something else): reported, removed, and a miss (the store rebuilds it). */
@@ -387,14 +274,6 @@ export class RedisBackend implements CachingBackend {
     this.#report({ type: 'error', error: new CachingError(errors.E_BACKEND, `RedisBackend: the entry ${key} holds a value of another type; it is treated as a miss and replaced.`, { cause: error }), operation: 'decode' });
     void this.#discard(key);
     return this.#miss(base, key, undefined);
-  }
-
-  #answer(read: PendingRead, packed: string | null | undefined): void {
-    try {
-      read.resolve(this.#lookup(read.base, read.key, packed));
-    } catch (error) {
-      read.reject(error);
-    }
   }
 
   /** What the `h` field of an entry (or its absence) means for a lookup. */
@@ -748,14 +627,4 @@ function positive(where: string, option: string, value: unknown): void {
   if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) {
     throw new CachingError(errors.E_INVALID_OPTION, `${where}: option ${option} must be a positive number, got ${String(value)}.`);
   }
-}
-
-/** Cluster replies that mean "not here, or not now": the lookup is worth asking again on its own. */
-function isRedirection(error: Error | null | undefined): boolean {
-  return error != null && /^(?:MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(error.message);
-}
-
-/** A reply meaning the key holds another type than the command expects (a foreign or corrupt key). */
-function isWrongType(error: unknown): boolean {
-  return error instanceof Error && error.message.startsWith('WRONGTYPE');
 }
