@@ -6,5 +6,5 @@
  */
 export { RedisBackend, type RedisBackendOptions, type RedisLockOptions } from './backends/redis/redis-backend.js';
 export { RedisInvalidationBus, type RedisInvalidationBusOptions } from './backends/redis/redis-invalidation-bus.js';
-export type { CircuitBreakerOptions, CircuitState } from './backends/redis/circuit-breaker.js';
+export type { CircuitBreakerOptions, CircuitState } from './backends/resilience/circuit-breaker.js';
 export { SuperJsonSerializer, type Serializer } from './serializers/serializer.js';

@@ -15,11 +15,13 @@ import type {
   StoreOutcome,
 } from '../backend.js';
 import { BackendListeners } from '../backend-listeners.js';
-import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js';
+import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from '../resilience/circuit-breaker.js';
+import { CallGuard } from '../resilience/call-guard.js';
+import { RetryQueue } from '../resilience/retry-queue.js';
+import { allDataPattern, clearMarkerKey, decodeKey, encodeKey, entryKey, indexKeyPrefix, leaseKey, markerKeys, partitionBase, partitionDataPattern, partitionOf, sequenceKey } from './key-schema.js';
+import { entryFields, EXPIRY_FIELD, HIT_FIELD, unpackEntry, type StoredEntry } from './entry-codec.js';
+import { ReadBatcher } from './read-batcher.js';
 import { BEGIN_SCRIPT, CHECK_SCRIPT, CLEAR_MARK_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
-
-/** The schema version in every key: entries written by another layout are never read. */
-const SCHEMA = 'ac1';
 
 /** Options of {@link RedisBackend}. */
 export interface RedisBackendOptions {
@@ -88,21 +90,6 @@ interface RedisToken {
   readonly lease?: { readonly key: string; readonly owner: string } | undefined;
 }
 
-/** A call in flight and when the deadline sweep fails it. */
-interface Deadline {
-  readonly deadline: number;
-  readonly timeoutMs: number;
-  readonly reject: (error: unknown) => void;
-}
-
-/** A lookup waiting for this tick's batch of its partition. */
-interface PendingRead {
-  readonly base: string;
-  readonly key: string;
-  readonly resolve: (lookup: CacheLookup | PromiseLike<CacheLookup>) => void;
-  readonly reject: (error: unknown) => void;
-}
-
 type ScriptName = 'aspectCacheBegin' | 'aspectCacheTouch' | 'aspectCacheSet' | 'aspectCacheCheck' | 'aspectCacheInvalidate' | 'aspectCacheClearMark' | 'aspectCacheUnlock';
 
 let instanceCounter = 0;
@@ -137,7 +124,7 @@ type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Prom
  *   UTF-8 cannot carry, are escaped), so no two keys share an entry; scripts validate their inputs before
  *   their first write, and repair bookkeeping keys they find corrupt or of another type.
  *
- * Cluster layout: keys are `<prefix>ac1:{p<n>}:<kind>:<key>`; `{p<n>}` is the hash tag of partition n.
+ * Cluster layout: keys are `<prefix>ac1:{p<n>}:<kind>:<key>`; `{p<n>}` is the hash tag of partition n (see key-schema.ts).
  *
  * @example
  * import { Redis } from 'ioredis';
@@ -156,39 +143,26 @@ export class RedisBackend implements CachingBackend {
   readonly #prefix: string;
   readonly #serializer: Serializer;
   readonly #maxPayloadBytes: number;
-  readonly #timeoutMs: number;
   readonly #invalidationTimeoutMs: number;
   readonly #partitions: number;
   readonly #bases: string[];
   readonly #markerTtlMs: number;
   readonly #breaker: CircuitBreaker;
-  readonly #retryDelayMs: number;
+  /** Every Redis call goes through it: the timeout, and the breaker (the retry of invalidations bypasses it). */
+  readonly #guard: CallGuard;
   readonly #leaseMs: number;
   readonly #pollMs: number;
   readonly #owner = `${process.pid}:${Date.now().toString(36)}:${++instanceCounter}:${Math.random().toString(36).slice(2)}`;
   #leases = 0;
 
-  /** Invalidations not yet written to Redis: key → local sequence number when it was queued. */
-  readonly #pending = new Map<string, number>();
-  #localSequence = 0;
-  #retryTimer: NodeJS.Timeout | undefined;
-  /** The retry attempt in flight (at most one), so that a reconnect or a tick never sends a second one. */
-  #retrying: Promise<void> | undefined;
-  /** A reconnect happened while an attempt was in flight: try again as soon as it settles, not a tick later. */
-  #retryAgain = false;
-  /** When a failed retry was last reported: a long outage reports one error per 10 s, not one per tick. */
-  #retryReportedAt = -Infinity;
-  #disposed = false;
+  /** Invalidations not yet written to Redis, retried on their own schedule (see retryDelayMs). */
+  readonly #pending: RetryQueue;
   /** Server time minus local time (ms, an upper bound), learned from script replies. */
   #offset = 0;
   /** Server time minus local time (ms, a lower bound): converts local deadlines to server ones, never later. */
   #offsetLow = 0;
-  /** Calls in flight with their deadlines, swept by one timer instead of a timer per call. */
-  readonly #deadlines = new Set<Deadline>();
-  #sweeper: NodeJS.Timeout | undefined;
-  /** Lookups of the current tick not yet sent, per partition. */
-  readonly #reads: Array<PendingRead[] | undefined>;
-  #flushScheduled = false;
+  /** Sends the lookups (batched per tick and partition). */
+  readonly #reads: ReadBatcher;
 
   constructor(options: RedisBackendOptions) {
     const where = 'RedisBackend';
@@ -215,13 +189,10 @@ export class RedisBackend implements CachingBackend {
     this.#prefix = keyPrefix;
     this.#serializer = serializer ?? new SuperJsonSerializer();
     this.#maxPayloadBytes = maxPayloadBytes;
-    this.#timeoutMs = operationTimeoutMs;
     this.#invalidationTimeoutMs = invalidationTimeoutMs;
     this.#partitions = partitions;
-    this.#bases = Array.from({ length: partitions }, (_, i) => `${keyPrefix}${SCHEMA}:{p${i}}:`);
+    this.#bases = Array.from({ length: partitions }, (_, i) => partitionBase(keyPrefix, i));
     this.#markerTtlMs = markerTtlMs;
-    this.#reads = new Array<PendingRead[] | undefined>(partitions).fill(undefined);
-    this.#retryDelayMs = retryDelayMs;
     this.clock = clock;
     const lock = options.lock === true ? {} : options.lock === false || options.lock === undefined ? undefined : options.lock;
     if (lock !== undefined && (lock === null || typeof lock !== 'object')) throw new CachingError(errors.E_INVALID_OPTION, `${where}: option lock must be true, false or { leaseMs?, pollMs? }.`);
@@ -235,7 +206,29 @@ export class RedisBackend implements CachingBackend {
       positive(where, 'lock.leaseMs', this.#leaseMs);
       positive(where, 'lock.pollMs', this.#pollMs);
     }
-    this.#breaker = new CircuitBreaker(circuitBreaker, clock, (state: CircuitState) => this.#report({ type: 'circuit', state }));
+    this.#breaker = new CircuitBreaker(circuitBreaker, { where, remote: 'Redis', clock, onChange: (state: CircuitState) => this.#report({ type: 'circuit', state }) });
+    this.#guard = new CallGuard({ where, remote: 'Redis', timeoutMs: operationTimeoutMs, breaker: this.#breaker });
+    this.#pending = new RetryQueue({
+      delayMs: retryDelayMs,
+      attempt: keys => this.#invalidateEverywhere(keys, false, true),
+      // While the client is (re)connecting, a command would only wait in its offline queue: wait for the
+      // 'ready' event (below), or the next tick, instead.
+      isReady: () => {
+        const status = (client as { status?: string }).status;
+        return !(status === 'connecting' || status === 'connect' || status === 'reconnecting');
+      },
+      onError: error => this.#report({ type: 'error', error, operation: 'invalidate (retry)' }),
+    });
+    this.#reads = new ReadBatcher({
+      client,
+      isCluster,
+      partitions,
+      timeoutMs: operationTimeoutMs,
+      guard: this.#guard,
+      breaker: this.#breaker,
+      interpret: (base, key, packed) => this.#lookup(base, key, packed),
+      foreign: (base, key, error) => this.#foreign(base, key, error),
+    });
     const define = (client as unknown as { defineCommand(name: string, definition: { lua: string }): void }).defineCommand.bind(client);
     define('aspectCacheBegin', { lua: BEGIN_SCRIPT });
     define('aspectCacheTouch', { lua: TOUCH_SCRIPT });
@@ -253,7 +246,7 @@ export class RedisBackend implements CachingBackend {
   }
 
   readonly #onReady = (): void => {
-    if (this.#pending.size > 0) this.#retryNow();
+    if (this.#pending.size > 0) this.#pending.retryNow();
   };
 
   /** The circuit breaker's state. */
@@ -268,124 +261,12 @@ export class RedisBackend implements CachingBackend {
 
   /** The Redis key of an entry (for diagnostics and tests). */
   entryKey(key: string): string {
-    return `${this.#bases[this.#partitionOf(key)]}v:${encodeKey(key)}`;
+    return entryKey(this.#bases[partitionOf(key, this.#partitions)]!, encodeKey(key));
   }
 
   get(key: string): Promise<CacheLookup> {
-    const partition = this.#partitionOf(key);
-    const base = this.#bases[partition]!;
-    if (this.#breaker.state !== 'closed') return this.#lookupAlone(base, key);
-    // Closed circuit (the normal case): the lookup joins this tick's batch of its partition (see #flushReads).
-    return new Promise<CacheLookup>((resolve, reject) => {
-      const batch = this.#reads[partition];
-      if (batch === undefined) this.#reads[partition] = [{ base, key, resolve, reject }];
-      else batch.push({ base, key, resolve, reject });
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        process.nextTick(this.#flushReads);
-      }
-    });
-  }
-
-  /**
-   * Sends the lookups made during one tick: a single HGET when there is one, otherwise one pipeline per
-   * partition (one slot, so valid on a cluster), written to the socket at once. Each lookup is still one
-   * command and one round trip; under concurrency, a write per batch instead of a write per lookup is what
-   * keeps a hit's CPU cost close to a raw GET's. One deadline and one breaker outcome per round trip.
-   */
-  readonly #flushReads = (): void => {
-    this.#flushScheduled = false;
-    const reads = this.#reads;
-    // The circuit may have opened since these lookups were queued: they then take the guarded path.
-    const closed = this.#breaker.state === 'closed';
-    for (let partition = 0; partition < reads.length; partition++) {
-      const batch = reads[partition];
-      if (batch === undefined) continue;
-      reads[partition] = undefined;
-      if (closed) this.#sendReads(batch);
-      else for (const read of batch) this.#lookupAlone(read.base, read.key).then(read.resolve, read.reject);
-    }
-  };
-
-  #sendReads(batch: PendingRead[]): void {
-    const pending = this.#deadline(this.#timeoutMs, error => this.#failReads(batch, error));
-    const onError = (error: unknown): void => {
-      if (this.#deadlines.delete(pending)) this.#failReads(batch, backendError(error));
-    };
-    // This runs in a nextTick callback: a synchronous exception must become the lookups' error, never an uncaught one.
-    try {
-      if (batch.length === 1) {
-        const read = batch[0]!;
-        this.#client.hget(`${read.base}v:${encodeKey(read.key)}`, 'h').then(
-          packed => {
-            if (!this.#deadlines.delete(pending)) return; // already timed out
-            this.#breaker.recordSuccess();
-            this.#answer(read, packed);
-          },
-          error => {
-            // A key of another type in the entry's place: the server answered; a miss, and the key is replaced.
-            if (!isWrongType(error)) onError(error);
-            else if (this.#deadlines.delete(pending)) {
-              this.#breaker.recordSuccess();
-              read.resolve(this.#foreign(read.base, read.key, error));
-            }
-          },
-        );
-        return;
-      }
-      const pipeline = this.#client.pipeline();
-      for (const read of batch) pipeline.hget(`${read.base}v:${encodeKey(read.key)}`, 'h');
-      pipeline.exec().then(replies => {
-        if (this.#deadlines.delete(pending)) this.#answerReads(batch, replies, pipeline);
-      }, onError);
-    } catch (error) {
-      onError(error);
-    }
-  }
-
-  /** A batch that got no answer (error or timeout): every lookup fails, and the round trip counts once against the circuit. */
-  #failReads(batch: readonly PendingRead[], error: unknown): void {
-    for (const read of batch) read.reject(error);
-    this.#breaker.recordFailure();
-  }
-
-  #answerReads(batch: readonly PendingRead[], replies: Array<[error: Error | null, reply: unknown]> | null, pipeline: object): void {
-    if (replies === null || replies.length !== batch.length) {
-      this.#failReads(batch, new CachingError(errors.E_BACKEND, `RedisBackend: a pipeline of ${batch.length} lookups returned ${replies === null ? 'no replies' : `${replies.length} replies`}.`));
-      return;
-    }
-    // On a cluster, ioredis answers a redirection inside a pipeline by sending the whole pipeline again to the
-    // node it names (ioredis#2075): during a slot migration, the keys not yet moved then come back empty. After
-    // a redirection, lookups that came back empty or redirected are asked again one by one (a single command
-    // follows its own redirection). ioredis marks a pipeline it re-sent with `leftRedirections`.
-    const redirected = this.#isCluster && ((pipeline as { leftRedirections?: unknown }).leftRedirections !== undefined || replies.some(([error]) => isRedirection(error)));
-    let failed = 0;
-    for (let i = 0; i < batch.length; i++) {
-      const [error, packed] = replies[i]!;
-      const read = batch[i]!;
-      if (redirected && (isRedirection(error) || (error === null && (packed === null || packed === undefined)))) this.#lookupAlone(read.base, read.key).then(read.resolve, read.reject);
-      else if (error !== null) {
-        // A key of another type in the entry's place: the server answered; a miss, and the key is replaced.
-        if (isWrongType(error)) read.resolve(this.#foreign(read.base, read.key, error));
-        else {
-          failed++;
-          read.reject(backendError(error));
-        }
-      } else this.#answer(read, packed as string | null);
-    }
-    // The server answered: one key's error (a foreign value of another type, say) is that lookup's failure,
-    // not a sign of a failing Redis. Only a batch of nothing but errors counts against the circuit.
-    if (failed === batch.length) this.#breaker.recordFailure();
-    else this.#breaker.recordSuccess();
-  }
-
-  /** One lookup on its own, through the circuit breaker and with its own timeout. */
-  #lookupAlone(base: string, key: string): Promise<CacheLookup> {
-    return this.#call(
-      () => this.#client.hget(`${base}v:${encodeKey(key)}`, 'h').catch((error: unknown) => (isWrongType(error) ? (error as Error) : Promise.reject(error))),
-      this.#timeoutMs,
-      packed => (packed instanceof Error ? this.#foreign(base, key, packed) : this.#lookup(base, key, packed)),
-    );
+    const partition = partitionOf(key, this.#partitions);
+    return this.#reads.get(partition, this.#bases[partition]!, key);
   }
 
   /** An entry key holding another type (written by something else): reported, removed, and a miss (the store rebuilds it). */
@@ -393,14 +274,6 @@ export class RedisBackend implements CachingBackend {
     this.#report({ type: 'error', error: new CachingError(errors.E_BACKEND, `RedisBackend: the entry ${key} holds a value of another type; it is treated as a miss and replaced.`, { cause: error }), operation: 'decode' });
     void this.#discard(key);
     return this.#miss(base, key, undefined);
-  }
-
-  #answer(read: PendingRead, packed: string | null | undefined): void {
-    try {
-      read.resolve(this.#lookup(read.base, read.key, packed));
-    } catch (error) {
-      read.reject(error);
-    }
   }
 
   /** What the `h` field of an entry (or its absence) means for a lookup. */
@@ -411,7 +284,7 @@ export class RedisBackend implements CachingBackend {
       void this.#discard(key);
       return this.#miss(base, key, undefined);
     }
-    if (this.#pending.size > 0 && this.#affectedByPending(key, entry.hit.dependencies)) return this.#miss(base, key, undefined);
+    if (this.#pending.size > 0 && this.#pending.affects(key, entry.hit.dependencies)) return this.#miss(base, key, undefined);
     const { hit, cap, sliding, staleFor } = entry;
     // Redis expires the entry itself (at expiry + fail-safe window), so a present entry is fresh unless it
     // is in its fail-safe window.
@@ -435,7 +308,7 @@ export class RedisBackend implements CachingBackend {
     for (;;) {
       const owner = this.#leaseMs > 0 ? `${this.#owner}:${++this.#leases}` : '';
       const sentAt = this.clock.now();
-      const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, `${base}s`, `${base}l:${name}`, `${base}v:${name}`, this.#leaseMs, owner, this.#markerTtlMs, stale === undefined ? '0' : '1'))) as [string, number, number, string | null];
+      const reply = (await this.#guard.call(() => this.#scripts.aspectCacheBegin(3, sequenceKey(base), leaseKey(base, name), entryKey(base, name), this.#leaseMs, owner, this.#markerTtlMs, stale === undefined ? '0' : '1'))) as [string, number, number, string | null];
       this.#observeServerTime(Number(reply[1]), sentAt);
       if (stale !== undefined && reply[3] !== packed) stale = undefined;
       if (reply[2] === 2) {
@@ -451,7 +324,7 @@ export class RedisBackend implements CachingBackend {
         if (hit !== undefined) return hit;
         continue;
       }
-      const lease = reply[2] === 1 && this.#leaseMs > 0 ? { key: `${base}l:${name}`, owner } : undefined;
+      const lease = reply[2] === 1 && this.#leaseMs > 0 ? { key: leaseKey(base, name), owner } : undefined;
       const token = this.#token(reply[0], Number(reply[1]), lease);
       return stale === undefined ? { hit: false, token } : { hit: false, token, stale };
     }
@@ -463,26 +336,26 @@ export class RedisBackend implements CachingBackend {
    * past its expiry for fail-safe, or affected by a queued invalidation, is not a hit.
    */
   async #readStored(base: string, key: string, name: string): Promise<CacheHit | undefined> {
-    const packed = await this.#call(() => this.#client.hget(`${base}v:${name}`, 'h'));
+    const packed = await this.#guard.call(() => this.#client.hget(entryKey(base, name), HIT_FIELD));
     const entry = packed === null || packed === undefined ? undefined : this.#unpack(key, packed);
-    if (entry === undefined || this.#affectedByPending(key, entry.hit.dependencies)) return undefined;
+    if (entry === undefined || this.#pending.affects(key, entry.hit.dependencies)) return undefined;
     if (entry.staleFor > 0 && entry.cap !== 0 && this.clock.now() + this.#offset >= entry.cap) return undefined;
     return entry.sliding > 0 ? this.#touch(base, key, entry.hit, entry.sliding, entry.cap, this.clock.now()) : entry.hit;
   }
 
   /** Sliding entries with a fail-safe window need their moving expiry to tell fresh from stale. */
   async #slidingWithFailSafe(base: string, key: string, hit: CacheHit, cap: number, sliding: number, packed: string): Promise<CacheLookup> {
-    const expiry = Number(await this.#call(() => this.#client.hget(`${base}v:${encodeKey(key)}`, 'e')));
+    const expiry = Number(await this.#guard.call(() => this.#client.hget(entryKey(base, encodeKey(key)), EXPIRY_FIELD)));
     const localNow = this.clock.now();
     if (expiry !== 0 && localNow + this.#offset >= expiry) return this.#miss(base, key, { ...hit, expiresAt: expiry - this.#offset }, packed);
     return this.#touch(base, key, hit, sliding, cap, localNow);
   }
 
   async begin(key: string): Promise<unknown> {
-    const base = this.#bases[this.#partitionOf(key)]!;
+    const base = this.#bases[partitionOf(key, this.#partitions)]!;
     const sentAt = this.clock.now();
     const name = encodeKey(key);
-    const reply = (await this.#call(() => this.#scripts.aspectCacheBegin(3, `${base}s`, `${base}l:${name}`, `${base}v:${name}`, 0, '', this.#markerTtlMs, '0'))) as [string, number, number];
+    const reply = (await this.#guard.call(() => this.#scripts.aspectCacheBegin(3, sequenceKey(base), leaseKey(base, name), entryKey(base, name), 0, '', this.#markerTtlMs, '0'))) as [string, number, number];
     this.#observeServerTime(Number(reply[1]), sentAt);
     return this.#token(reply[0], Number(reply[1]));
   }
@@ -490,7 +363,7 @@ export class RedisBackend implements CachingBackend {
   /** A sliding hit: answered now, extended in Redis without waiting (the extension is idempotent). */
   #touch(base: string, key: string, entry: CacheHit, sliding: number, cap: number, localNow: number): CacheHit {
     const name = encodeKey(key);
-    this.#call(() => this.#scripts.aspectCacheTouch(1, `${base}v:${name}`, `${base}i:`, name, String(Math.floor(localNow + sliding + this.#offsetLow)))).then(
+    this.#guard.call(() => this.#scripts.aspectCacheTouch(1, entryKey(base, name), indexKeyPrefix(base), name, String(Math.floor(localNow + sliding + this.#offsetLow)))).then(
       serverNow => this.#observeServerTime(Number(serverNow), localNow),
       error => this.#report({ type: 'error', error, operation: 'extend a sliding entry' }),
     );
@@ -502,7 +375,7 @@ export class RedisBackend implements CachingBackend {
   async #syncClock(): Promise<void> {
     try {
       const sentAt = this.clock.now();
-      const [seconds, micros] = await this.#call(() => this.#client.time());
+      const [seconds, micros] = await this.#guard.call(() => this.#client.time());
       this.#observeServerTime(Number(seconds) * 1000 + Math.floor(Number(micros) / 1000), sentAt);
     } catch {
       // Without it the offset stays 0 until a script reports the server time; only expiry conversion is affected.
@@ -527,7 +400,7 @@ export class RedisBackend implements CachingBackend {
       this.#release(t);
       return outcome;
     };
-    if (this.#pending.size > 0 && this.#pendingSince(t.local, key, entry.dependencies)) return refuse('stale');
+    if (this.#pending.size > 0 && this.#pending.queuedSince(t.local, key, entry.dependencies)) return refuse('stale');
     // 'not-serializable' and 'too-large' must also certify freshness (see StoreOutcome): checked first.
     const refuseUnstorable = async (outcome: StoreOutcome): Promise<StoreOutcome> => {
       let fresh: boolean;
@@ -545,22 +418,22 @@ export class RedisBackend implements CachingBackend {
       return refuseUnstorable({ reason: 'not-serializable', detail: error instanceof Error ? error.message : String(error) });
     }
     if (Buffer.byteLength(payload) > this.#maxPayloadBytes) return refuseUnstorable('too-large');
-    const partition = this.#partitionOf(key);
+    const partition = partitionOf(key, this.#partitions);
     const base = this.#bases[partition]!;
     const dependencies = [...new Set(entry.dependencies)];
-    // Key names are encoded (see encodeKey); a hit returns the dependencies as given (depsJson, never decoded
-    // by Lua), the index names are sent apart only when encoding changed one.
+    // Key names are encoded (see encodeKey); a hit returns the dependencies as given (fields.depsJson, never
+    // decoded by Lua), the index names are sent apart only when encoding changed one.
     const name = encodeKey(key);
     const names = dependencies.map(encodeKey);
-    const keys = [`${base}v:${name}`, `${base}c`, `${base}s`, ...markerKeys(base, name, names)];
+    const keys = [entryKey(base, name), clearMarkerKey(base), sequenceKey(base), ...markerKeys(base, name, names)];
     // Absolute deadlines on the server's clock, converted with a lower bound of the offset (see #offsetLow).
     const ttl = entry.expiresAt === Infinity ? 'none' : String(Math.floor(entry.expiresAt + this.#offsetLow));
     const slideUntil = entry.sliding > 0 ? String(Math.floor(this.clock.now() + entry.sliding + this.#offsetLow)) : '';
-    const depsJson = JSON.stringify(dependencies);
+    const fields = entryFields(entry, dependencies);
     const indexJson = JSON.stringify(names);
-    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, depsJson, ttl, entry.sliding, entry.staleFor ?? 0, entry.async ? '1' : '0', `${base}i:`, name, dependencies.length, indexJson === depsJson ? '' : indexJson, slideUntil];
+    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, fields.depsJson, ttl, fields.sliding, fields.staleFor, fields.async, indexKeyPrefix(base), name, dependencies.length, indexJson === fields.depsJson ? '' : indexJson, slideUntil];
     try {
-      const outcome = (await this.#call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome | 'corrupt-index';
+      const outcome = (await this.#guard.call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome | 'corrupt-index';
       if (outcome !== 'corrupt-index') return outcome;
       await this.#wipePartition(partition);
       return 'stale';
@@ -573,10 +446,10 @@ export class RedisBackend implements CachingBackend {
   async check(token: unknown, key: string, dependencies: readonly string[]): Promise<boolean> {
     if (token === null || typeof token !== 'object' || (token as RedisToken).backend !== this) return false;
     const t = token as RedisToken;
-    if (this.#affectedByPending(key, dependencies)) return false;
-    const base = this.#bases[this.#partitionOf(key)]!;
-    const keys = [`${base}c`, ...markerKeys(base, encodeKey(key), [...new Set(dependencies)].map(encodeKey))];
-    return Number(await this.#call(() => this.#scripts.aspectCacheCheck(keys.length, ...keys, t.generation, t.serverTime, this.#markerTtlMs))) === 1;
+    if (this.#pending.affects(key, dependencies)) return false;
+    const base = this.#bases[partitionOf(key, this.#partitions)]!;
+    const keys = [clearMarkerKey(base), ...markerKeys(base, encodeKey(key), [...new Set(dependencies)].map(encodeKey))];
+    return Number(await this.#guard.call(() => this.#scripts.aspectCacheCheck(keys.length, ...keys, t.generation, t.serverTime, this.#markerTtlMs))) === 1;
   }
 
   abandon(token: unknown): void {
@@ -587,7 +460,7 @@ export class RedisBackend implements CachingBackend {
   #release(token: RedisToken): void {
     if (token.lease === undefined) return;
     const { key, owner } = token.lease;
-    this.#call(() => this.#scripts.aspectCacheUnlock(1, key, owner)).catch(() => undefined); // the lease expires anyway
+    this.#guard.call(() => this.#scripts.aspectCacheUnlock(1, key, owner)).catch(() => undefined); // the lease expires anyway
   }
 
   /**
@@ -602,29 +475,25 @@ export class RedisBackend implements CachingBackend {
       return { removed };
     } catch (error) {
       // Never dropped: queued, retried, and meanwhile the affected entries are not served by this process.
-      this.#queue(keys);
+      this.#pending.add(keys);
       this.#report({ type: 'error', error, operation: 'invalidate (queued for retry)' });
       // Refused by an open circuit, Redis may well be back already (the read breaker probes late): try now.
-      if (this.#breaker.state !== 'closed') this.#retryNow();
+      if (this.#breaker.state !== 'closed') this.#pending.retryNow();
       return { removed: [], pending: true };
     }
   }
 
   async clear(): Promise<void> {
-    await Promise.all(this.#bases.map(base => this.#call(() => this.#scripts.aspectCacheClearMark(2, `${base}s`, `${base}c`, this.#markerTtlMs))));
-    await this.#unlinkMatching(`${escapeGlob(this.#prefix)}${SCHEMA}:{p*}:[vi]:*`);
+    await Promise.all(this.#bases.map(base => this.#guard.call(() => this.#scripts.aspectCacheClearMark(2, sequenceKey(base), clearMarkerKey(base), this.#markerTtlMs))));
+    await this.#unlinkMatching(allDataPattern(this.#prefix));
   }
 
   async dispose(): Promise<void> {
-    this.#disposed = true;
     if (typeof (this.#client as { off?: unknown }).off === 'function') this.#client.off('ready', this.#onReady);
     // The deadline sweep stays: calls still in flight must time out (it stops by itself once none is left).
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
     // Queued invalidations get one last attempt (after the one in flight, if any); the client belongs to the
     // application and stays open.
-    if (this.#retrying !== undefined) await this.#retrying;
-    if (this.#pending.size > 0) await this.#retryPending().catch(() => undefined);
+    await this.#pending.dispose();
   }
 
   // ───────────────────────────── internals ─────────────────────────────
@@ -643,7 +512,7 @@ export class RedisBackend implements CachingBackend {
     // Preserved roots stay preserved in every round: in a cycle, a later round reaches them again.
     const protectedKeys = preserveRoots ? JSON.stringify(round) : '[]';
     let continuation = false;
-    const run = (base: string) => () => this.#scripts.aspectCacheInvalidate(1, `${base}s`, base, this.#markerTtlMs, protectedKeys, continuation ? '1' : '0', ...round);
+    const run = (base: string) => () => this.#scripts.aspectCacheInvalidate(1, sequenceKey(base), base, this.#markerTtlMs, protectedKeys, continuation ? '1' : '0', ...round);
     // Keys sent again after the round that removed them (see below): at most once each, so that a key
     // recomputed between every two rounds cannot keep the invalidation going.
     const resent = new Set<string>();
@@ -654,7 +523,7 @@ export class RedisBackend implements CachingBackend {
       const inRound = new Set(round);
       const replies = await Promise.all(
         this.#bases.map((base, i) =>
-          (direct ? this.#withTimeout(run(base), this.#invalidationTimeoutMs, false) : this.#call(run(base), this.#invalidationTimeoutMs)).then(r => [i, r] as const),
+          (direct ? this.#guard.direct(run(base), this.#invalidationTimeoutMs) : this.#guard.call(run(base), this.#invalidationTimeoutMs)).then(r => [i, r] as const),
         ),
       );
       const next: string[] = [];
@@ -693,8 +562,8 @@ export class RedisBackend implements CachingBackend {
   async #wipePartition(partition: number): Promise<void> {
     const base = this.#bases[partition]!;
     this.#report({ type: 'error', error: new CachingError(errors.E_BACKEND, `RedisBackend: a dependency index of another type was found in partition ${partition}; it was deleted, with every entry of the partition.`), operation: 'repair' });
-    await this.#call(() => this.#scripts.aspectCacheClearMark(2, `${base}s`, `${base}c`, this.#markerTtlMs));
-    await this.#unlinkMatching(`${escapeGlob(base)}[vi]:*`);
+    await this.#guard.call(() => this.#scripts.aspectCacheClearMark(2, sequenceKey(base), clearMarkerKey(base), this.#markerTtlMs));
+    await this.#unlinkMatching(partitionDataPattern(base));
   }
 
   /** UNLINKs every key matching a glob pattern (SCAN; on a cluster, on every master). */
@@ -712,80 +581,8 @@ export class RedisBackend implements CachingBackend {
     );
   }
 
-  #queue(keys: readonly string[]): void {
-    const sequence = ++this.#localSequence;
-    for (const key of keys) this.#pending.set(key, sequence);
-    this.#scheduleRetry();
-  }
-
-  /** Arms the next tick of the retry schedule (a fixed period, no back-off: an attempt is cheap and bounded). */
-  #scheduleRetry(): void {
-    if (this.#retryTimer !== undefined || this.#disposed) return;
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      this.#retryNow();
-    }, this.#retryDelayMs);
-    this.#retryTimer.unref();
-  }
-
-  /** Starts a retry attempt unless one is in flight (then it is repeated as soon as that one settles). */
-  #retryNow(): void {
-    if (this.#disposed || this.#pending.size === 0) return;
-    if (this.#retrying !== undefined) {
-      this.#retryAgain = true;
-      return;
-    }
-    // While the client is (re)connecting, a command would only wait in its offline queue (and pile up there,
-    // one per tick): wait for the 'ready' event, or the next tick, instead.
-    const status = (this.#client as { status?: string }).status;
-    if (status === 'connecting' || status === 'connect' || status === 'reconnecting') {
-      this.#scheduleRetry();
-      return;
-    }
-    this.#retryAgain = false;
-    this.#retrying = this.#retryPending().then(
-      () => {
-        this.#retryReportedAt = -Infinity;
-      },
-      error => {
-        const now = Date.now();
-        if (now - this.#retryReportedAt < 10_000) return;
-        this.#retryReportedAt = now;
-        this.#report({ type: 'error', error, operation: 'invalidate (retry)' });
-      },
-    );
-    void this.#retrying.then(() => {
-      this.#retrying = undefined;
-      if (this.#pending.size === 0) return;
-      // Keys queued meanwhile, or this attempt failed: again at once after a reconnect, else on the next tick.
-      if (this.#retryAgain) this.#retryNow();
-      else this.#scheduleRetry();
-    });
-  }
-
-  async #retryPending(): Promise<void> {
-    const batch = new Map(this.#pending);
-    if (batch.size === 0) return;
-    await this.#invalidateEverywhere([...batch.keys()], false, true);
-    // Keep keys queued again while this attempt ran.
-    for (const [key, sequence] of batch) if (this.#pending.get(key) === sequence) this.#pending.delete(key);
-  }
-
-  #affectedByPending(key: string, dependencies: readonly string[]): boolean {
-    if (this.#pending.size === 0) return false;
-    if (this.#pending.has(key)) return true;
-    for (const d of dependencies) if (this.#pending.has(d)) return true;
-    return false;
-  }
-
-  #pendingSince(local: number, key: string, dependencies: readonly string[]): boolean {
-    if ((this.#pending.get(key) ?? -1) > local) return true;
-    for (const d of dependencies) if ((this.#pending.get(d) ?? -1) > local) return true;
-    return false;
-  }
-
   #token(generation: string, serverTime: number, lease?: RedisToken['lease']): RedisToken {
-    return { backend: this, generation, serverTime, local: this.#localSequence, lease };
+    return { backend: this, generation, serverTime, local: this.#pending.sequence, lease };
   }
 
   #ownToken(token: unknown, key: string): RedisToken {
@@ -795,23 +592,10 @@ export class RedisBackend implements CachingBackend {
     return token as RedisToken;
   }
 
-  /** Parses the `h` field: `<cap>|<sliding>|<staleFor>|<async>|<deps JSON>\n<payload>`. Undefined if corrupt or foreign. */
-  #unpack(key: string, packed: string): { hit: CacheHit; cap: number; sliding: number; staleFor: number } | undefined {
+  /** Decodes the `h` field (see entry-codec.ts); a corrupt or foreign one is reported and undefined (a miss). */
+  #unpack(key: string, packed: string): StoredEntry | undefined {
     try {
-      const newline = packed.indexOf('\n');
-      const p1 = packed.indexOf('|');
-      const p2 = packed.indexOf('|', p1 + 1);
-      const p3 = packed.indexOf('|', p2 + 1);
-      const p4 = packed.indexOf('|', p3 + 1);
-      if (newline < 0 || p1 < 0 || p2 < 0 || p3 < 0 || p4 < 0 || p4 > newline) throw new Error('not an aspect-cache entry');
-      const cap = Number(packed.slice(0, p1));
-      const sliding = Number(packed.slice(p1 + 1, p2));
-      const staleFor = Number(packed.slice(p2 + 1, p3));
-      const dependencies = JSON.parse(packed.slice(p4 + 1, newline)) as unknown;
-      if (!Array.isArray(dependencies) || Number.isNaN(cap) || Number.isNaN(sliding) || Number.isNaN(staleFor)) throw new Error('not an aspect-cache entry');
-      const value = this.#serializer.deserialize(packed.slice(newline + 1));
-      const hit: CacheHit = { hit: true, value, async: packed.charCodeAt(p3 + 1) === 49 /* '1' */, dependencies: dependencies as string[], expiresAt: cap === 0 ? Infinity : cap - this.#offset };
-      return { hit, cap, sliding, staleFor };
+      return unpackEntry(packed, this.#serializer, this.#offset);
     } catch (error) {
       // Corrupt or foreign payloads are misses (and are removed), never crashes.
       this.#report({ type: 'error', error: new CachingError(errors.E_BACKEND, `RedisBackend: the entry ${key} could not be decoded; it is treated as a miss and removed.`, { cause: error }), operation: 'decode' });
@@ -821,78 +605,10 @@ export class RedisBackend implements CachingBackend {
 
   async #discard(key: string): Promise<void> {
     try {
-      await this.#call(() => this.#client.unlink(this.entryKey(key)));
+      await this.#guard.call(() => this.#client.unlink(this.entryKey(key)));
     } catch {
       // best effort: the entry expires anyway, and a later store replaces it
     }
-  }
-
-  /** Runs one Redis call through the circuit breaker, with the operation timeout. */
-  #call<T>(operation: () => Promise<T>, timeoutMs?: number): Promise<T>;
-  #call<T, R>(operation: () => Promise<T>, timeoutMs: number, map: (value: T) => R | PromiseLike<R>): Promise<R>;
-  #call<T, R>(operation: () => Promise<T>, timeoutMs = this.#timeoutMs, map?: (value: T) => R | PromiseLike<R>): Promise<T | R> {
-    if (this.#breaker.state !== 'closed') {
-      const guarded = this.#breaker.run(() => this.#withTimeout(operation, timeoutMs, false)) as Promise<T>;
-      return map === undefined ? guarded : guarded.then(value => map(value));
-    }
-    // Closed circuit (the normal case): one promise carries the timeout, the breaker's bookkeeping and `map`.
-    return this.#withTimeout(operation, timeoutMs, true, map);
-  }
-
-  #withTimeout<T, R>(operation: () => Promise<T>, timeoutMs: number, recordOutcome: boolean, map?: (value: T) => R | PromiseLike<R>): Promise<T | R> {
-    return new Promise<T | R>((resolve, reject) => {
-      const fail = (error: unknown): void => {
-        reject(error);
-        if (recordOutcome) this.#breaker.recordFailure();
-      };
-      const pending = this.#deadline(timeoutMs, fail);
-      operation().then(
-        value => {
-          if (!this.#deadlines.delete(pending)) return; // already timed out
-          if (recordOutcome) this.#breaker.recordSuccess();
-          if (map === undefined) resolve(value);
-          else {
-            try {
-              resolve(map(value));
-            } catch (error) {
-              reject(error);
-            }
-          }
-        },
-        error => {
-          if (!this.#deadlines.delete(pending)) return;
-          fail(backendError(error));
-        },
-      );
-    });
-  }
-
-  /** Registers a call in flight: the sweep calls `reject` if it is still registered after `timeoutMs`. Settle it by deleting it from #deadlines. */
-  #deadline(timeoutMs: number, reject: (error: unknown) => void): Deadline {
-    const pending: Deadline = { deadline: Date.now() + timeoutMs, timeoutMs, reject };
-    this.#deadlines.add(pending);
-    if (this.#sweeper === undefined) this.#startSweeper();
-    return pending;
-  }
-
-  /** One timer for all calls in flight (a timer per call costs more than the rest of a hit's bookkeeping). */
-  #startSweeper(): void {
-    const period = Math.max(5, Math.min(100, Math.floor(this.#timeoutMs / 4)));
-    this.#sweeper = setInterval(() => {
-      if (this.#deadlines.size === 0) {
-        clearInterval(this.#sweeper);
-        this.#sweeper = undefined;
-        return;
-      }
-      const now = Date.now();
-      for (const pending of this.#deadlines) {
-        if (pending.deadline <= now) {
-          this.#deadlines.delete(pending);
-          pending.reject(new CachingError(errors.E_TIMEOUT, `RedisBackend: Redis did not answer within ${pending.timeoutMs} ms.`));
-        }
-      }
-    }, period);
-    this.#sweeper.unref();
   }
 
   /** Adds a listener for absorbed failures and circuit changes (see {@link CachingBackend.subscribe}); returns its unsubscribe function. */
@@ -905,67 +621,10 @@ export class RedisBackend implements CachingBackend {
     this.#listeners.event(event);
   }
 
-  #partitionOf(key: string): number {
-    if (this.#partitions === 1) return 0;
-    // FNV-1a: cheap and well spread; only needs to be stable across processes.
-    let hash = 0x811c9dc5;
-    for (let i = 0; i < key.length; i++) {
-      hash ^= key.charCodeAt(i);
-      hash = Math.imul(hash, 0x01000193);
-    }
-    return (hash >>> 0) % this.#partitions;
-  }
 }
 
 function positive(where: string, option: string, value: unknown): void {
   if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) {
     throw new CachingError(errors.E_INVALID_OPTION, `${where}: option ${option} must be a positive number, got ${String(value)}.`);
   }
-}
-
-/** Cluster replies that mean "not here, or not now": the lookup is worth asking again on its own. */
-function isRedirection(error: Error | null | undefined): boolean {
-  return error != null && /^(?:MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(error.message);
-}
-
-function backendError(error: unknown): CachingError {
-  return error instanceof CachingError ? error : new CachingError(errors.E_BACKEND, `RedisBackend: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-}
-
-/** A reply meaning the key holds another type than the command expects (a foreign or corrupt key). */
-function isWrongType(error: unknown): boolean {
-  return error instanceof Error && error.message.startsWith('WRONGTYPE');
-}
-
-/**
- * The escape character of Redis key names: U+FFFE, a noncharacter that text does not use. A Redis key is
- * bytes, and ioredis sends a JS string as UTF-8, where a lone surrogate becomes U+FFFD: two keys differing only
- * in a lone surrogate would collide, and Lua's cjson cannot decode one. Key names (entries, dependencies,
- * markers, index members) are therefore sent encoded, injectively: the escape character is doubled and a lone
- * surrogate becomes the escape character and its 4 hex digits. Normal strings pass through after one regex test.
- */
-const ESCAPE = '\ufffe';
-const NEEDS_ENCODING = /[\ud800-\udfff\ufffe]/;
-const LONE_SURROGATE_OR_ESCAPE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\ufffe/g;
-const ENCODED = /\ufffe(\ufffe|[0-9a-f]{4})/g;
-
-/** A key as its Redis key name (well-formed UTF-16, so it survives UTF-8), injective over all JS strings. */
-function encodeKey(key: string): string {
-  if (!NEEDS_ENCODING.test(key)) return key;
-  return key.replace(LONE_SURROGATE_OR_ESCAPE, c => (c === ESCAPE ? ESCAPE + ESCAPE : ESCAPE + c.charCodeAt(0).toString(16)));
-}
-
-/** The inverse of {@link encodeKey}. */
-function decodeKey(name: string): string {
-  if (!name.includes(ESCAPE)) return name;
-  return name.replace(ENCODED, (_, code: string) => (code === ESCAPE ? ESCAPE : String.fromCharCode(Number.parseInt(code, 16))));
-}
-
-/** The invalidation markers a store (and `check`) compares with its token: the entry's own and its dependencies'. */
-function markerKeys(base: string, name: string, dependencyNames: readonly string[]): string[] {
-  return [`${base}g:${name}`, ...dependencyNames.map(d => `${base}g:${d}`)];
-}
-
-function escapeGlob(text: string): string {
-  return text.replace(/[*?[\]\\]/g, c => `\\${c}`);
 }

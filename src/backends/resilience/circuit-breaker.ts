@@ -4,7 +4,7 @@ import type { Clock } from '../../types.js';
 /** States of a {@link CircuitBreaker}. */
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
-/** Options of the Redis backend's circuit breaker. */
+/** Options of a circuit breaker (RedisBackend's `circuitBreaker` option). */
 export interface CircuitBreakerOptions {
   /** Consecutive failed round trips (errors or timeouts) that open the circuit; lookups sent together in one batch are one round trip. @default 3 */
   failureThreshold?: number;
@@ -13,9 +13,24 @@ export interface CircuitBreakerOptions {
 }
 
 /**
+ * Who owns a {@link CircuitBreaker}: its errors name the owner and the dependency it protects, so a user can
+ * tell which backend refused a call; `onChange` reports the state changes (RedisBackend emits them as events).
+ */
+export interface CircuitBreakerOwner {
+  /** The owner, as error messages name it (`RedisBackend`). */
+  readonly where: string;
+  /** The dependency whose calls it stops (`Redis`). */
+  readonly remote: string;
+  /** Measures how long the circuit has been open (the owner's clock, so tests can drive it). */
+  readonly clock: Clock;
+  readonly onChange: (state: CircuitState) => void;
+}
+
+/**
  * Stops calling a failing dependency for a while: after `failureThreshold` consecutive failures every call
  * fails at once (no added latency during an outage); after `resetTimeoutMs` one probe is let through
- * (half-open) and its outcome closes or reopens the circuit.
+ * (half-open) and its outcome closes or reopens the circuit. Backend-neutral, so every backend that calls a
+ * remote store or transport can share it.
  */
 export class CircuitBreaker {
   #state: CircuitState = 'closed';
@@ -24,19 +39,18 @@ export class CircuitBreaker {
   #probing = false;
   readonly #threshold: number;
   readonly #resetMs: number;
+  readonly #owner: CircuitBreakerOwner;
 
-  constructor(
-    options: CircuitBreakerOptions,
-    private readonly clock: Clock,
-    private readonly onChange: (state: CircuitState) => void,
-  ) {
+  /** Validates the options (errors name `owner.where` and the option `circuitBreaker.…`). */
+  constructor(options: CircuitBreakerOptions, owner: CircuitBreakerOwner) {
+    this.#owner = owner;
     this.#threshold = options.failureThreshold ?? 3;
     this.#resetMs = options.resetTimeoutMs ?? 5_000;
     if (!(Number.isSafeInteger(this.#threshold) && this.#threshold > 0)) {
-      throw new CachingError(errors.E_INVALID_OPTION, `RedisBackend: option circuitBreaker.failureThreshold must be a positive integer, got ${String(options.failureThreshold)}.`);
+      throw new CachingError(errors.E_INVALID_OPTION, `${owner.where}: option circuitBreaker.failureThreshold must be a positive integer, got ${String(options.failureThreshold)}.`);
     }
     if (!(this.#resetMs > 0 && Number.isFinite(this.#resetMs))) {
-      throw new CachingError(errors.E_INVALID_OPTION, `RedisBackend: option circuitBreaker.resetTimeoutMs must be a positive number of ms, got ${String(options.resetTimeoutMs)}.`);
+      throw new CachingError(errors.E_INVALID_OPTION, `${owner.where}: option circuitBreaker.resetTimeoutMs must be a positive number of ms, got ${String(options.resetTimeoutMs)}.`);
     }
   }
 
@@ -60,7 +74,7 @@ export class CircuitBreaker {
   recordFailure(): void {
     this.#failures++;
     if (this.#state === 'closed' && this.#failures >= this.#threshold) {
-      this.#openedAt = this.clock.now();
+      this.#openedAt = this.#owner.clock.now();
       this.#set('open');
     }
   }
@@ -73,7 +87,7 @@ export class CircuitBreaker {
   readonly #closedFailure = (error: unknown): never => {
     this.#failures++;
     if (this.#state === 'closed' && this.#failures >= this.#threshold) {
-      this.#openedAt = this.clock.now();
+      this.#openedAt = this.#owner.clock.now();
       this.#set('open');
     }
     throw error;
@@ -81,11 +95,11 @@ export class CircuitBreaker {
 
   async #runGuarded<T>(operation: () => Promise<T>): Promise<T> {
     if (this.#state === 'open') {
-      if (this.clock.now() - this.#openedAt < this.#resetMs || this.#probing) throw openError();
+      if (this.#owner.clock.now() - this.#openedAt < this.#resetMs || this.#probing) throw this.#openError();
       this.#set('half-open');
     }
     if (this.#state === 'half-open') {
-      if (this.#probing) throw openError();
+      if (this.#probing) throw this.#openError();
       this.#probing = true;
     }
     try {
@@ -96,7 +110,7 @@ export class CircuitBreaker {
     } catch (error) {
       this.#failures++;
       if (this.#state === 'half-open' || this.#failures >= this.#threshold) {
-        this.#openedAt = this.clock.now();
+        this.#openedAt = this.#owner.clock.now();
         if (this.#state !== 'open') this.#set('open');
       }
       throw error;
@@ -107,10 +121,10 @@ export class CircuitBreaker {
 
   #set(state: CircuitState): void {
     this.#state = state;
-    this.onChange(state);
+    this.#owner.onChange(state);
   }
-}
 
-function openError(): CachingError {
-  return new CachingError(errors.E_BACKEND, 'RedisBackend: the circuit is open after repeated failures; Redis is not called until the next probe.');
+  #openError(): CachingError {
+    return new CachingError(errors.E_BACKEND, `${this.#owner.where}: the circuit is open after repeated failures; ${this.#owner.remote} is not called until the next probe.`);
+  }
 }

@@ -1,0 +1,104 @@
+/**
+ * The Redis key layout of RedisBackend, in one place: every key is `<prefix>ac1:{p<n>}:<kind>:<key>`,
+ * where `{p<n>}` is the hash tag of partition n (all keys of a partition share one cluster slot, so each
+ * script runs on one node) and the kind is one letter:
+ *
+ * - `v:<key>` the entry (a hash; see entry-codec.ts for its `h` field),
+ * - `i:<key>` the dependency index of `<key>` (a sorted set of the entries that depend on it),
+ * - `g:<key>` the invalidation marker of `<key>` (the generation that last invalidated it),
+ * - `l:<key>` the lease of a computation (distributed single-flight),
+ * - `s` the partition's generation sequence, `c` its clear marker (no key name).
+ *
+ * The Lua scripts (scripts.ts) derive some of these names themselves from the partition's base (the
+ * `v:`, `i:` and `g:` keys of dependents they discover): a change here must be made there too.
+ */
+
+/** The schema version in every key: entries written by another layout are never read. */
+export const SCHEMA = 'ac1';
+
+/** The base of every key of one partition: `<prefix>ac1:{p<n>}:`. */
+export function partitionBase(prefix: string, partition: number): string {
+  return `${prefix}${SCHEMA}:{p${partition}}:`;
+}
+
+/**
+ * The partition of a cache key. FNV-1a: cheap and well spread; it only needs to be stable across processes
+ * (every process must agree where an entry lives), so it must never change within one schema version.
+ */
+export function partitionOf(key: string, partitions: number): number {
+  if (partitions === 1) return 0;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % partitions;
+}
+
+/** The entry of an (encoded) key name. */
+export function entryKey(base: string, name: string): string {
+  return `${base}v:${name}`;
+}
+
+/** The common part of the partition's dependency index keys (scripts append the encoded dependency). */
+export function indexKeyPrefix(base: string): string {
+  return `${base}i:`;
+}
+
+/** The lease of an (encoded) key name. */
+export function leaseKey(base: string, name: string): string {
+  return `${base}l:${name}`;
+}
+
+/** The partition's generation sequence. */
+export function sequenceKey(base: string): string {
+  return `${base}s`;
+}
+
+/** The partition's clear marker: a store whose token predates it is refused. */
+export function clearMarkerKey(base: string): string {
+  return `${base}c`;
+}
+
+/** The invalidation markers a store (and `check`) compares with its token: the entry's own and its dependencies'. */
+export function markerKeys(base: string, name: string, dependencyNames: readonly string[]): string[] {
+  return [`${base}g:${name}`, ...dependencyNames.map(d => `${base}g:${d}`)];
+}
+
+/** A SCAN pattern of the entries and indexes of one partition (what a repair of the partition removes). */
+export function partitionDataPattern(base: string): string {
+  return `${escapeGlob(base)}[vi]:*`;
+}
+
+/** A SCAN pattern of the entries and indexes of every partition under a prefix (what `clear` removes). */
+export function allDataPattern(prefix: string): string {
+  return `${escapeGlob(prefix)}${SCHEMA}:{p*}:[vi]:*`;
+}
+
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, c => `\\${c}`);
+}
+
+/**
+ * The escape character of Redis key names: U+FFFE, a noncharacter that text does not use. A Redis key is
+ * bytes, and ioredis sends a JS string as UTF-8, where a lone surrogate becomes U+FFFD: two keys differing only
+ * in a lone surrogate would collide, and Lua's cjson cannot decode one. Key names (entries, dependencies,
+ * markers, index members) are therefore sent encoded, injectively: the escape character is doubled and a lone
+ * surrogate becomes the escape character and its 4 hex digits. Normal strings pass through after one regex test.
+ */
+const ESCAPE = '\ufffe';
+const NEEDS_ENCODING = /[\ud800-\udfff\ufffe]/;
+const LONE_SURROGATE_OR_ESCAPE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]|\ufffe/g;
+const ENCODED = /\ufffe(\ufffe|[0-9a-f]{4})/g;
+
+/** A key as its Redis key name (well-formed UTF-16, so it survives UTF-8), injective over all JS strings. */
+export function encodeKey(key: string): string {
+  if (!NEEDS_ENCODING.test(key)) return key;
+  return key.replace(LONE_SURROGATE_OR_ESCAPE, c => (c === ESCAPE ? ESCAPE + ESCAPE : ESCAPE + c.charCodeAt(0).toString(16)));
+}
+
+/** The inverse of {@link encodeKey}. */
+export function decodeKey(name: string): string {
+  if (!name.includes(ESCAPE)) return name;
+  return name.replace(ENCODED, (_, code: string) => (code === ESCAPE ? ESCAPE : String.fromCharCode(Number.parseInt(code, 16))));
+}
