@@ -16,14 +16,14 @@ describe('Redis entry codec', () => {
     const fields = entryFields(entry, entry.dependencies);
     expect(fields).toEqual({ depsJson: '["x","y"]', sliding: 50, staleFor: 20, async: '1' });
     const stored = unpackEntry(packed(10_000, fields, serializer.serialize(value)), serializer, 300);
-    expect(stored).toEqual({ hit: { hit: true, value, async: true, dependencies: ['x', 'y'], expiresAt: 9_700 }, cap: 10_000, sliding: 50, staleFor: 20 });
+    expect(stored).toEqual({ hit: { hit: true, value, async: true, dependencies: ['x', 'y'], expiresAt: 9_700, sliding: 50 }, cap: 10_000, sliding: 50, staleFor: 20 });
   });
 
   it('a cap of 0 never expires; a synchronous entry without staleFor', () => {
     const fields = entryFields({ value: 1, async: false, dependencies: [], expiresAt: Infinity, sliding: 0 }, []);
     expect(fields).toEqual({ depsJson: '[]', sliding: 0, staleFor: 0, async: '0' });
     const stored = unpackEntry(packed(0, fields, serializer.serialize(1)), serializer, 300);
-    expect(stored.hit).toEqual({ hit: true, value: 1, async: false, dependencies: [], expiresAt: Infinity });
+    expect(stored.hit).toEqual({ hit: true, value: 1, async: false, dependencies: [], expiresAt: Infinity, sliding: 0 });
   });
 
   it('keeps a payload containing separators intact (only the header is split)', () => {

@@ -64,6 +64,9 @@ export function unpackEntry(packed: string, serializer: Serializer, offset: numb
   const dependencies = JSON.parse(packed.slice(p4 + 1, newline)) as unknown;
   if (!Array.isArray(dependencies) || Number.isNaN(cap) || Number.isNaN(sliding) || Number.isNaN(staleFor)) throw new Error('not an aspect-cache entry');
   const value = serializer.deserialize(packed.slice(newline + 1));
-  const hit: CacheHit = { hit: true, value, async: packed.charCodeAt(p3 + 1) === 49 /* '1' */, dependencies: dependencies as string[], expiresAt: cap === 0 ? Infinity : cap - offset };
+  const async = packed.charCodeAt(p3 + 1) === 49; /* '1' */
+  const expiresAt = cap === 0 ? Infinity : cap - offset;
+  // A sliding entry says so (a layered backend keeps it out of its L1); the shape stays the same for both.
+  const hit: CacheHit = { hit: true, value, async, dependencies: dependencies as string[], expiresAt, sliding };
   return { hit, cap, sliding, staleFor };
 }
