@@ -2,6 +2,7 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { CachingError, errors } from '../../errors.js';
 import { checkKnownOptions, optionNames } from '../../options-check.js';
 import type { BusReceiver, InvalidationBus } from '../invalidation-bus.js';
+import { CallGuard } from '../resilience/call-guard.js';
 
 /** Options of {@link RedisInvalidationBus}. */
 export interface RedisInvalidationBusOptions {
@@ -94,6 +95,7 @@ export class RedisInvalidationBus implements InvalidationBus {
   readonly #client: Redis | Cluster;
   readonly #isCluster: boolean;
   readonly #publishTimeoutMs: number;
+  readonly #guard: CallGuard;
   readonly #subscriptions = new Set<Subscription>();
   /** The current subscriber connection (undefined before the first subscribe, between connections, after dispose). */
   #subscriber: Redis | undefined;
@@ -124,6 +126,7 @@ export class RedisInvalidationBus implements InvalidationBus {
     this.channel = channel;
     this.heartbeatMs = heartbeatMs;
     this.#publishTimeoutMs = publishTimeoutMs;
+    this.#guard = new CallGuard({ where: WHERE, remote: 'Redis', timeoutMs: publishTimeoutMs });
   }
 
   /**
@@ -134,23 +137,18 @@ export class RedisInvalidationBus implements InvalidationBus {
   publish(payload: string): Promise<void> {
     if (this.#disposed) return Promise.reject(new CachingError(errors.E_DISPOSED, `${WHERE}: publish() after dispose(); create a new bus.`));
     const target = this.#publishTarget();
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+    // The shared call guard bounds the wait (one deadline sweep for every call in flight, as the backend's).
+    return this.#guard.call(() => target.publish(this.channel, payload)).then(
+      () => undefined,
+      (error: unknown) => {
         this.#dropPublisher(target);
-        reject(new CachingError(errors.E_TIMEOUT, `${WHERE}: Redis did not accept a publish on '${this.channel}' within ${this.#publishTimeoutMs} ms (option publishTimeoutMs).`));
-      }, this.#publishTimeoutMs);
-      target.publish(this.channel, payload).then(
-        () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          this.#dropPublisher(target);
-          reject(new CachingError(errors.E_BACKEND, `${WHERE}: publish on '${this.channel}' failed: ${messageOf(error)}`, { cause: error }));
-        },
-      );
-    });
+        if (error instanceof CachingError && error.code === errors.E_TIMEOUT) {
+          throw new CachingError(errors.E_TIMEOUT, `${WHERE}: Redis did not accept a publish on '${this.channel}' within ${this.#publishTimeoutMs} ms (option publishTimeoutMs).`);
+        }
+        const cause = error instanceof CachingError && error.cause !== undefined ? error.cause : error;
+        throw new CachingError(errors.E_BACKEND, `${WHERE}: publish on '${this.channel}' failed: ${messageOf(cause)}`, { cause });
+      },
+    );
   }
 
   /**
