@@ -15,6 +15,7 @@ import type {
 import { BackendListeners } from '../backend-listeners.js';
 import type { InvalidationBus } from '../invalidation-bus.js';
 import { MemoryBackend } from '../memory/memory-backend.js';
+import { RetryQueue } from '../resilience/retry-queue.js';
 import { BusProtocol } from './bus-protocol.js';
 
 /** Options of {@link LayeredBackend}. */
@@ -119,14 +120,13 @@ export class LayeredBackend implements CachingBackend {
   readonly #bus: InvalidationBus;
   readonly #protocol: BusProtocol;
   readonly #l1Ttl: number;
-  readonly #retryDelayMs: number;
   readonly #unsubscribeL2: () => void;
-  /** Root keys whose invalidation did not land yet: `true` while L2 must still be invalidated, `false` while only the publish is left. */
-  readonly #queued = new Map<string, boolean>();
-  #clearQueued = false;
-  #retryTimer: NodeJS.Timeout | undefined;
-  #retrying: Promise<void> | undefined;
-  #retryReportedAt = -Infinity;
+  /** Invalidated keys L2 did not take yet; each lands in L2 first, then moves to #unpublished. */
+  readonly #unlanded: RetryQueue;
+  /** Invalidated keys that landed in L2 but whose publish failed. */
+  readonly #unpublished: RetryQueue;
+  /** A clear whose publish failed (one key: the queue only schedules the retry). */
+  readonly #unpublishedClear: RetryQueue;
   #resyncs = 0;
   #disposed = false;
   /** Tokens issued so far (see LayeredToken.seq). */
@@ -173,7 +173,10 @@ export class LayeredBackend implements CachingBackend {
     this.clock = l2.clock;
     this.name = `layered(${l1.name}+${l2.name})`;
     this.#l1Ttl = l1Ttl ?? Infinity;
-    this.#retryDelayMs = retryDelayMs;
+    const onError = (operation: string) => (error: unknown) => this.#report({ type: 'error', error, operation });
+    this.#unlanded = new RetryQueue({ delayMs: retryDelayMs, attempt: keys => this.#land(keys), onError: onError('invalidate (retry)') });
+    this.#unpublished = new RetryQueue({ delayMs: retryDelayMs, attempt: keys => this.#protocol.publishInvalidate(keys), onError: onError('publish invalidation (retry)') });
+    this.#unpublishedClear = new RetryQueue({ delayMs: retryDelayMs, attempt: () => this.#protocol.publishClear(), onError: onError('publish clear (retry)') });
     this.#unsubscribeL2 = l2.subscribe?.({ onEvent: event => this.#listeners.event(event) }) ?? noop;
     this.#unsubscribeL1 = l1.subscribe({ onRemoval: key => this.#leftL1(key) });
     this.#protocol = new BusProtocol(bus, this.clock, {
@@ -196,7 +199,7 @@ export class LayeredBackend implements CachingBackend {
 
   /** Root keys whose invalidation (of L2, or its publish) is queued for retry. */
   get pendingInvalidations(): number {
-    return this.#queued.size + (this.#clearQueued ? 1 : 0);
+    return this.#unlanded.size + this.#unpublished.size + this.#unpublishedClear.size;
   }
 
   /** This backend's instance id on the bus. */
@@ -390,7 +393,7 @@ export class LayeredBackend implements CachingBackend {
     }
     const removed = shared.removed;
     if (shared.pending === true) {
-      this.#queue(keys, true);
+      this.#unlanded.add(keys);
       return { removed, pending: true };
     }
     // Again, now that L2 landed: a read-through that began after the first pass may have copied the old entry
@@ -413,19 +416,18 @@ export class LayeredBackend implements CachingBackend {
       await this.#protocol.publishClear();
     } catch (error) {
       this.#report({ type: 'error', error, operation: 'publish clear (queued for retry)' });
-      this.#clearQueued = true;
-      this.#scheduleRetry();
+      this.#unpublishedClear.add(['clear']);
     }
   }
 
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
-    // Queued invalidations get one last attempt before the parts are closed.
-    if (this.#retrying !== undefined) await this.#retrying;
-    if (this.pendingInvalidations > 0) await this.#retryQueued().catch(() => undefined);
+    // Queued invalidations get one last attempt before the parts are closed: L2 first (which queues their
+    // publish), then the publishes.
+    await this.#unlanded.dispose();
+    await this.#unpublished.dispose();
+    await this.#unpublishedClear.dispose();
     await this.#protocol.dispose();
     this.#unsubscribeL2();
     this.#unsubscribeL1();
@@ -453,71 +455,25 @@ export class LayeredBackend implements CachingBackend {
       return true;
     } catch (error) {
       this.#report({ type: 'error', error, operation: 'publish invalidation (queued for retry)' });
-      this.#queue(keys, false);
+      this.#unpublished.add(keys);
       return false;
     }
   }
 
-  #queue(keys: readonly string[], l2: boolean): void {
-    // A key queued for L2 stays queued for L2 even if a later invalidation of it only needs its publish.
-    for (const key of keys) this.#queued.set(key, l2 || this.#queued.get(key) === true);
-    this.#scheduleRetry();
-  }
-
-  #scheduleRetry(): void {
-    if (this.#retryTimer !== undefined || this.#disposed) return;
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      if (this.#retrying !== undefined) return this.#scheduleRetry();
-      this.#retrying = this.#retryQueued().then(
-        () => {
-          this.#retryReportedAt = -Infinity;
-        },
-        error => {
-          const now = Date.now();
-          if (now - this.#retryReportedAt < 10_000) return;
-          this.#retryReportedAt = now;
-          this.#report({ type: 'error', error, operation: 'invalidate (retry)' });
-        },
-      );
-      void this.#retrying.then(() => {
-        this.#retrying = undefined;
-        if (this.pendingInvalidations > 0) this.#scheduleRetry();
-      });
-    }, this.#retryDelayMs);
-    this.#retryTimer.unref();
-  }
-
-  /** One attempt: L2 for the keys that need it, then one publish for every key whose L2 part landed. */
-  async #retryQueued(): Promise<void> {
-    const batch = new Map(this.#queued);
-    const forL2 = [...batch].filter(([, l2]) => l2).map(([key]) => key);
-    let removed: readonly string[] = [];
-    if (forL2.length > 0) {
-      const result = await this.l2.invalidate(forL2);
-      if (result.pending === true) throw new CachingError(errors.E_BACKEND, `LayeredBackend: ${this.l2.name} still cannot be reached; ${forL2.length} invalidated keys stay queued.`);
-      removed = result.removed;
-      this.l1.invalidate(union(forL2, removed));
-      // Landed in L2: only the publish is left (unless queued for L2 again meanwhile).
-      for (const key of forL2) if (this.#queued.get(key) === true && batch.get(key) === true) this.#queued.set(key, false);
-    }
-    if (this.#clearQueued) {
-      await this.#protocol.publishClear();
-      this.#clearQueued = false;
-    }
-    const toPublish = [...batch.keys()].filter(key => this.#queued.get(key) === false);
-    if (toPublish.length === 0) return;
-    await this.#protocol.publishInvalidate(union(toPublish, removed));
-    for (const key of toPublish) if (this.#queued.get(key) === false) this.#queued.delete(key);
+  /** One retry of keys L2 did not take: L2, then L1 again (as in invalidate), then the publish. */
+  async #land(keys: readonly string[]): Promise<void> {
+    const result = await this.l2.invalidate(keys);
+    if (result.pending === true) throw new CachingError(errors.E_BACKEND, `LayeredBackend: ${this.l2.name} still cannot be reached; ${keys.length} invalidated keys stay queued.`);
+    this.l1.invalidate(union(keys, result.removed));
+    // Landed: from now on only the publish is left. Queued (not awaited), so a failing bus does not keep the
+    // keys in this queue, where they would make this process refuse what L2 now serves correctly.
+    this.#unpublished.add(union(keys, result.removed));
+    this.#unpublished.retryNow();
   }
 
   /** True if the key or a dependency is queued for invalidation in L2 (L2 may still hold entries it removes). */
   #affectedByQueued(key: string, dependencies: readonly string[]): boolean {
-    const queued = this.#queued;
-    if (queued.size === 0) return false;
-    if (queued.get(key) === true) return true;
-    for (const d of dependencies) if (queued.get(d) === true) return true;
-    return false;
+    return this.#unlanded.affects(key, dependencies);
   }
 
   #dropLocal(keys: readonly string[]): void {
