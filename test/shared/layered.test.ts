@@ -2,7 +2,7 @@
 // LayeredBackend (its own L1) over one shared L2 and one in-process bus, stand for processes. Runs in both
 // decorator modes.
 import { afterEach, describe, expect, it } from 'vitest';
-import { addDependency, bindCachingService, Cache, CachingService, InvalidateCache, LayeredBackend, MemoryBackend, type CachingBackend } from 'aspect-cache';
+import { addDependency, bindCachingService, Cache, CachingService, InvalidateCache, LayeredBackend, MemoryBackend, systemClock, type CachingBackend } from 'aspect-cache';
 import { ChaosBackend, FakeClock, TestBusNetwork, type TestBus } from 'aspect-cache/testing';
 import { deferred, flush, type Deferred } from '../support/deferred.js';
 
@@ -52,13 +52,14 @@ afterEach(async () => {
 });
 
 /** `count` processes over one L2 (a ChaosBackend counting calls over a MemoryBackend) and one bus network. */
-function processes(count: number) {
-  // One FakeClock for every process: trust (judged on the backend's clock) never lapses by accident on a loaded
-  // machine; heartbeats and deliveries still run on real timers.
-  const clock = new FakeClock();
+function processes(count: number, { heartbeatMs = HEARTBEAT, realTime = false }: { heartbeatMs?: number; realTime?: boolean } = {}) {
+  // One FakeClock for every process, unless a test measures the bound in real time: trust (judged on the
+  // backend's clock) then never lapses by accident on a loaded machine; heartbeats and deliveries still run on
+  // real timers.
+  const clock = realTime ? systemClock : new FakeClock();
   const shared = new MemoryBackend({ clock });
   const l2 = new ChaosBackend(shared);
-  const network = new TestBusNetwork({ heartbeatMs: HEARTBEAT });
+  const network = new TestBusNetwork({ heartbeatMs });
   // All processes read the same rows (one database).
   const rows = new Map<number, number>([
     [1, 10],
@@ -190,5 +191,87 @@ describe('LayeredBackend under decorated services', () => {
     expect(await a.prices.getPrice(1)).toBe(13);
     expect(await a.prices.getPrice(1)).toBe(13);
     expect(a.prices.reads).toBe(2);
+  });
+});
+
+// Bugs found by test/integration/layered-processes.test.ts, reproduced deterministically, now fixed. Heartbeats
+// are slow where a resync (a process that got no CPU for two heartbeats drops its L1) would hide the bug.
+describe('LayeredBackend: regressions', () => {
+  it('a parent computed from an L1 copy of a child that another process has just invalidated is not kept in L2', async () => {
+    const { network, procs } = processes(3, { heartbeatMs: 500 });
+    const [a, b, c] = procs as [Proc, Proc, Proc];
+    await trusted(a, b, c);
+    expect(await a.prices.getPrice(1)).toBe(10); // in a's L1
+    a.prices.prices.set(1, 11);
+    network.hold(); // b's message is on its way to a
+    await b.service.invalidate('price:1'); // resolved: L2 holds neither price 1 nor anything built from it
+    // a builds the list from its L1 copy of price 1: returning it is within the delivery delay…
+    expect(await a.prices.getPriceList()).toEqual([10, 20]);
+    network.release();
+    await sleep(3 * HEARTBEAT);
+    // …but L2 accepted it (its token was taken after the invalidation), so every process reads it, for good.
+    expect(await c.prices.getPriceList()).toEqual([11, 20]);
+    expect(await b.prices.getPriceList()).toEqual([11, 20]);
+  });
+
+  it('what a process whose publishes keep failing invalidates is pending: others may serve it until the publish lands, then drop it', async () => {
+    const heartbeatMs = 100;
+    const { procs } = processes(2, { heartbeatMs, realTime: true });
+    const [a, b] = procs as [Proc, Proc];
+    await trusted(a, b);
+    a.service.on('error', () => undefined);
+    expect(await b.prices.getPrice(1)).toBe(10);
+    a.bus.failPublishes(); // every publish of a fails from now on, heartbeats included
+    await until(() => b.resyncs.includes('sender-silent'), 'b forgetting a', 5 * heartbeatMs);
+    await trusted(b);
+    expect(await b.prices.getPrice(1)).toBe(10); // copied into b's L1 again, fresh
+    a.prices.prices.set(1, 12);
+    // L2 is invalidated, but b is not told: the result says so (as on Redis alone, when Redis is unreachable).
+    expect(await a.service.invalidate('price:1')).toEqual({ pending: true });
+    a.bus.failPublishes(0);
+    await until(() => a.backend.pendingInvalidations === 0, 'the publish landing', 2_000);
+    await until(async () => (await b.prices.getPrice(1)) === 12, 'b dropping its copy', 2 * heartbeatMs);
+  });
+
+  it('a process whose publishes start failing is forgotten, and its invalidation honoured, within two heartbeats plus the gap grace', async () => {
+    const heartbeatMs = 200;
+    const { network, procs } = processes(2, { heartbeatMs, realTime: true });
+    const [a, b] = procs as [Proc, Proc];
+    await trusted(a, b);
+    a.service.on('error', () => undefined);
+    expect(await b.prices.getPrice(1)).toBe(10);
+    let heard = false;
+    network.faults({ dropIf: (payload, from, to) => (heard ||= from === a.bus && to === b.bus && payload.includes('"t":"h"'), false) });
+    await until(() => heard, 'a heartbeat of a reaching b');
+    await flush(); // delivered: b last heard a now
+    a.bus.failPublishes();
+    a.prices.prices.set(1, 14);
+    expect(await a.service.invalidate('price:1')).toEqual({ pending: true });
+    await sleep(b.backend.stalenessBoundMs + Math.min(50, heartbeatMs / 10) + 5);
+    // b judges a's silence when it reads: two heartbeats after it last heard a, it forgets a and reads L2.
+    expect(await b.prices.getPrice(1)).toBe(14);
+  });
+
+  it('a read overlapping the process’s own invalidate() leaves no old value in its L1', async () => {
+    // An L2 whose invalidation lands after a read issued later (RedisBackend: a later round of an invalidation
+    // across partitions; any L2 that does not keep one caller's operations in order).
+    const gate = deferred();
+    const shared = new MemoryBackend();
+    const l2 = new Proxy(unowned(shared), {
+      get: (target, p) => (p === 'invalidate' ? async (...args: Parameters<CachingBackend['invalidate']>) => (await gate.promise, target.invalidate(...args)) : Reflect.get(target, p, target)),
+    });
+    const backend = new LayeredBackend({ l2, bus: new TestBusNetwork({ heartbeatMs: 500 }).connect() });
+    const service = new CachingService({ backend, telemetry: false });
+    services.push(service);
+    const prices = bindCachingService(new Prices(), service);
+    await until(() => backend.trusted, 'trust');
+    expect(await prices.getPrice(1)).toBe(10);
+    prices.prices.set(1, 15);
+    const invalidation = service.invalidate('price:1'); // L1 dropped at once; L2 not yet
+    expect(await prices.getPrice(1)).toBe(10); // overlapping the invalidation: the old value is fine…
+    gate.resolve();
+    expect(await invalidation).toEqual({ pending: false });
+    await sleep(3 * HEARTBEAT); // its own echo came back (and is not applied: the owner applied it before)
+    expect(await prices.getPrice(1)).toBe(15); // …but this call started after invalidate() resolved
   });
 });
