@@ -38,13 +38,6 @@ const ALLOWANCE_MS: Record<Topology, number> = { standalone: 25, cluster: 60 };
 const GAP_GRACE_MS = Math.min(50, HEARTBEAT_MS / 10);
 /** The bound when messages may be lost silently: two heartbeats (stalenessBoundMs) plus the gap grace, plus delivery. */
 const lossBound = (topology: Topology) => 2 * HEARTBEAT_MS + GAP_GRACE_MS + ALLOWANCE_MS[topology];
-/**
- * The bound the protocol enforces today for a writer whose publishes fail (every one of them, heartbeats
- * included), until the others forget it: they do at their first heartbeat tick more than 2.5 heartbeats after
- * they last heard it — up to 3.5 heartbeats after its last message, more than lossBound (reproduced in
- * test/shared/layered.test.ts). What it invalidates after they forgot it is not bounded at all (same file).
- */
-const silentSenderBound = (topology: Topology) => 3.5 * HEARTBEAT_MS + GAP_GRACE_MS + ALLOWANCE_MS[topology];
 const PUBLISH_TIMEOUT_MS = 300;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -395,11 +388,16 @@ describeRedis('LayeredBackend across three Node processes', () => {
           expect(first.computed, 'P1 computes the group only').toBe(1);
           expect((await p1.call('state', undefined)).l2Gets, 'and looks up nothing else in L2').toBe(ROWS.length + 1);
         }
-        // P2 and P3 get it from L2 (computing nothing), then from their L1.
+        // P1 built the group from rows served by its L1, so it kept the group in its L1 only (a served copy may be
+        // stale for the delivery delay, which L2 cannot see). P2 builds it from rows it reads from L2, and shares it
+        // through L2: P3 computes nothing. Both then serve it from their L1.
+        const inP2 = await p2.read('group');
+        tally.expect(p2, inP2, [0, 0, 0, 0], 'group in P2');
+        if (inP2.resyncs === 0) expect(inP2.computed, 'P2 computes the group only (its rows come from L2)').toBe(1);
+        const inP3 = await p3.read('group');
+        tally.expect(p3, inP3, [0, 0, 0, 0], 'group from L2');
+        if (inP3.resyncs === 0) expect(inP3.computed, 'P3 computes nothing').toBe(0);
         for (const p of [p2, p3]) {
-          const shared = await p.read('group');
-          tally.expect(p, shared, [0, 0, 0, 0], 'group from L2');
-          expect(shared.computed, `${p.name} computes nothing`).toBe(0);
           const again = await p.read('group');
           tally.expect(p, again, [0, 0, 0, 0], 'group again');
           expectL1(p, again, 'the group, again');
@@ -570,9 +568,9 @@ describeRedis('LayeredBackend across three Node processes', () => {
         const w = await openWorld(topology);
         const [p1, p2, p3] = w.procs;
         await warm(w);
-        // Leaf reads only, here and in 6 and 7: a group computed under load from an L1 row that another process had
-        // just invalidated would be kept in L2 (the known bug reproduced below and in test/shared/layered.test.ts).
-        const reader = { readIds: ROWS, groups: false, pauseMs: 2 };
+        // Groups too, here and in 6 and 7: a group computed under load from an L1 row that another process had just
+        // invalidated must not be kept in L2 (the regression below and in test/shared/layered.test.ts).
+        const reader = { readIds: ROWS, groups: true, pauseMs: 2 };
         await p1.call('load', { ...reader, write: { ids: ROWS, everyMs: 15 } });
         await p2.call('load', { ...reader, write: { ids: ROWS, everyMs: 15 } });
         await p3.call('load', reader);
@@ -608,7 +606,7 @@ describeRedis('LayeredBackend across three Node processes', () => {
         const [p1, p2, p3] = w.procs;
         expect(proxies.reduce((n, p) => n + p.subscribers, 0), 'P3 subscribes through a proxy').toBe(1);
         await warm(w);
-        const reader = { readIds: ROWS, groups: false, pauseMs: 2 };
+        const reader = { readIds: ROWS, groups: true, pauseMs: 2 };
         await p1.call('load', { ...reader, write: { ids: ROWS, everyMs: 15 } });
         await p2.call('load', { ...reader, write: { ids: ROWS, everyMs: 15 } });
         await p3.call('load', reader);
@@ -664,7 +662,7 @@ describeRedis('LayeredBackend across three Node processes', () => {
         const w = await openWorld(topology, (i, base) => (i === 0 ? { ...base, bus: { username: user, password: 'secret' } } : base));
         const [p1, p2, p3] = w.procs;
         await warm(w);
-        const reader = { readIds: ROWS, groups: false, pauseMs: 2 };
+        const reader = { readIds: ROWS, groups: true, pauseMs: 2 };
         await p1.call('load', { ...reader, write: { ids: ROWS, everyMs: 30 } });
         await p2.call('load', reader);
         await p3.call('load', reader);
@@ -703,7 +701,8 @@ describeRedis('LayeredBackend across three Node processes', () => {
       it('7b. a writer’s publishes fail for long: the others forget it (sender-silent) and resync; once it publishes again they resync (gap) and its queued publish lands', { timeout: 30_000 }, async () => {
         const { w, loads, bumps, states, failedAt } = await failingPublishes(800);
         // What each reader may be judged on: the invalidations that resolved before it forgot the writer (its
-        // silence resync covers them); those it never heard of afterwards are the known bug (see silentSenderBound).
+        // silence resync covers them). Those the writer made afterwards resolved pending: other processes may serve
+        // the old values until the queued publish lands (README, Layered), so they are counted, not judged.
         let covered: Verdict | undefined;
         let uncovered = 0;
         let uncoveredAge = 0;
@@ -714,7 +713,7 @@ describeRedis('LayeredBackend across three Node processes', () => {
           if (i > 0) forgotAfter.push(`${p.name} ${(forgot - failedAt).toFixed(0)} ms`);
           const reads = readsOf(p, loads[i]!.reads);
           const heard = bumps.filter(b => !(b.pending && b.resolvedAt > forgot));
-          const bound = (b: BumpResult) => (b.pending ? silentSenderBound(topology) : ALLOWANCE_MS[topology]);
+          const bound = (b: BumpResult) => (b.pending ? lossBound(topology) : ALLOWANCE_MS[topology]);
           const v = judge(reads, heard, bound);
           const everything = judge(reads, bumps, bound);
           uncovered += everything.stale - v.stale;
@@ -729,8 +728,8 @@ describeRedis('LayeredBackend across three Node processes', () => {
           covered!,
           states,
           `${bumps.length} invalidations, ${pending.length} resolved pending; the others forgot the writer ${forgotAfter.join(', ')} after its publishes began to fail; ` +
-            `max age of an old value read ${covered!.maxAgeMs.toFixed(1)} ms (bound enforced ${silentSenderBound(topology)} ms; ${strict} reads older than ${lossBound(topology)} ms); ` +
-            `KNOWN BUG: ${uncovered} reads of values invalidated after the writer was forgotten, up to ${uncoveredAge.toFixed(0)} ms old`,
+            `max age of an old value read ${covered!.maxAgeMs.toFixed(1)} ms (bound enforced ${lossBound(topology)} ms; ${strict} reads older than ${lossBound(topology)} ms); ` +
+            `pending (documented): ${uncovered} reads of values whose invalidation resolved pending after the writer was forgotten, up to ${uncoveredAge.toFixed(0)} ms old`,
         );
         expect(covered!.examples).toEqual([]);
         expect(covered!.stale).toBe(0);
@@ -741,16 +740,15 @@ describeRedis('LayeredBackend across three Node processes', () => {
         expect(states[0]!.resyncs.silence ?? 0, 'the writer stopped hearing itself').toBeGreaterThanOrEqual(1);
       });
 
-      // Remove `.fails` once fixed (and let scenarios 5 and 6 read groups under load).
-      it.fails('KNOWN BUG (reproduction): a group P3 computed from its L1 rows while it had not heard an invalidation yet is kept in L2, where every process reads it long after the bound', async () => {
+      it('regression: a group P3 computed from its L1 rows while it had not heard an invalidation yet is kept in L2, where every process reads it long after the bound', async () => {
         const { proxies, bus } = await proxiedBus(topology);
         const w = await openWorld(topology, (i, base) => (i === 2 ? { ...base, bus } : base));
         const [p1, p2, p3] = w.procs;
         await warm(w);
         const versions = [0, 0, 0, 0];
         // The race as intended: P3 builds the group from its L1 rows only, row 0 at its old version, while it
-        // trusts its L1. A loaded machine may spoil an attempt; after three, this returns, the test passes, and
-        // `.fails` reports it: the reproduction needs a look.
+        // trusts its L1. A loaded machine may spoil an attempt; after three, the race was not set up and there is
+        // nothing to check (said on the console).
         let raced = false;
         for (let attempt = 0; attempt < 3 && !raced; attempt++) {
           // The group leaves every L1 and L2; P3 keeps every row in L1.
@@ -766,7 +764,10 @@ describeRedis('LayeredBackend across three Node processes', () => {
           raced = inP3.computed === 1 && inP3.trustedAtStart && inP3.trusted && inP3.versions[0] === old;
           if (!raced) await recovered(p3, 1);
         }
-        if (!raced) return;
+        if (!raced) {
+          console.warn(`layered-processes (${topology}): the group race could not be set up in 3 attempts; nothing checked`);
+          return;
+        }
         await sleep(lossBound(topology) + HEARTBEAT_MS);
         for (const p of [p1, p2, p3]) expect((await p.read('group')).versions, `${p.name} reads the group`).toEqual(versions);
       });
