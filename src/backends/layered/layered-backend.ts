@@ -381,9 +381,9 @@ export class LayeredBackend implements CachingBackend {
    */
   async invalidate(keys: readonly string[], options?: InvalidateOptions): Promise<InvalidationResult> {
     if (keys.length === 0) return { removed: [] };
-    // Local first: this process stops serving the old values at once. What L1 held were copies: the entries
-    // removed are L2's.
-    this.l1.invalidate(keys, options);
+    // Local first: this process stops serving the old values at once. The entries removed are L2's, and those
+    // only L1 held (values built on L1 copies stay local, see set).
+    const local = this.l1.invalidate(keys, options).removed;
     let shared: InvalidationResult;
     try {
       shared = await this.l2.invalidate(keys, options);
@@ -391,21 +391,22 @@ export class LayeredBackend implements CachingBackend {
       this.#report({ type: 'error', error, operation: 'invalidate (queued for retry)' });
       shared = { removed: [], pending: true };
     }
-    const removed = shared.removed;
     if (shared.pending === true) {
       this.#unlanded.add(keys);
-      return { removed, pending: true };
+      return { removed: union(shared.removed, local), pending: true };
     }
+    const removed = shared.removed;
     // Again, now that L2 landed: a read-through that began after the first pass may have copied the old entry
     // from L2 meanwhile. And L1 holds only some of the entries, so its walk from the roots can miss an L1 copy
     // that depends on them only through an entry it does not hold: what L2 removed is removed from L1 too, here
     // and elsewhere. (Entries stored by the service list their dependencies transitively, so the roots alone
     // reach them; the removed keys cover entries built otherwise.)
-    this.l1.invalidate(keys, options);
+    const again = this.l1.invalidate(keys, options).removed;
     if (removed.length > 0) this.l1.invalidate(removed);
+    const all = union(union(removed, local), again) as string[];
     // Other processes remove the roots too, preserved or not: their copies predate this invalidation.
-    if (!(await this.#publish(union(keys, removed)))) return { removed, pending: true };
-    return { removed };
+    if (!(await this.#publish(union(keys, removed)))) return { removed: all, pending: true };
+    return { removed: all };
   }
 
   async clear(): Promise<void> {

@@ -261,10 +261,18 @@ export class MemoryBackend implements CachingBackend {
     const queue = [...visited];
     const roots = queue.length;
     const removed: string[] = [];
+    let now: number | undefined;
     // One worklist handles chains, cycles and fan-out: a removed entry's own key is a dependency of its parents.
     for (let i = 0; i < queue.length; i++) {
       const key = queue[i]!;
-      if (!(preserveRoots && i < roots) && this.#lru.delete(key)) removed.push(key);
+      if (!(preserveRoots && i < roots)) {
+        const record = this.#lru.peek(key);
+        if (record !== undefined) {
+          this.#lru.delete(key);
+          // An entry past its expiry (and fail-safe window) was already gone: it is cleaned up, not reported.
+          if (record.expiresAt === Infinity || record.expiresAt + record.staleFor > (now ??= this.clock.now())) removed.push(key);
+        }
+      }
       const dependents = this.#index.get(key);
       if (dependents === undefined) continue;
       this.#index.delete(key);
