@@ -146,6 +146,48 @@ describe('LayeredBackend: what L1 serves', () => {
     expect(l2.calls.get).toBe(before + 1);
   });
 
+  it('keeps a value computed from a copy served by L1 during its computation in L1 only: that copy may be stale for the delivery delay', async () => {
+    const { l2, processes } = cluster(1);
+    const [a] = processes as [Process];
+    await trusted(a);
+    await put(a.backend, 'child', { value: 1, dependencies: ['row'] });
+    const miss = (await a.backend.get('parent')) as CacheMiss;
+    expect((a.backend.get('child') as CacheHit).value).toBe(1); // served from L1 while the parent computes
+    expect(await a.backend.set('parent', entry({ value: 2, dependencies: ['child', 'row'] }), miss.token)).toBe('stored');
+    expect((a.backend.get('parent') as CacheHit).value).toBe(2); // in L1…
+    expect((await lookup(l2, 'parent')).hit).toBe(false); // …not in L2
+    // A parent computed from values read from L2 (none served by L1) is shared as usual.
+    const other = (await a.backend.get('other')) as CacheMiss;
+    expect(await a.backend.set('other', entry({ dependencies: ['row'] }), other.token)).toBe('stored');
+    expect((await lookup(l2, 'other')).hit).toBe(true);
+  });
+
+  it('stores nowhere a value whose dependency this process heard invalidated while it was computed, even if L2 would take it', async () => {
+    // a's lookup takes its L1 token, then reaches L2 only after b's invalidation landed there: L2's token is
+    // newer than the invalidation (L2 would accept the store), but a heard it after its L1 token.
+    const shared = new MemoryBackend();
+    const network = new TestBusNetwork({ heartbeatMs: HEARTBEAT });
+    let gate: Promise<void> | undefined;
+    const late = new Proxy(sharedView(shared), {
+      get: (target, p) => (p === 'get' ? async (key: string) => (await gate, target.get(key)) : Reflect.get(target, p, target)),
+    });
+    const a = new LayeredBackend({ l2: late, bus: network.connect('a') });
+    const b = new LayeredBackend({ l2: sharedView(shared), bus: network.connect('b') });
+    created.push(a, b);
+    await until(() => a.trusted && b.trusted, 'trust');
+    const open = deferred();
+    gate = open.promise;
+    const lookingUp = a.get('parent');
+    await b.invalidate(['row']);
+    await until(() => a.l1.invalidationLogSize > 0, 'the message reaching a');
+    open.resolve();
+    const miss = (await lookingUp) as CacheMiss;
+    expect(await a.set('parent', entry({ dependencies: ['row'] }), miss.token)).toBe('stale');
+    expect((await lookup(shared, 'parent')).hit).toBe(false);
+    gate = undefined;
+    expect((await lookup(a, 'parent')).hit).toBe(false);
+  });
+
   it('keeps sliding entries out of L1: each hit reaches L2, which extends them', async () => {
     const { l2, processes } = cluster(1);
     const [a] = processes as [Process];
