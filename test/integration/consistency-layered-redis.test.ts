@@ -15,19 +15,22 @@
 // The bound in real time. With Redis healthy, an L1 copy is stale for the delivery delay: the PUBLISH reaching
 // the other process's subscriber socket (sub-ms on loopback; one cluster-bus hop more on the cluster) plus the
 // time until that process's event loop runs the message handler — on a loaded 2-core machine, its event-loop
-// lag (GC, and the CPU shared by PROCESSES + 1 Node processes and 7 redis-servers). Measured over 25 runs on a
+// lag (GC, and the CPU shared by PROCESSES + 1 Node processes and 7 redis-servers). Measured over 32 runs on a
 // 2-core box under a load average of 4–6 (other test runs beside this one), with CONSISTENCY_REPORT=1:
 //   resolve → drop (the writer's publish resolved → the other process dropped the keys from L1, both on the
-//   machine's clock): p50 0–2 ms, p99 8–91 ms, max 12–126 ms on standalone, 30–78 ms on the cluster;
+//   machine's clock): p50 0–2 ms, p99 8–91 ms, max 12–126 ms on standalone, 30–78 ms on the cluster (it can
+//   be negative: Redis may write to the subscribers before its reply reaches the publisher);
 //   event-loop delay of the children: p99 14–58 ms, max up to 258 ms;
 //   staleness actually tolerated by the check (a value older than a write acknowledged before the call
-//   started): at most 24 ms after the acknowledgement, on the parent's clock — less than the delivery delays,
+//   started): at most 27 ms after the acknowledgement, on the parent's clock — less than the delivery delays,
 //   because a stalled reader also stalls the call sent to it, and (in these runs) handled the invalidation that
 //   reached it first before that call.
-// ALLOWANCE_MS = 200 is above the worst delivery delay seen, and eight times the worst tolerated staleness; a run that fails by less than a 200 ms stall of one process measures the machine, not the library
+// ALLOWANCE_MS = 200 is above the worst delivery delay seen, and seven times the worst tolerated staleness; a run that fails by less than a 200 ms stall of one process measures the machine, not the library
 // (no protocol bounds staleness below the reader's own event-loop lag). A larger bound only weakens the check
 // where a message is late, never where it is lost: a process that never hears an invalidation serves the stale
-// copy for good, far past any bound (the broken setup below).
+// copy for good, far past any bound (the broken setup below). And the check is sharp: with ALLOWANCE_MS = 0 the
+// healthy cluster run (seed 1) finds 17 ryw violations — the cluster-bus hop between the publisher's master and
+// the subscriber's node — while standalone finds none.
 //
 // Lossy: periodically the subscriber connections are killed on the server(s) — all at once (CLIENT KILL TYPE
 // pubsub) or one (CLIENT KILL ID) — so messages are lost while a subscriber reconnects. A process resyncs when
@@ -272,7 +275,7 @@ function layeredConsistency(topology: Topology): void {
       expect(r.report.counts, summarize(r.report)).toEqual({});
       expect(r.report.operations).toBeGreaterThanOrEqual(OPERATIONS);
       expect(r.l1Hits, 'L1 served').toBeGreaterThan(1_000);
-      expect(r.resolveToDrop.n, 'the processes heard each other').toBeGreaterThan(300);
+      expect(r.resolveToDrop.n, 'the processes heard each other').toBeGreaterThan(100);
     }, 60_000);
 
     it.each(seeds(2))('healthy Redis, TTLs, sliding expiration and fail-safe: no violations, seed %i', async seed => {
