@@ -25,8 +25,9 @@
 //   started): at most 27 ms after the acknowledgement, on the parent's clock — less than the delivery delays,
 //   because a stalled reader also stalls the call sent to it, and (in these runs) handled the invalidation that
 //   reached it first before that call.
-// ALLOWANCE_MS = 200 is above the worst delivery delay seen, and seven times the worst tolerated staleness; a run that fails by less than a 200 ms stall of one process measures the machine, not the library
-// (no protocol bounds staleness below the reader's own event-loop lag). A larger bound only weakens the check
+// ALLOWANCE_MS = 200 is above the worst delivery delay seen, and seven times the worst tolerated staleness; a
+// run that fails by less than a 200 ms stall of one process measures the machine, not the library (no protocol
+// bounds staleness below the reader's own event-loop lag). A larger bound only weakens the check
 // where a message is late, never where it is lost: a process that never hears an invalidation serves the stale
 // copy for good, far past any bound (the broken setup below). And the check is sharp: with ALLOWANCE_MS = 0 the
 // healthy cluster run (seed 1) finds 17 ryw violations — the cluster-bus hop between the publisher's master and
