@@ -25,8 +25,20 @@ import { measure } from 'mitata';
 import { BentoCache, bentostore } from 'bentocache';
 import { memoryDriver } from 'bentocache/drivers/memory';
 import { redisBusDriver, redisDriver } from 'bentocache/drivers/redis';
-import { bindCachingService, CachingService, LayeredBackend, MemoryBackend } from '../src/index.js';
+import {
+  bindCachingService,
+  CachingService,
+  LayeredBackend,
+  MemoryBackend,
+  type CacheEntryInput,
+  type CacheLookup,
+  type CachingBackend,
+  type InvalidateOptions,
+  type InvalidationResult,
+  type StoreOutcome,
+} from '../src/index.js';
 import { RedisBackend, RedisInvalidationBus } from '../src/redis.js';
+import { TestBusNetwork } from '../src/testing.js';
 import { descriptorOf } from '../src/decorators/method-descriptor.js';
 import { decoratorMode } from './decorator-mode.js';
 import { formatValue, gitRevision, machineInfo } from './report.js';
@@ -81,6 +93,18 @@ const HIT_HEARTBEAT_MS = 60_000;
 /** Capacity of the L1 caches of the L1-hit scenario (MemoryBackend's default; bentocache's default is 1,000, less than the 1,024 warm keys). */
 const BIG = 100_000;
 const COLORS = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+/**
+ * mitata's clock for the in-process measurements (L1 hits, pieces). By default this process's CPU time
+ * (process.cpuUsage, µs resolution, read once per batch of 4,096 calls): on a shared machine, time spent
+ * descheduled while other work runs is not counted. BENCH_CLOCK=wall uses mitata's wall clock, like the other suites.
+ */
+const CLOCK: 'cpu' | 'wall' = process.env.BENCH_CLOCK === 'wall' ? 'wall' : 'cpu';
+const cpuNowNs = (): number => {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) * 1e3;
+};
+const MITATA_CLOCK = CLOCK === 'cpu' ? { now: cpuNowNs } : {};
+const CLOCK_NAME = CLOCK === 'cpu' ? 'CPU time of this process (process.cpuUsage)' : 'wall clock (mitata default)';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (typeof gc !== 'function') console.warn('warning: run with node --expose-gc (npm run bench:layered does).');
@@ -141,11 +165,48 @@ function infoField(info: string, field: string): string | undefined {
 const isThenable = <T>(value: T | PromiseLike<unknown>): value is PromiseLike<unknown> => typeof (value as { then?: unknown } | null)?.then === 'function';
 
 /** Rotates a list by `by` (the order of contenders changes every round or sample). */
-const rotate = <T>(list: readonly T[], by: number): T[] => list.map((_, i) => list[(i + by) % list.length]!);
+const rotate = <T>(list: readonly T[], by: number): T[] => list.map((_, i) => list[(((i + by) % list.length) + list.length) % list.length]!);
 
 // ───────────────────────────── contenders ─────────────────────────────
 
-type L1Id = 'memory' | 'layered' | 'bento' | 'bentoRaw' | 'bentoTagged';
+/**
+ * A MemoryBackend presented as an asynchronous backend (its answers are still synchronous), so that a service
+ * takes the path it takes for a LayeredBackend or a RedisBackend. A wrapper rather than a changed `isSync` on a
+ * MemoryBackend instance: another shape of MemoryBackend would make MemoryBackend's own code polymorphic and
+ * slow down every MemoryBackend in the process, the baseline included.
+ */
+class AsyncDeclaredMemory implements CachingBackend {
+  readonly name = 'async-declared memory';
+  readonly isSync = false;
+  readonly inner = new MemoryBackend();
+  readonly clock = this.inner.clock;
+  get(key: string): CacheLookup {
+    return this.inner.get(key);
+  }
+  begin(key: string): unknown {
+    return this.inner.begin(key);
+  }
+  set(key: string, entry: CacheEntryInput, token: unknown): StoreOutcome {
+    return this.inner.set(key, entry, token);
+  }
+  check(token: unknown, key: string, dependencies: readonly string[]): boolean {
+    return this.inner.check(token, key, dependencies);
+  }
+  abandon(token: unknown): void {
+    this.inner.abandon(token);
+  }
+  invalidate(keys: readonly string[], options?: InvalidateOptions): InvalidationResult {
+    return this.inner.invalidate(keys, options);
+  }
+  clear(): void {
+    this.inner.clear();
+  }
+  dispose(): void {
+    this.inner.dispose();
+  }
+}
+
+type L1Id = 'memory' | 'memoryAsync' | 'layered' | 'bento' | 'bentoRaw' | 'bentoTagged';
 type L2Id = 'redis' | 'layered' | 'bento';
 
 interface Contender {
@@ -157,7 +218,11 @@ interface Contender {
   readonly hits?: () => number;
 }
 
-const L1_IDS: readonly L1Id[] = ['memory', 'layered', 'bento', 'bentoRaw', 'bentoTagged'];
+const L1_IDS: readonly L1Id[] = ['memory', 'memoryAsync', 'layered', 'bento', 'bentoRaw', 'bentoTagged'];
+const ASPECT_L1 = L1_IDS.filter(id => !id.startsWith('bento'));
+const BENTO_L1 = L1_IDS.filter(id => id.startsWith('bento'));
+/** Slices per round of aspect-cache's L1 contenders (each slice measures each once, for 1/L1_SLICES of the round's time). */
+const L1_SLICES = QUICK ? 3 : 6;
 const L2_IDS: readonly L2Id[] = ['redis', 'layered', 'bento'];
 const KINDS: readonly PropagationKind[] = ['aspect-cache', 'bento-delete', 'bento-tag'];
 const KIND_NAMES: Record<PropagationKind, string> = {
@@ -305,6 +370,8 @@ async function clockOffset(link: ChildLink): Promise<{ offsetNs: bigint; estimat
 
 interface ThroughputSample {
   readonly opsPerSecond: number;
+  /** CPU time of this process per operation (process.cpuUsage), µs: less sensitive than wall time to other work on the machine. */
+  readonly nodeCpuUsPerOp: number;
 }
 
 interface PropagationSample {
@@ -378,6 +445,9 @@ async function runAll(
 
   // ── 1. L1 hit: MemoryBackend vs LayeredBackend's L1 vs bentocache's L1 ──
   const memoryService = new CachingService({ backend: new MemoryBackend() });
+  // Breakdown: a MemoryBackend presented as asynchronous, so the service takes the path it takes for a
+  // LayeredBackend (whose L1 hits also answer without a promise) but without the layered backend's trust check.
+  const asyncMemoryService = new CachingService({ backend: new AsyncDeclaredMemory() });
   const layeredL1Client = await connect();
   const layeredL1 = new LayeredBackend({
     l2: new RedisBackend({ client: layeredL1Client, keyPrefix: PREFIX.layeredL1 }),
@@ -386,11 +456,12 @@ async function runAll(
   const layeredL1Service = new CachingService({ backend: layeredL1 });
   const bentoL1 = bentoTiered(await connect(), 'l1hit', { maxItems: BIG });
   const bentoL1Raw = bentoTiered(await connect(), 'l1raw', { maxItems: BIG, serialize: false });
-  closers.push(() => memoryService.dispose(), () => layeredL1Service.dispose(), () => bentoL1.disconnect(), () => bentoL1Raw.disconnect());
+  closers.push(() => memoryService.dispose(), () => asyncMemoryService.dispose(), () => layeredL1Service.dispose(), () => bentoL1.disconnect(), () => bentoL1Raw.disconnect());
   const memoryHit = aspectContender('aspect-cache @Cache hit, MemoryBackend (the baseline)', memoryService);
   const layeredHit = aspectContender(`aspect-cache @Cache L1 hit, LayeredBackend (default L1 = MemoryBackend, Redis L2, Redis bus with heartbeatMs ${HIT_HEARTBEAT_MS / 1000} s)`, layeredL1Service);
   const l1: Record<L1Id, Contender> = {
     memory: memoryHit,
+    memoryAsync: aspectContender('breakdown: a MemoryBackend behind a wrapper declaring it asynchronous (isSync false): the service\'s path for an asynchronous backend, without the layered backend\'s trust check', asyncMemoryService),
     layered: layeredHit,
     bento: bentoContender(`bentocache getOrSet L1 hit, tiered store (memoryDriver({ maxItems: ${BIG.toLocaleString('en-US')} }) + Redis L2 + Redis bus; L1 entries serialised, the default)`, bentoL1),
     bentoRaw: bentoContender('bentocache getOrSet L1 hit, same store with memoryDriver({ serialize: false }) (no JSON.parse per hit)', bentoL1Raw),
@@ -416,13 +487,21 @@ async function runAll(
     bento: bentoContender('bentocache getOrSet L2 hit, tiered store with memoryDriver({ maxItems: 1 }): L1 miss, L2 GET, copy into L1', bentoL2),
   };
 
+  /**
+   * Each L2 contender walks the warm keys with its own cursor, never reset: its one-entry L1 holds the key of
+   * one of its last calls (at most 64 in flight), and the next key is always another one. A shared
+   * cursor would let a phase start on the key an L1 still holds (the run caught 1 such call in 128,000).
+   */
+  const l2Cursor: Record<L2Id, number> = { redis: 0, layered: 0, bento: 0 };
+  const nextFor = (id: L2Id): number => (l2Cursor[id] = (l2Cursor[id] + 1) & MASK);
+
   await until(() => layeredL1.trusted && layeredL2.trusted, 'trust of the hit scenarios\' layered backends');
   const resyncsAtStart = { l1: layeredL1.resyncs, l2: layeredL2.resyncs };
   console.log('warming up (fill 1,024 keys per contender, then the hit paths)…');
   for (const id of L1_IDS) await fillAndWarm(`L1 ${id}`, l1[id], 50_000);
   for (const id of L2_IDS) {
     await fillAndWarm(`L2 ${id}`, l2[id], 3_000);
-    await pool(5_000, CONCURRENCY, () => l2[id].call(nextIndex()));
+    await pool(5_000, CONCURRENCY, () => l2[id].call(nextFor(id)));
   }
 
   // Keys, built once, for the breakdown and the checks.
@@ -437,15 +516,15 @@ async function runAll(
   if (!probe.hit) throw new Error('bench bug: the layered L1 does not hold the warm entries.');
 
   // ── Redis commands per L2 hit (once) ──
-  async function countCommands(c: Contender): Promise<Map<string, number>> {
+  async function countCommands(id: L2Id): Promise<Map<string, number>> {
     await admin.config('RESETSTAT');
-    for (let i = 0; i < COUNTED_CALLS; i++) await c.call(nextIndex());
+    for (let i = 0; i < COUNTED_CALLS; i++) await l2[id].call(nextFor(id));
     const stats = parseCommandstats(await admin.info('commandstats'));
     for (const name of NON_READS) stats.delete(name);
     return stats;
   }
   const commandsPerHit = new Map<L2Id, Map<string, number>>();
-  for (const id of L2_IDS) commandsPerHit.set(id, await countCommands(l2[id]));
+  for (const id of L2_IDS) commandsPerHit.set(id, await countCommands(id));
 
   // ── the second process and the propagation contenders ──
   const link = new ChildLink(server.port, server.pid);
@@ -536,26 +615,45 @@ async function runAll(
   const propagation = new Map<PropagationKind, PropagationSample[]>(KINDS.map(kind => [kind, []]));
   let childStats: FromChild | undefined;
 
+  /** One L1 round; round 0 is the untimed warm-up round (measured, checked, not recorded). */
+  /** One mitata measurement of an L1 contender, with its checks: no computation, one service hit per call. */
+  async function measureL1(id: L1Id, cpuNs: number): Promise<{ p50: number; p99: number }> {
+    const c = l1[id];
+    const computed = c.computations();
+    const hits = c.hits?.();
+    let calls = 0;
+    const stats = await measure(
+      () => {
+        calls++;
+        return c.call(nextIndex());
+      },
+      { min_cpu_time: cpuNs, ...MITATA_CLOCK },
+    );
+    if (c.computations() !== computed) throw new Error(`bench: L1 ${id} computed during its hit measurement.`);
+    if (hits !== undefined && c.hits!() - hits !== calls) throw new Error(`bench: L1 ${id}: ${c.hits!() - hits} hits for ${calls} calls.`);
+    // Let timers and sockets run between two measuring loops (heartbeats, bus messages).
+    await sleep(5);
+    return { p50: stats.p50, p99: stats.p99 };
+  }
+
   async function l1Round(round: number): Promise<void> {
     await admin.config('RESETSTAT');
-    for (const id of rotate(L1_IDS, round - 1)) {
-      const c = l1[id];
-      const computed = c.computations();
-      const hits = c.hits?.();
-      let calls = 0;
-      const stats = await measure(
-        () => {
-          calls++;
-          return c.call(nextIndex());
-        },
-        { min_cpu_time: HIT_CPU_NS },
-      );
-      if (c.computations() !== computed) throw new Error(`bench: L1 ${id} computed during its hit measurement.`);
-      if (hits !== undefined && c.hits!() - hits !== calls) throw new Error(`bench: L1 ${id}: ${c.hits!() - hits} hits for ${calls} calls.`);
-      l1Stats.get(id)!.push(stats.p50);
-      l1P99.get(id)!.push(stats.p99);
-      // Let timers and sockets run between two measuring loops (heartbeats, bus messages).
-      await sleep(5);
+    // The other scenarios ran the same service code with other backends since the last round: run each hit
+    // path again, untimed, before measuring (inside the checked window: these must be L1 hits too).
+    for (const id of L1_IDS) for (let i = 0; i < (id.startsWith('bento') ? 2_000 : 20_000); i++) await l1[id].call(nextIndex());
+    const cpuNs = round === 0 ? HIT_CPU_NS / 4 : HIT_CPU_NS;
+    // aspect-cache's contenders (the target compares them) in slices, each slice measuring each of them once in
+    // a rotated order, so that all of them see the same moments of a busy machine; then bentocache's, once each.
+    const slices = new Map<L1Id, Array<{ p50: number; p99: number }>>(ASPECT_L1.map(id => [id, []]));
+    for (let k = 0; k < L1_SLICES; k++) for (const id of rotate(ASPECT_L1, round + k)) slices.get(id)!.push(await measureL1(id, cpuNs / L1_SLICES));
+    const results = new Map<L1Id, { p50: number; p99: number }>();
+    for (const [id, list] of slices) results.set(id, { p50: median(list.map(x => x.p50)), p99: median(list.map(x => x.p99)) });
+    for (const id of rotate(BENTO_L1, round)) results.set(id, await measureL1(id, cpuNs));
+    for (const [id, r] of results) {
+      if (round > 0) {
+        l1Stats.get(id)!.push(r.p50);
+        l1P99.get(id)!.push(r.p99);
+      } else warmupP50.set(id, r.p50);
     }
     const commands = parseCommandstats(await admin.info('commandstats'));
     const reads = new Map([...commands].filter(([name]) => !NON_READS.has(name)));
@@ -563,7 +661,7 @@ async function runAll(
     if (!layeredL1.trusted || layeredL1.resyncs !== resyncsAtStart.l1) {
       throw new Error(`bench: the L1-hit layered backend lost trust during the measurement (trusted ${layeredL1.trusted}, resyncs ${layeredL1.resyncs - resyncsAtStart.l1}); its hits may have gone to L2.`);
     }
-    l1PhaseCommands.push(commands);
+    if (round > 0) l1PhaseCommands.push(commands);
   }
 
   async function l2Round(round: number): Promise<void> {
@@ -581,9 +679,9 @@ async function runAll(
     // Sequential: one call at a time, contenders interleaved call by call (order rotated each call).
     const samples = new Map(L2_IDS.map(id => [id, new Array<number>(LATENCY_CALLS)]));
     for (let c = 0; c < LATENCY_CALLS; c++) {
-      const index = nextIndex();
       for (let j = 0; j < L2_IDS.length; j++) {
         const id = L2_IDS[(c + j + round) % L2_IDS.length]!;
+        const index = nextFor(id);
         const t0 = process.hrtime.bigint();
         await ops.get(id)!(index);
         samples.get(id)![c] = Number(process.hrtime.bigint() - t0) / 1e3;
@@ -595,13 +693,19 @@ async function runAll(
     for (let s = 0; s < THROUGHPUT_SAMPLES; s++) {
       for (const id of rotate(L2_IDS, s + round)) {
         const op = ops.get(id)!;
+        const cpuBefore = process.cpuUsage();
         const t0 = process.hrtime.bigint();
         let issued = 0;
         const worker = async () => {
-          while (issued < THROUGHPUT_OPS) await op(issued++ & MASK);
+          while (issued < THROUGHPUT_OPS) {
+            issued++;
+            await op(nextFor(id));
+          }
         };
         await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-        roundSamples.get(id)!.push({ opsPerSecond: THROUGHPUT_OPS / (Number(process.hrtime.bigint() - t0) / 1e9) });
+        const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+        const cpu = process.cpuUsage(cpuBefore);
+        roundSamples.get(id)!.push({ opsPerSecond: THROUGHPUT_OPS / seconds, nodeCpuUsPerOp: (cpu.user + cpu.system) / THROUGHPUT_OPS });
       }
     }
     for (const [id, list] of roundSamples) throughput.get(id)!.push(list);
@@ -636,6 +740,12 @@ async function runAll(
     childStats = (await stats).message;
   }
 
+  // In trial runs the first measurements after the warm-ups were slow for every aspect-cache contender alike
+  // (probably background work of the optimising compiler and the GC, which counts in this process's CPU time):
+  // one round first, not recorded.
+  const warmupP50 = new Map<L1Id, number>();
+  await l1Round(0);
+  console.log(`L1 warm-up round, not recorded (p50 ns): ${L1_IDS.map(id => `${id} ${formatValue(warmupP50.get(id)!)}`).join(', ')}`);
   for (let round = 1; round <= ROUNDS; round++) {
     console.log(`\n── round ${round}/${ROUNDS} ── load average ${os.loadavg().map(x => x.toFixed(2)).join(' ')}`);
     await l1Round(round);
@@ -650,10 +760,10 @@ async function runAll(
 
   // ── breakdown of the L1 hit (once, mitata): where a layered L1 hit differs from a memory hit ──
   const memoryBackend = memoryService.backend as MemoryBackend;
-  const micro = new Map<string, number>();
-  const microBench = async (label: string, fn: () => unknown) => {
-    const ns = (await measure(fn, { min_cpu_time: HIT_CPU_NS })).p50;
-    micro.set(label, ns);
+  const micro = new Map<string, { ns: number; section: string }>();
+  const microBench = async (label: string, fn: () => unknown, section = 'L1 hit pieces') => {
+    const ns = (await measure(fn, { min_cpu_time: HIT_CPU_NS, ...MITATA_CLOCK })).p50;
+    micro.set(label, { ns, section });
     await sleep(5);
     return ns;
   };
@@ -662,6 +772,34 @@ async function runAll(
   const trustedNs = await microBench('LayeredBackend.trusted (Date.now() and a comparison)', () => layeredL1.trusted);
   const dateNowNs = await microBench('Date.now()', () => Date.now());
   if (!layeredL1.trusted || layeredL1.resyncs !== resyncsAtStart.l1) throw new Error('bench: the L1-hit layered backend lost trust during the breakdown.');
+
+  // ── the JavaScript of an L2 hit without Redis (once, mitata): L2 replaced by an asynchronous-declared
+  // MemoryBackend, the bus by the in-process test bus, so only the layered backend's own work differs ──
+  const standIn = () => new AsyncDeclaredMemory();
+  const standInService = new CachingService({ backend: standIn() });
+  const standInNetwork = new TestBusNetwork({ heartbeatMs: HIT_HEARTBEAT_MS });
+  const standInL1 = new MemoryBackend({ maxEntries: 1 });
+  const standInLayered = new LayeredBackend({ l1: standInL1, l2: standIn(), bus: standInNetwork.connect('bench') });
+  const standInLayeredService = new CachingService({ backend: standInLayered });
+  closers.push(() => standInService.dispose(), () => standInLayeredService.dispose());
+  const standInPlain = aspectContender('stand-in', standInService);
+  const standInViaLayered = aspectContender('stand-in layered', standInLayeredService);
+  await until(() => standInLayered.trusted, 'trust of the stand-in layered backend');
+  await fillAndWarm('stand-in L2', standInPlain, 20_000);
+  await fillAndWarm('stand-in layered', standInViaLayered, 20_000);
+  const standInComputed = standInViaLayered.computations() + standInPlain.computations();
+  const standInPlainNs = await microBench('stand-in L2 (a MemoryBackend behind a wrapper declaring it asynchronous), @Cache hit: what an L2 hit costs besides Redis and ioredis', () => standInPlain.call(nextIndex()), 'L2 hit, no Redis');
+  const standInLayeredNs = await microBench('LayeredBackend over the same stand-in L2, L1 = MemoryBackend({ maxEntries: 1 }), test bus: L1 miss (token), L2 hit, copy into L1 (evicting)', () => standInViaLayered.call(nextIndex()), 'L2 hit, no Redis');
+  // The L1 side of it alone: a miss's token and the copy of a hit into a full one-entry L1.
+  const sideL1 = new MemoryBackend({ maxEntries: 1 });
+  const copyEntry = { value: priceOf(ids[0]!), async: true, dependencies: [dependencyOf(ids[0]!)], expiresAt: Infinity, sliding: 0 };
+  const l1SideNs = await microBench('MemoryBackend({ maxEntries: 1 }) alone: get of an absent key (a token), then set of a copy with one dependency (evicts the previous one)', () => {
+    const key = cacheKeys[nextIndex()]!;
+    const lookup = sideL1.get(key);
+    if (!lookup.hit) sideL1.set(key, copyEntry, lookup.token);
+  }, 'L2 hit, no Redis');
+  if (sideL1.size !== 1) throw new Error('bench bug: the L1-side measurement did not store its copies.');
+  if (standInViaLayered.computations() + standInPlain.computations() !== standInComputed || standInL1.size !== 1 || !standInLayered.trusted) throw new Error('bench bug: the stand-in L2 scenario did not measure L2 hits copied into L1.');
 
   // ── rows ──
   const med = (values: readonly number[]) => median(values);
@@ -673,9 +811,10 @@ async function runAll(
   const l1Ns = (id: L1Id) => l1Stats.get(id)!;
   const l1Rows: ResultRow[] = L1_IDS.map(id => {
     const ratios = [ratioText(perRound(l1Ns(id), l1Ns('memory')), 'MemoryBackend hit')];
+    if (id === 'layered') ratios.push(ratioText(perRound(l1Ns(id), l1Ns('memoryAsync')), 'the asynchronous-declared MemoryBackend hit'));
     if (id.startsWith('bento')) ratios.push(`aspect-cache layered / this: ${ratioText(perRound(l1Ns('layered'), l1Ns(id)), '')}`);
     return {
-      section: id === 'memory' ? 'baseline' : id === 'layered' ? 'aspect-cache' : 'bentocache',
+      section: id === 'memory' ? 'baseline' : id === 'memoryAsync' ? 'breakdown' : id === 'layered' ? 'aspect-cache' : 'bentocache',
       name: l1[id].name,
       value: med(l1Ns(id)),
       unit: 'ns/op',
@@ -700,6 +839,7 @@ async function runAll(
   });
 
   const allSamples = (id: L2Id) => throughput.get(id)!.flat();
+  const cpuPerOp = (id: L2Id) => med(allSamples(id).map(s => s.nodeCpuUsPerOp));
   /** Time per operation of `id` over that of `of`, per paired sample (same round, same index). */
   const pairedTimeRatios = (id: L2Id, of: L2Id) => throughput.get(id)!.flatMap((list, r) => list.map((s, i) => throughput.get(of)![r]![i]!.opsPerSecond / s.opsPerSecond));
   const throughputRows: ResultRow[] = L2_IDS.map(id => {
@@ -710,6 +850,7 @@ async function runAll(
       ratios.push(`aspect-cache layered / this (time per op): ${med(r).toFixed(2)}× (${range(r)})`);
     }
     const samples = allSamples(id).map(s => s.opsPerSecond);
+    ratios.push(`Node CPU per op ${med(allSamples(id).map(s => s.nodeCpuUsPerOp)).toFixed(1)} µs`);
     return {
       section: id === 'redis' ? 'baseline' : id === 'layered' ? 'aspect-cache' : 'bentocache',
       name: l2[id].name,
@@ -770,7 +911,7 @@ async function runAll(
     ];
   });
 
-  const sideRows: ResultRow[] = [...micro].map(([label, ns]) => ({ section: 'L1 hit pieces', name: label, value: ns, unit: 'ns', spread: 'mitata p50', ratio: '' }));
+  const sideRows: ResultRow[] = [...micro].map(([label, { ns, section }]) => ({ section, name: label, value: ns, unit: 'ns', spread: 'mitata p50', ratio: '' }));
   sideRows.push({
     section: 'clock',
     name: 'offset of the other process\'s process.hrtime from this one\'s (Cristian\'s method, best of 50 IPC ping-pongs per round)',
@@ -818,7 +959,7 @@ async function runAll(
     },
     {
       label: `L2 hit ≤ 1.2× RedisBackend hit, ${CONCURRENCY} concurrent callers (time per op)`,
-      measured: `${med(c64Ratios).toFixed(2)}× (median of ${c64Ratios.length} paired samples, ${range(c64Ratios)}); ${med(allSamples('layered').map(s => s.opsPerSecond)).toFixed(0)} vs ${med(allSamples('redis').map(s => s.opsPerSecond)).toFixed(0)} ops/s`,
+      measured: `${med(c64Ratios).toFixed(2)}× (median of ${c64Ratios.length} paired samples, ${range(c64Ratios)}); ${med(allSamples('layered').map(s => s.opsPerSecond)).toFixed(0)} vs ${med(allSamples('redis').map(s => s.opsPerSecond)).toFixed(0)} ops/s; Node CPU per op ${cpuPerOp('layered').toFixed(1)} vs ${cpuPerOp('redis').toFixed(1)} µs (${(cpuPerOp('layered') / cpuPerOp('redis')).toFixed(2)}×)`,
       pass: med(c64Ratios) <= 1.2,
     },
     {
@@ -840,12 +981,13 @@ async function runAll(
 
   // ── findings: arithmetic on this run's numbers ──
   const layeredNs = med(l1Ns('layered'));
+  const perRoundDiff = (a: readonly number[], b: readonly number[]) => a.map((x, i) => x - b[i]!);
   const memoryNs = med(l1Ns('memory'));
   const childResyncs = childStats?.type === 'stats' ? `${childStats.resyncs} (${childStats.resyncReasons.join(', ') || 'none'})` : 'unknown';
   const findings = [
-    `L1 hit: ${formatValue(layeredNs)} ns vs ${formatValue(memoryNs)} ns on a MemoryBackend (${signed(layeredNs - memoryNs, 0)} ns, ${(layeredNs / memoryNs).toFixed(2)}×). At the backend: LayeredBackend.get ${formatValue(layeredGetNs)} ns vs MemoryBackend.get ${formatValue(memoryGetNs)} ns (${signed(layeredGetNs - memoryGetNs, 0)} ns, mostly its trust check: ${formatValue(trustedNs)} ns, of which Date.now() ${formatValue(dateNowNs)} ns). The remaining ${signed(layeredNs - memoryNs - (layeredGetNs - memoryGetNs), 0)} ns is CachingService's path for an asynchronous backend (in-flight map lookup, the test for a promise) against its path for a synchronous one${l1Ns('layered').length > 1 ? ` (the layered hit's own rounds ranged ${range(l1Ns('layered'), 0)} ns, the memory hit's ${range(l1Ns('memory'), 0)} ns)` : ''}.`,
+    `L1 hit: ${formatValue(layeredNs)} ns vs ${formatValue(memoryNs)} ns on a MemoryBackend (${signed(layeredNs - memoryNs, 0)} ns, ${med(l1Ratios).toFixed(2)}× as the median of the rounds' ratios). Per round, split in two by the asynchronous-declared MemoryBackend: the service's path for an asynchronous backend (in-flight map lookup, the test for a promise) ${signed(med(perRoundDiff(l1Ns('memoryAsync'), l1Ns('memory'))), 0)} ns, the layered backend itself ${signed(med(perRoundDiff(l1Ns('layered'), l1Ns('memoryAsync'))), 0)} ns. At the backend alone: LayeredBackend.get ${formatValue(layeredGetNs)} ns vs MemoryBackend.get ${formatValue(memoryGetNs)} ns (${signed(layeredGetNs - memoryGetNs, 0)} ns), about all of it the trust check (${formatValue(trustedNs)} ns), i.e. one Date.now() (${formatValue(dateNowNs)} ns on this machine) per hit.${l1Ns('layered').length > 1 ? ` Rounds ranged ${range(l1Ns('layered'), 0)} ns (layered) and ${range(l1Ns('memory'), 0)} ns (memory).` : ''}`,
     `L1 hit against bentocache: ${formatValue(layeredNs)} ns vs ${formatValue(med(l1Ns('bento')))} ns (default store), ${formatValue(med(l1Ns('bentoRaw')))} ns (L1 not serialised), ${formatValue(med(l1Ns('bentoTagged')))} ns (tagged entry): aspect-cache / bentocache ${med(perRound(l1Ns('layered'), l1Ns('bento'))).toFixed(3)}×, ${med(perRound(l1Ns('layered'), l1Ns('bentoRaw'))).toFixed(3)}×, ${med(perRound(l1Ns('layered'), l1Ns('bentoTagged'))).toFixed(3)}×.`,
-    `L2 hit, sequential: ${med(roundP50('layered')).toFixed(1)} µs vs ${med(roundP50('redis')).toFixed(1)} µs for a RedisBackend hit (${med(seqRatios).toFixed(2)}×) and ${med(roundP50('bento')).toFixed(1)} µs for bentocache (aspect-cache / bentocache ${med(perRound(roundP50('layered'), roundP50('bento'))).toFixed(2)}×). With ${CONCURRENCY} callers: ${med(allSamples('layered').map(s => s.opsPerSecond)).toFixed(0)} vs ${med(allSamples('redis').map(s => s.opsPerSecond)).toFixed(0)} vs ${med(allSamples('bento').map(s => s.opsPerSecond)).toFixed(0)} ops/s (time per op ${med(c64Ratios).toFixed(2)}× RedisBackend, ${med(pairedTimeRatios('layered', 'bento')).toFixed(2)}× bentocache). Both aspect-cache contenders send one HGET per hit; RedisBackend writes the lookups of one tick together, which is what the ${CONCURRENCY}-caller figure rewards.`,
+    `L2 hit, sequential: ${med(roundP50('layered')).toFixed(1)} µs vs ${med(roundP50('redis')).toFixed(1)} µs for a RedisBackend hit (${med(seqRatios).toFixed(2)}×) and ${med(roundP50('bento')).toFixed(1)} µs for bentocache (aspect-cache / bentocache ${med(perRound(roundP50('layered'), roundP50('bento'))).toFixed(2)}×). With ${CONCURRENCY} callers: ${med(allSamples('layered').map(s => s.opsPerSecond)).toFixed(0)} vs ${med(allSamples('redis').map(s => s.opsPerSecond)).toFixed(0)} vs ${med(allSamples('bento').map(s => s.opsPerSecond)).toFixed(0)} ops/s (time per op ${med(c64Ratios).toFixed(2)}× RedisBackend, ${med(pairedTimeRatios('layered', 'bento')).toFixed(2)}× bentocache). Without Redis (stand-in L2, side measurements), the layered backend's own work on an L2 hit — the L1 miss and its token, the read through an async step, the copy into L1 with its eviction and index update — costs ${signed(standInLayeredNs - standInPlainNs, 0)} ns (${formatValue(standInLayeredNs)} vs ${formatValue(standInPlainNs)} ns), of which the L1 miss and the copy into a full L1 are ${formatValue(l1SideNs)} ns and the rest the read-through (an async step: one more promise per hit, each promise costlier while AsyncLocalStorage is active on Node 20) and the layered bookkeeping. Node CPU per operation under that load: RedisBackend ${cpuPerOp('redis').toFixed(1)} µs, layered ${cpuPerOp('layered').toFixed(1)} µs (${signed(cpuPerOp('layered') - cpuPerOp('redis'))} µs: the L1 miss's token, the copy into L1 and its eviction), bentocache ${cpuPerOp('bento').toFixed(1)} µs; with Node near a full core, CPU per op decides the throughput. Both aspect-cache contenders send one HGET per hit.`,
     `Propagation: aspect-cache p50 ${ms(median(oneWay('aspect-cache')))}, p99 ${ms(ourP99)}; bentocache delete p50 ${ms(median(oneWay('bento-delete')))}, p99 ${ms(quantile(oneWay('bento-delete'), 0.99))}; deleteByTag p50 ${ms(median(oneWay('bento-tag')))}, p99 ${ms(quantile(oneWay('bento-tag'), 0.99))}. aspect-cache's invalidate() removes the dependents in L2 (one script) and only then publishes (so no process can copy the old value back from L2); it resolved in ${ms(median(resolve('aspect-cache')))} p50 vs ${ms(median(resolve('bento-delete')))} for bentocache's delete (UNLINK, then PUBLISH) and ${ms(median(resolve('bento-tag')))} for deleteByTag (SET of the tag's time, then PUBLISH).`,
     `The other process's resyncs during the whole run: ${childResyncs}; none can have hidden a sample (a clear during a sample fails the run).`,
   ];
@@ -853,7 +995,8 @@ async function runAll(
   const notes = [
     `The benchmark spawns its own \`redis-server --port <free port> --bind ${HOST} --save "" --appendonly no\` (bench/redis-server.ts) and stops it at the end; both processes check its process id through INFO before using it. Every contender has its own ioredis connection(s): aspect-cache's RedisInvalidationBus opens one subscriber connection besides the client; bentocache's Redis bus opens two (publisher and subscriber, duplicated from the client). An admin connection reads INFO commandstats.`,
     `Fixture: \`PriceCatalogue.getPrice(id)\`, an async @Cache method with one string argument, one dependency \`ProductPrice:<id>\`, a number value and no TTL, bound to its service (\`bindCachingService\`); bentocache wraps the same counted computation with \`getOrSet({ key: 'price:<id>', factory, ttl: 1 h })\` (tagged variant: \`tags: ['ProductPrice:<id>']\`). ${WARM.toLocaleString('en-US')} warm keys, cycled in order: 64 consecutive calls are on 64 distinct keys. Each contender is filled (every key computed once) and its hit path run before measuring.`,
-    `L1 hit: mitata (\`measure\`, min_cpu_time ${HIT_CPU_NS / 1e6} ms) per contender per round, order rotated each round; a round's value is mitata's p50 (of batches), the headline the median over rounds, the spread their min–max, ratios computed per round then the median. The layered backend's bus heartbeat is ${HIT_HEARTBEAT_MS / 1000} s here: it trusts its L1 only for two heartbeats after its last own echo, and mitata's loop does not let timers or sockets run while it measures. Checks after every round: the computation did not run, the service counted one hit per call, INFO commandstats (reset before the round) shows no command but heartbeat PUBLISHes and the admin's INFO/CONFIG (no Redis read at all), and the layered backend is still trusted with no resync.`,
+    `L1 hit: mitata (\`measure\`, min_cpu_time ${HIT_CPU_NS / 1e6} ms, clock: ${CLOCK_NAME}${CLOCK === 'cpu' ? ' — on a machine shared with other work, wall-clock batches include the time this process waits for a core, which swamped the ratio in trial runs; CPU time does not' : ''}) per contender per round, after an untimed pass over every hit path (the other scenarios run the same service code with other backends between rounds), and after one whole untimed round; aspect-cache's three contenders are measured in ${L1_SLICES} slices per round (each slice measures each of them once for 1/${L1_SLICES} of the time, order rotated), so that they share the same moments of a busy machine, and a round's value is the median of its slices' mitata p50 (of batches); bentocache's contenders are measured once per round each, order rotated; the headline the median over rounds, the spread their min–max, ratios computed per round then the median. The layered backend's bus heartbeat is ${HIT_HEARTBEAT_MS / 1000} s here: it trusts its L1 only for two heartbeats after its last own echo, and mitata's loop does not let timers or sockets run while it measures. Checks after every round: the computation did not run, the service counted one hit per call, INFO commandstats (reset before the round) shows no command but heartbeat PUBLISHes and the admin's INFO/CONFIG (no Redis read at all), and the layered backend is still trusted with no resync.`,
+    'Breakdown: a MemoryBackend behind a thin wrapper whose `isSync` is false (not a MemoryBackend with a changed `isSync`: a second shape of MemoryBackend would make its code polymorphic and slow down the baseline) is measured in the same L1 rounds; the service then takes its path for an asynchronous backend, as for a LayeredBackend (whose L1 also answers without a promise), so the gap to the plain MemoryBackend hit is the service\'s share and the gap from it to the layered hit the layered backend\'s share. The "L1 hit pieces" rows time the backends\' `get` alone on prebuilt keys. The "L2 hit, no Redis" rows replace Redis by the same kind of wrapped MemoryBackend and the bus by the in-process test bus (`aspect-cache/testing`), so they show the JavaScript a layered L2 hit adds to a plain one, without network, ioredis or Redis noise.',
     `L2 hit: the layered backend gets \`l1: new MemoryBackend({ maxEntries: 1 })\`. Its keys rotate over ${WARM.toLocaleString('en-US')}, so the key asked for is never the one L1 holds: every call is an L1 miss (which issues an L1 token), one HGET in Redis, and a copy of the hit into L1 that evicts the previous one — the full cost of an L2 hit in a process whose L1 is full. The other honest-looking options were rejected: invalidating L1 before each call adds an invalidation to every call, and an untrusted L1 skips the copy (cheaper than the real path). bentocache's store gets \`memoryDriver({ maxItems: 1 })\` for the same reason (L1 miss, GET, copy into L1). Checks per round: HGETs in Redis = calls of both aspect-cache contenders, GETs = bentocache calls, no computation, one service hit per call, the layered backend trusted (so it copied) and its L1 holding exactly the last copy.`,
     `L2 hit, sequential: one call at a time, each timed with process.hrtime.bigint, contenders interleaved call by call (order rotated each call), ${LATENCY_CALLS.toLocaleString('en-US')} calls per contender per round; headline = median of the rounds' p50. ${CONCURRENCY} callers: each loops \`await op()\` until ${THROUGHPUT_OPS.toLocaleString('en-US')} operations have been issued; ${THROUGHPUT_SAMPLES} samples per contender per round, interleaved; ratios per paired sample (same round and index), then the median.`,
     `Propagation: a second Node process (bench/layered-child.ts, forked with the same flags, so it also runs dist/) holds a LayeredBackend (default heartbeat 1 s; channel \`${PROPAGATION.channel}\`) and a bentocache tiered store (memory L1 + Redis L2 + Redis bus, same store name and prefix as this process's). Per sample: it reads a fresh entry twice (a miss that stores it in L2 and copies it into its L1, then an L1 hit), checks that its L1 holds it and answers; this process waits 1 ms, takes process.hrtime.bigint, and calls the invalidation (${KINDS.map(k => KIND_NAMES[k]).join('; ')}). The other process's L1 is instrumented (a MemoryBackend subclass overriding invalidate/clear, a bentocache MemoryDriver subclass overriding delete/set/clear): right after the removal, inside the handling of the bus message, it takes process.hrtime.bigint and reports it over IPC; then it reads the entry again and the sample fails unless that read recomputed it. For deleteByTag, bentocache leaves the entry and logically expires its L1 copy of the tag's invalidation time (the Set message for \`${bentoTagKey('<tag>')}\`); that rewrite is the moment measured: the next read goes to Redis for the tag and rejects the entry. ${PROPAGATION_SAMPLES} samples per library per round, libraries interleaved (order rotated per sample), ${PROPAGATION_WARMUP} untimed per library first.`,
@@ -877,6 +1020,7 @@ async function runAll(
   const setup: Record<string, string> = {
     'redis-server': `${infoField(serverInfo, 'redis_version') ?? '?'} (pid ${server.pid}, ${HOST}:${server.port}, started by the benchmark, --save "" --appendonly no)`,
     'second process': `bench/layered-child.ts, forked with the same Node flags (${process.execArgv.join(' ')})`,
+    'mitata clock': `${CLOCK_NAME}${CLOCK === 'cpu' ? '; BENCH_CLOCK=wall for the wall clock' : ''}`,
   };
   if (process.env.BENCH_NO_WRITE !== '1') {
     const path = fileURLToPath(new URL('./RESULTS-layered.md', import.meta.url));
