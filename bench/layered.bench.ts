@@ -224,8 +224,12 @@ interface Contender {
 const L1_IDS: readonly L1Id[] = ['memory', 'memoryAsync', 'layered', 'bento', 'bentoRaw', 'bentoTagged'];
 const ASPECT_L1 = L1_IDS.filter(id => !id.startsWith('bento'));
 const BENTO_L1 = L1_IDS.filter(id => id.startsWith('bento'));
-/** Slices per round of aspect-cache's L1 contenders (each slice measures each once, for 1/L1_SLICES of the round's time). */
-const L1_SLICES = QUICK ? 3 : 6;
+/**
+ * Slices per round of aspect-cache's L1 contenders: each slice measures each of them once, for 1/L1_SLICES of
+ * the round's time, and a round's ratio is the median of its slices' ratios. Short slices side by side are what
+ * kept the ratio steady on a machine whose other work comes and goes within seconds.
+ */
+const L1_SLICES = QUICK ? 10 : 30;
 const L2_IDS: readonly L2Id[] = ['redis', 'layered', 'bento'];
 const KINDS: readonly PropagationKind[] = ['aspect-cache', 'bento-delete', 'bento-tag'];
 const KIND_NAMES: Record<PropagationKind, string> = {
@@ -612,6 +616,9 @@ async function runAll(
   const l1Stats = new Map<L1Id, number[]>(L1_IDS.map(id => [id, []])); // per round: mitata p50 (ns)
   const l1P99 = new Map<L1Id, number[]>(L1_IDS.map(id => [id, []]));
   const l1PhaseCommands: Array<Map<string, number>> = [];
+  /** Per round, for two aspect-cache L1 contenders `a/b`: the median over the round's slices of a's p50 over (minus) b's. */
+  const l1SliceRatios = new Map<string, number[]>();
+  const l1SliceDiffs = new Map<string, number[]>();
   const latency = new Map<L2Id, number[][]>(L2_IDS.map(id => [id, []])); // per round, the per-call µs
   const throughput = new Map<L2Id, ThroughputSample[][]>(L2_IDS.map(id => [id, []])); // per round, the samples
   const l2PhaseCommands: Array<Map<string, number>> = [];
@@ -620,7 +627,7 @@ async function runAll(
 
   /** One L1 round; round 0 is the untimed warm-up round (measured, checked, not recorded). */
   /** One mitata measurement of an L1 contender, with its checks: no computation, one service hit per call. */
-  async function measureL1(id: L1Id, cpuNs: number): Promise<{ p50: number; p99: number }> {
+  async function measureL1(id: L1Id, cpuNs: number, collect = true): Promise<{ p50: number; p99: number }> {
     const c = l1[id];
     const computed = c.computations();
     const hits = c.hits?.();
@@ -630,7 +637,8 @@ async function runAll(
         calls++;
         return c.call(nextIndex());
       },
-      { min_cpu_time: cpuNs, ...MITATA_CLOCK },
+      // A slice does not start with a full collection (a round does, once): one per slice would dominate the run.
+      { min_cpu_time: cpuNs, ...MITATA_CLOCK, ...(collect ? {} : { gc: false }) },
     );
     if (c.computations() !== computed) throw new Error(`bench: L1 ${id} computed during its hit measurement.`);
     if (hits !== undefined && c.hits!() - hits !== calls) throw new Error(`bench: L1 ${id}: ${c.hits!() - hits} hits for ${calls} calls.`);
@@ -648,9 +656,22 @@ async function runAll(
     // aspect-cache's contenders (the target compares them) in slices, each slice measuring each of them once in
     // a rotated order, so that all of them see the same moments of a busy machine; then bentocache's, once each.
     const slices = new Map<L1Id, Array<{ p50: number; p99: number }>>(ASPECT_L1.map(id => [id, []]));
-    for (let k = 0; k < L1_SLICES; k++) for (const id of rotate(ASPECT_L1, round + k)) slices.get(id)!.push(await measureL1(id, cpuNs / L1_SLICES));
+    gc?.();
+    for (let k = 0; k < L1_SLICES; k++) for (const id of rotate(ASPECT_L1, round + k)) slices.get(id)!.push(await measureL1(id, cpuNs / L1_SLICES, false));
     const results = new Map<L1Id, { p50: number; p99: number }>();
     for (const [id, list] of slices) results.set(id, { p50: median(list.map(x => x.p50)), p99: median(list.map(x => x.p99)) });
+    if (round > 0) {
+      for (const a of ASPECT_L1) {
+        for (const b of ASPECT_L1) {
+          if (a === b) continue;
+          const pair = `${a}/${b}`;
+          const ratios = slices.get(a)!.map((x, k) => x.p50 / slices.get(b)![k]!.p50);
+          const diffs = slices.get(a)!.map((x, k) => x.p50 - slices.get(b)![k]!.p50);
+          (l1SliceRatios.get(pair) ?? l1SliceRatios.set(pair, []).get(pair)!).push(median(ratios));
+          (l1SliceDiffs.get(pair) ?? l1SliceDiffs.set(pair, []).get(pair)!).push(median(diffs));
+        }
+      }
+    }
     for (const id of rotate(BENTO_L1, round)) results.set(id, await measureL1(id, cpuNs));
     for (const [id, r] of results) {
       if (round > 0) {
@@ -812,9 +833,11 @@ async function runAll(
     values.length > 1 ? `${range(values, 1)} over ${values.length} rounds${extra}` : `one round${extra}`;
 
   const l1Ns = (id: L1Id) => l1Stats.get(id)!;
+  /** Per-round ratios of two L1 contenders: slice by slice for aspect-cache's, round values otherwise. */
+  const l1Ratio = (a: L1Id, b: L1Id) => (a === b ? l1Ns(a).map(() => 1) : (l1SliceRatios.get(`${a}/${b}`) ?? perRound(l1Ns(a), l1Ns(b))));
   const l1Rows: ResultRow[] = L1_IDS.map(id => {
-    const ratios = [ratioText(perRound(l1Ns(id), l1Ns('memory')), 'MemoryBackend hit')];
-    if (id === 'layered') ratios.push(ratioText(perRound(l1Ns(id), l1Ns('memoryAsync')), 'the asynchronous-declared MemoryBackend hit'));
+    const ratios = [ratioText(l1Ratio(id, 'memory'), 'MemoryBackend hit')];
+    if (id === 'layered') ratios.push(ratioText(l1Ratio(id, 'memoryAsync'), 'the asynchronous-declared MemoryBackend hit'));
     if (id.startsWith('bento')) ratios.push(`aspect-cache layered / this: ${ratioText(perRound(l1Ns('layered'), l1Ns(id)), '')}`);
     return {
       section: id === 'memory' ? 'baseline' : id === 'memoryAsync' ? 'breakdown' : id === 'layered' ? 'aspect-cache' : 'bentocache',
@@ -943,7 +966,7 @@ async function runAll(
   }
 
   // ── targets ──
-  const l1Ratios = perRound(l1Ns('layered'), l1Ns('memory'));
+  const l1Ratios = l1Ratio('layered', 'memory');
   const seqRatios = perRound(roundP50('layered'), roundP50('redis'));
   const c64Ratios = pairedTimeRatios('layered', 'redis');
   const ourP99 = quantile(oneWay('aspect-cache'), 0.99);
@@ -984,11 +1007,10 @@ async function runAll(
 
   // ── findings: arithmetic on this run's numbers ──
   const layeredNs = med(l1Ns('layered'));
-  const perRoundDiff = (a: readonly number[], b: readonly number[]) => a.map((x, i) => x - b[i]!);
   const memoryNs = med(l1Ns('memory'));
   const childResyncs = childStats?.type === 'stats' ? `${childStats.resyncs} (${childStats.resyncReasons.join(', ') || 'none'})` : 'unknown';
   const findings = [
-    `L1 hit: ${formatValue(layeredNs)} ns vs ${formatValue(memoryNs)} ns on a MemoryBackend (${signed(layeredNs - memoryNs, 0)} ns, ${med(l1Ratios).toFixed(2)}× as the median of the rounds' ratios). Per round, split in two by the asynchronous-declared MemoryBackend: the service's path for an asynchronous backend (in-flight map lookup, the test for a promise) ${signed(med(perRoundDiff(l1Ns('memoryAsync'), l1Ns('memory'))), 0)} ns, the layered backend itself ${signed(med(perRoundDiff(l1Ns('layered'), l1Ns('memoryAsync'))), 0)} ns. At the backend alone: LayeredBackend.get ${formatValue(layeredGetNs)} ns vs MemoryBackend.get ${formatValue(memoryGetNs)} ns (${signed(layeredGetNs - memoryGetNs, 0)} ns), about all of it the trust check (${formatValue(trustedNs)} ns), i.e. one Date.now() (${formatValue(dateNowNs)} ns on this machine) per hit.${l1Ns('layered').length > 1 ? ` Rounds ranged ${range(l1Ns('layered'), 0)} ns (layered) and ${range(l1Ns('memory'), 0)} ns (memory).` : ''}`,
+    `L1 hit: ${formatValue(layeredNs)} ns vs ${formatValue(memoryNs)} ns on a MemoryBackend (${signed(layeredNs - memoryNs, 0)} ns, ${med(l1Ratios).toFixed(2)}× as the median of the rounds' ratios). Per round, split in two by the asynchronous-declared MemoryBackend: the service's path for an asynchronous backend (in-flight map lookup, the test for a promise, and the wrapper's own call) ${signed(med(l1SliceDiffs.get('memoryAsync/memory')!), 0)} ns, the layered backend itself ${signed(med(l1SliceDiffs.get('layered/memoryAsync')!), 0)} ns (medians of slice differences; total ${signed(med(l1SliceDiffs.get('layered/memory')!), 0)} ns). At the backend alone: LayeredBackend.get ${formatValue(layeredGetNs)} ns vs MemoryBackend.get ${formatValue(memoryGetNs)} ns (${signed(layeredGetNs - memoryGetNs, 0)} ns), about all of it the trust check (${formatValue(trustedNs)} ns), i.e. one Date.now() (${formatValue(dateNowNs)} ns on this machine) per hit.${l1Ns('layered').length > 1 ? ` Rounds ranged ${range(l1Ns('layered'), 0)} ns (layered) and ${range(l1Ns('memory'), 0)} ns (memory).` : ''}`,
     `L1 hit against bentocache: ${formatValue(layeredNs)} ns vs ${formatValue(med(l1Ns('bento')))} ns (default store), ${formatValue(med(l1Ns('bentoRaw')))} ns (L1 not serialised), ${formatValue(med(l1Ns('bentoTagged')))} ns (tagged entry): aspect-cache / bentocache ${med(perRound(l1Ns('layered'), l1Ns('bento'))).toFixed(3)}×, ${med(perRound(l1Ns('layered'), l1Ns('bentoRaw'))).toFixed(3)}×, ${med(perRound(l1Ns('layered'), l1Ns('bentoTagged'))).toFixed(3)}×.`,
     `L2 hit, sequential: ${med(roundP50('layered')).toFixed(1)} µs vs ${med(roundP50('redis')).toFixed(1)} µs for a RedisBackend hit (${med(seqRatios).toFixed(2)}×) and ${med(roundP50('bento')).toFixed(1)} µs for bentocache (aspect-cache / bentocache ${med(perRound(roundP50('layered'), roundP50('bento'))).toFixed(2)}×). With ${CONCURRENCY} callers: ${med(allSamples('layered').map(s => s.opsPerSecond)).toFixed(0)} vs ${med(allSamples('redis').map(s => s.opsPerSecond)).toFixed(0)} vs ${med(allSamples('bento').map(s => s.opsPerSecond)).toFixed(0)} ops/s (time per op ${med(c64Ratios).toFixed(2)}× RedisBackend, ${med(pairedTimeRatios('layered', 'bento')).toFixed(2)}× bentocache). Without Redis (stand-in L2, side measurements), the layered backend's own work on an L2 hit — the L1 miss and its token, the read through an async step, the copy into L1 with its eviction and index update — costs ${signed(standInLayeredNs - standInPlainNs, 0)} ns (${formatValue(standInLayeredNs)} vs ${formatValue(standInPlainNs)} ns), of which the L1 miss and the copy into a full L1 (MemoryBackend alone) are ${formatValue(l1SideNs)} ns; the rest is the layered backend's read-through (an async function awaiting L2: one more promise and turn per hit, and promises cost more while AsyncLocalStorage is active on Node 20), its trust checks and the copy's bookkeeping. Node CPU per operation under that load: RedisBackend ${cpuPerOp('redis').toFixed(1)} µs, layered ${cpuPerOp('layered').toFixed(1)} µs (${signed(cpuPerOp('layered') - cpuPerOp('redis'))} µs: the layered backend's own work, see the Redis-free rows), bentocache ${cpuPerOp('bento').toFixed(1)} µs; with Node near a full core, CPU per op decides the throughput. Both aspect-cache contenders send one HGET per hit.`,
     `Propagation: aspect-cache p50 ${ms(median(oneWay('aspect-cache')))}, p99 ${ms(ourP99)}; bentocache delete p50 ${ms(median(oneWay('bento-delete')))}, p99 ${ms(quantile(oneWay('bento-delete'), 0.99))}; deleteByTag p50 ${ms(median(oneWay('bento-tag')))}, p99 ${ms(quantile(oneWay('bento-tag'), 0.99))}. aspect-cache's invalidate() removes the dependents in L2 (one script) and only then publishes (so no process can copy the old value back from L2); it resolved in ${ms(median(resolve('aspect-cache')))} p50 vs ${ms(median(resolve('bento-delete')))} for bentocache's delete (UNLINK, then PUBLISH) and ${ms(median(resolve('bento-tag')))} for deleteByTag (SET of the tag's time, then PUBLISH).`,
@@ -998,7 +1020,7 @@ async function runAll(
   const notes = [
     `The benchmark spawns its own \`redis-server --port <free port> --bind ${HOST} --save "" --appendonly no\` (bench/redis-server.ts) and stops it at the end; both processes check its process id through INFO before using it. Every contender has its own ioredis connection(s): aspect-cache's RedisInvalidationBus opens one subscriber connection besides the client; bentocache's Redis bus opens two (publisher and subscriber, duplicated from the client). An admin connection reads INFO commandstats.`,
     `Fixture: \`PriceCatalogue.getPrice(id)\`, an async @Cache method with one string argument, one dependency \`ProductPrice:<id>\`, a number value and no TTL, bound to its service (\`bindCachingService\`); bentocache wraps the same counted computation with \`getOrSet({ key: 'price:<id>', factory, ttl: 1 h })\` (tagged variant: \`tags: ['ProductPrice:<id>']\`). ${WARM.toLocaleString('en-US')} warm keys, cycled in order: 64 consecutive calls are on 64 distinct keys. Each contender is filled (every key computed once) and its hit path run before measuring.`,
-    `L1 hit: mitata (\`measure\`, min_cpu_time ${HIT_CPU_NS / 1e6} ms, clock: ${CLOCK_NAME}${CLOCK === 'cpu' ? ' — on a machine shared with other work, wall-clock batches include the time this process waits for a core, which swamped the ratio in trial runs; CPU time does not' : ''}) per contender per round, after an untimed pass over every hit path (the other scenarios run the same service code with other backends between rounds), and after one whole untimed round; aspect-cache's three contenders are measured in ${L1_SLICES} slices per round (each slice measures each of them once for 1/${L1_SLICES} of the time, order rotated), so that they share the same moments of a busy machine, and a round's value is the median of its slices' mitata p50 (of batches); bentocache's contenders are measured once per round each, order rotated; the headline the median over rounds, the spread their min–max, ratios computed per round then the median. The layered backend's bus heartbeat is ${HIT_HEARTBEAT_MS / 1000} s here: it trusts its L1 only for two heartbeats after its last own echo, and mitata's loop does not let timers or sockets run while it measures. Checks after every round: the computation did not run, the service counted one hit per call, INFO commandstats (reset before the round) shows no command but heartbeat PUBLISHes and the admin's INFO/CONFIG (no Redis read at all), and the layered backend is still trusted with no resync.`,
+    `L1 hit: mitata (\`measure\`, min_cpu_time ${HIT_CPU_NS / 1e6} ms, clock: ${CLOCK_NAME}${CLOCK === 'cpu' ? ' — on a machine shared with other work, wall-clock batches include the time this process waits for a core, which swamped the ratio in trial runs; CPU time does not' : ''}) per contender per round, after an untimed pass over every hit path (the other scenarios run the same service code with other backends between rounds), and after one whole untimed round; aspect-cache's three contenders are measured in ${L1_SLICES} slices per round (each slice measures each of them once for 1/${L1_SLICES} of the time, order rotated), so that they share the same moments of a busy machine; a round's value is the median of its slices' mitata p50 (of batches), and a round's ratio between two of them the median of the slices' ratios (the round starts with one full GC; the slices do not, unlike mitata's default); bentocache's contenders are measured once per round each, order rotated; the headline the median over rounds, the spread their min–max, ratios per round, then the median. The layered backend's bus heartbeat is ${HIT_HEARTBEAT_MS / 1000} s here: it trusts its L1 only for two heartbeats after its last own echo, and mitata's loop does not let timers or sockets run while it measures. Checks after every round: the computation did not run, the service counted one hit per call, INFO commandstats (reset before the round) shows no command but heartbeat PUBLISHes and the admin's INFO/CONFIG (no Redis read at all), and the layered backend is still trusted with no resync.`,
     'Breakdown: a MemoryBackend behind a thin wrapper whose `isSync` is false (not a MemoryBackend with a changed `isSync`: a second shape of MemoryBackend would make its code polymorphic and slow down the baseline) is measured in the same L1 rounds; the service then takes its path for an asynchronous backend, as for a LayeredBackend (whose L1 also answers without a promise), so the gap to the plain MemoryBackend hit is the service\'s share and the gap from it to the layered hit the layered backend\'s share. The "L1 hit pieces" rows time the backends\' `get` alone on prebuilt keys. The "L2 hit, no Redis" rows replace the RedisBackend by the same kind of wrapped MemoryBackend, answering with an already resolved promise as a RedisBackend whose reply has arrived, and the bus by the in-process test bus (`aspect-cache/testing`), so they show the JavaScript a layered L2 hit adds to a plain one, without network, ioredis or Redis noise.',
     `L2 hit: the layered backend gets \`l1: new MemoryBackend({ maxEntries: 1 })\`. Its keys rotate over ${WARM.toLocaleString('en-US')}, so the key asked for is never the one L1 holds: every call is an L1 miss (which issues an L1 token), one HGET in Redis, and a copy of the hit into L1 that evicts the previous one — the full cost of an L2 hit in a process whose L1 is full. The other honest-looking options were rejected: invalidating L1 before each call adds an invalidation to every call, and an untrusted L1 skips the copy (cheaper than the real path). bentocache's store gets \`memoryDriver({ maxItems: 1 })\` for the same reason (L1 miss, GET, copy into L1). Checks per round: HGETs in Redis = calls of both aspect-cache contenders, GETs = bentocache calls, no computation, one service hit per call, the layered backend trusted (so it copied) and its L1 holding exactly the last copy.`,
     `L2 hit, sequential: one call at a time, each timed with process.hrtime.bigint, contenders interleaved call by call (order rotated each call), ${LATENCY_CALLS.toLocaleString('en-US')} calls per contender per round; headline = median of the rounds' p50. ${CONCURRENCY} callers: each loops \`await op()\` until ${THROUGHPUT_OPS.toLocaleString('en-US')} operations have been issued; ${THROUGHPUT_SAMPLES} samples per contender per round, interleaved; ratios per paired sample (same round and index), then the median.`,
