@@ -791,10 +791,31 @@ async function runAll(
     await sleep(5);
     return ns;
   };
-  const memoryGetNs = await microBench('MemoryBackend.get(key) of a warm entry (what the memory hit asks its backend)', () => memoryBackend.get(cacheKeys[nextIndex()]!));
-  const layeredGetNs = await microBench('LayeredBackend.get(key) of a warm entry, answered by L1 (trust check + MemoryBackend.get)', () => layeredL1.get(cacheKeys[nextIndex()]!));
-  const trustedNs = await microBench('LayeredBackend.trusted (Date.now() and a comparison)', () => layeredL1.trusted);
-  const dateNowNs = await microBench('Date.now()', () => Date.now());
+  /** Like microBench for functions compared with each other: side by side in slices, the median of each one's slice p50s. */
+  const slicedBench = async (entries: ReadonlyArray<readonly [string, () => unknown]>, section: string): Promise<number[]> => {
+    const slices = entries.map(() => [] as number[]);
+    gc?.();
+    for (let k = 0; k < L1_SLICES; k++) {
+      for (const j of rotate(entries.map((_, i) => i), k)) {
+        slices[j]!.push((await measure(entries[j]![1], { min_cpu_time: HIT_CPU_NS / L1_SLICES, ...MITATA_CLOCK, gc: false })).p50);
+        await sleep(1);
+      }
+    }
+    return entries.map(([label], j) => {
+      const ns = median(slices[j]!);
+      micro.set(label, { ns, section });
+      return ns;
+    });
+  };
+  const [memoryGetNs, layeredGetNs, trustedNs, dateNowNs] = (await slicedBench(
+    [
+      ['MemoryBackend.get(key) of a warm entry (what the memory hit asks its backend)', () => memoryBackend.get(cacheKeys[nextIndex()]!)],
+      ['LayeredBackend.get(key) of a warm entry, answered by L1 (trust check + MemoryBackend.get)', () => layeredL1.get(cacheKeys[nextIndex()]!)],
+      ['LayeredBackend.trusted (Date.now() and a comparison)', () => layeredL1.trusted],
+      ['Date.now()', () => Date.now()],
+    ],
+    'L1 hit pieces',
+  )) as [number, number, number, number];
   if (!layeredL1.trusted || layeredL1.resyncs !== resyncsAtStart.l1) throw new Error('bench: the L1-hit layered backend lost trust during the breakdown.');
 
   // ── the JavaScript of an L2 hit without Redis (once, mitata): L2 replaced by an asynchronous-declared
@@ -937,7 +958,7 @@ async function runAll(
     ];
   });
 
-  const sideRows: ResultRow[] = [...micro].map(([label, { ns, section }]) => ({ section, name: label, value: ns, unit: 'ns', spread: 'mitata p50', ratio: '' }));
+  const sideRows: ResultRow[] = [...micro].map(([label, { ns, section }]) => ({ section, name: label, value: ns, unit: 'ns', spread: section === 'L1 hit pieces' ? `median of ${L1_SLICES} side-by-side slices' mitata p50` : 'mitata p50', ratio: '' }));
   sideRows.push({
     section: 'clock',
     name: 'offset of the other process\'s process.hrtime from this one\'s (Cristian\'s method, best of 50 IPC ping-pongs per round)',
@@ -950,8 +971,8 @@ async function runAll(
 
   // aspect-cache / bentocache, scenario by scenario (time ratios: below 1, aspect-cache takes less time).
   const versusRows: ResultRow[] = [];
-  const versus = (name: string, ratios: readonly number[], detail: string) =>
-    versusRows.push({ section: 'ours / theirs', name, value: med(ratios), unit: '×', spread: ratios.length > 1 ? `${range(ratios)} (${ratios.length} ${ratios.length === ROUNDS ? 'rounds' : 'paired samples'})` : 'one round', ratio: detail });
+  const versus = (name: string, ratios: readonly number[], detail: string, spread?: string) =>
+    versusRows.push({ section: 'ours / theirs', name, value: med(ratios), unit: '×', spread: spread ?? (ratios.length > 1 ? `${range(ratios)} (${ratios.length} ${ratios.length === ROUNDS ? 'rounds' : 'paired samples'})` : 'one round'), ratio: detail });
   versus('L1 hit: LayeredBackend vs bentocache tiered store (defaults)', perRound(l1Ns('layered'), l1Ns('bento')), `${formatValue(med(l1Ns('layered')))} vs ${formatValue(med(l1Ns('bento')))} ns`);
   versus('L1 hit: vs bentocache with an unserialised L1 (serialize: false)', perRound(l1Ns('layered'), l1Ns('bentoRaw')), `${formatValue(med(l1Ns('layered')))} vs ${formatValue(med(l1Ns('bentoRaw')))} ns`);
   versus('L1 hit: vs bentocache, tagged entry (aspect-cache entries always carry their dependency)', perRound(l1Ns('layered'), l1Ns('bentoTagged')), `${formatValue(med(l1Ns('layered')))} vs ${formatValue(med(l1Ns('bentoTagged')))} ns`);
@@ -961,8 +982,8 @@ async function runAll(
     const verb = kind === 'bento-delete' ? 'delete({ key })' : 'deleteByTag';
     const p50s = (k: PropagationKind) => roundP50s(k);
     versus(`propagation p50: invalidate(dependency) vs ${verb}`, perRound(p50s('aspect-cache'), p50s(kind)), `${ms(median(oneWay('aspect-cache')))} vs ${ms(median(oneWay(kind)))} (all samples)`);
-    versus(`propagation p99: invalidate(dependency) vs ${verb}`, [quantile(oneWay('aspect-cache'), 0.99) / quantile(oneWay(kind), 0.99)], `${ms(quantile(oneWay('aspect-cache'), 0.99))} vs ${ms(quantile(oneWay(kind), 0.99))} (over all ${oneWay(kind).length} samples: one value)`);
-    versus(`invalidating call resolved (p50): invalidate(dependency) vs ${verb}`, [median(resolve('aspect-cache')) / median(resolve(kind))], `${ms(median(resolve('aspect-cache')))} vs ${ms(median(resolve(kind)))} (all samples)`);
+    versus(`propagation p99: invalidate(dependency) vs ${verb}`, [quantile(oneWay('aspect-cache'), 0.99) / quantile(oneWay(kind), 0.99)], `${ms(quantile(oneWay('aspect-cache'), 0.99))} vs ${ms(quantile(oneWay(kind), 0.99))}`, `one value: p99 over all ${oneWay(kind).length} samples each`);
+    versus(`invalidating call resolved (p50): invalidate(dependency) vs ${verb}`, [median(resolve('aspect-cache')) / median(resolve(kind))], `${ms(median(resolve('aspect-cache')))} vs ${ms(median(resolve(kind)))}`, `one value: p50 over all ${resolve(kind).length} samples each`);
   }
 
   // ── targets ──
@@ -1010,7 +1031,7 @@ async function runAll(
   const memoryNs = med(l1Ns('memory'));
   const childResyncs = childStats?.type === 'stats' ? `${childStats.resyncs} (${childStats.resyncReasons.join(', ') || 'none'})` : 'unknown';
   const findings = [
-    `L1 hit: ${formatValue(layeredNs)} ns vs ${formatValue(memoryNs)} ns on a MemoryBackend (${signed(layeredNs - memoryNs, 0)} ns, ${med(l1Ratios).toFixed(2)}× as the median of the rounds' ratios). Per round, split in two by the asynchronous-declared MemoryBackend: the service's path for an asynchronous backend (in-flight map lookup, the test for a promise, and the wrapper's own call) ${signed(med(l1SliceDiffs.get('memoryAsync/memory')!), 0)} ns, the layered backend itself ${signed(med(l1SliceDiffs.get('layered/memoryAsync')!), 0)} ns (medians of slice differences; total ${signed(med(l1SliceDiffs.get('layered/memory')!), 0)} ns). At the backend alone: LayeredBackend.get ${formatValue(layeredGetNs)} ns vs MemoryBackend.get ${formatValue(memoryGetNs)} ns (${signed(layeredGetNs - memoryGetNs, 0)} ns), about all of it the trust check (${formatValue(trustedNs)} ns), i.e. one Date.now() (${formatValue(dateNowNs)} ns on this machine) per hit.${l1Ns('layered').length > 1 ? ` Rounds ranged ${range(l1Ns('layered'), 0)} ns (layered) and ${range(l1Ns('memory'), 0)} ns (memory).` : ''}`,
+    `L1 hit: ${formatValue(layeredNs)} ns vs ${formatValue(memoryNs)} ns on a MemoryBackend (${signed(layeredNs - memoryNs, 0)} ns, ${med(l1Ratios).toFixed(2)}× as the median of the rounds' ratios). Per round, split in two by the asynchronous-declared MemoryBackend: the service's path for an asynchronous backend (in-flight map lookup, the test for a promise, and the wrapper's own call) ${signed(med(l1SliceDiffs.get('memoryAsync/memory')!), 0)} ns, the layered backend itself ${signed(med(l1SliceDiffs.get('layered/memoryAsync')!), 0)} ns (medians of slice differences; total ${signed(med(l1SliceDiffs.get('layered/memory')!), 0)} ns). At the backend alone: LayeredBackend.get ${formatValue(layeredGetNs)} ns vs MemoryBackend.get ${formatValue(memoryGetNs)} ns (${signed(layeredGetNs - memoryGetNs, 0)} ns); its trust check alone (LayeredBackend.trusted) takes ${formatValue(trustedNs)} ns, nearly all of it one Date.now() (${formatValue(dateNowNs)} ns on this machine), on every hit.${l1Ns('layered').length > 1 ? ` Rounds ranged ${range(l1Ns('layered'), 0)} ns (layered) and ${range(l1Ns('memory'), 0)} ns (memory).` : ''}`,
     `L1 hit against bentocache: ${formatValue(layeredNs)} ns vs ${formatValue(med(l1Ns('bento')))} ns (default store), ${formatValue(med(l1Ns('bentoRaw')))} ns (L1 not serialised), ${formatValue(med(l1Ns('bentoTagged')))} ns (tagged entry): aspect-cache / bentocache ${med(perRound(l1Ns('layered'), l1Ns('bento'))).toFixed(3)}×, ${med(perRound(l1Ns('layered'), l1Ns('bentoRaw'))).toFixed(3)}×, ${med(perRound(l1Ns('layered'), l1Ns('bentoTagged'))).toFixed(3)}×.`,
     `L2 hit, sequential: ${med(roundP50('layered')).toFixed(1)} µs vs ${med(roundP50('redis')).toFixed(1)} µs for a RedisBackend hit (${med(seqRatios).toFixed(2)}×) and ${med(roundP50('bento')).toFixed(1)} µs for bentocache (aspect-cache / bentocache ${med(perRound(roundP50('layered'), roundP50('bento'))).toFixed(2)}×). With ${CONCURRENCY} callers: ${med(allSamples('layered').map(s => s.opsPerSecond)).toFixed(0)} vs ${med(allSamples('redis').map(s => s.opsPerSecond)).toFixed(0)} vs ${med(allSamples('bento').map(s => s.opsPerSecond)).toFixed(0)} ops/s (time per op ${med(c64Ratios).toFixed(2)}× RedisBackend, ${med(pairedTimeRatios('layered', 'bento')).toFixed(2)}× bentocache). Without Redis (stand-in L2, side measurements), the layered backend's own work on an L2 hit — the L1 miss and its token, the read through an async step, the copy into L1 with its eviction and index update — costs ${signed(standInLayeredNs - standInPlainNs, 0)} ns (${formatValue(standInLayeredNs)} vs ${formatValue(standInPlainNs)} ns), of which the L1 miss and the copy into a full L1 (MemoryBackend alone) are ${formatValue(l1SideNs)} ns; the rest is the layered backend's read-through (an async function awaiting L2: one more promise and turn per hit, and promises cost more while AsyncLocalStorage is active on Node 20), its trust checks and the copy's bookkeeping. Node CPU per operation under that load: RedisBackend ${cpuPerOp('redis').toFixed(1)} µs, layered ${cpuPerOp('layered').toFixed(1)} µs (${signed(cpuPerOp('layered') - cpuPerOp('redis'))} µs: the layered backend's own work, see the Redis-free rows), bentocache ${cpuPerOp('bento').toFixed(1)} µs; with Node near a full core, CPU per op decides the throughput. Both aspect-cache contenders send one HGET per hit.`,
     `Propagation: aspect-cache p50 ${ms(median(oneWay('aspect-cache')))}, p99 ${ms(ourP99)}; bentocache delete p50 ${ms(median(oneWay('bento-delete')))}, p99 ${ms(quantile(oneWay('bento-delete'), 0.99))}; deleteByTag p50 ${ms(median(oneWay('bento-tag')))}, p99 ${ms(quantile(oneWay('bento-tag'), 0.99))}. aspect-cache's invalidate() removes the dependents in L2 (one script) and only then publishes (so no process can copy the old value back from L2); it resolved in ${ms(median(resolve('aspect-cache')))} p50 vs ${ms(median(resolve('bento-delete')))} for bentocache's delete (UNLINK, then PUBLISH) and ${ms(median(resolve('bento-tag')))} for deleteByTag (SET of the tag's time, then PUBLISH).`,
