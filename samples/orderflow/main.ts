@@ -2,7 +2,7 @@
 // entries computed from what changed — through nested cached calls and cascades — and the sample checks it
 // with node:assert, so it fails loudly if an invalidation is missing or too broad.
 // Run: npm run sample:orderflow                     (memory backend)
-//      REDIS_URL=redis://127.0.0.1:6379 npm run sample:orderflow   (Redis backend)
+//      REDIS_URL=redis://127.0.0.1:6379 npm run sample:orderflow   (layered backend: memory over Redis)
 import assert from 'node:assert/strict';
 import { CachingService } from 'aspect-cache';
 import { createCaching, warmCache } from './caching.js';
