@@ -82,6 +82,9 @@ const LAYERED_OPTION_NAMES = optionNames({ l1: 0, l2: 0, bus: 0, l1Ttl: 0, retry
  *   stale-write check is the authority across processes). A value read from L2 is copied under an L1 token taken
  *   *before* the L2 read, so an invalidation heard meanwhile refuses the copy. An L1 copy expires no later than
  *   its L2 entry (and `l1Ttl`, when set). Sliding entries are not copied: each hit must extend them in L2.
+ * - **What L2 cannot judge stays local.** A value computed from a copy this process served from L1 (which may be
+ *   stale for the propagation delay) goes into L1 only, where the message on its way will remove it; a value
+ *   whose dependency this process heard invalidated while it was computed is stored nowhere.
  * - **Invalidations reach every L1.** `invalidate` removes from the local L1, then from L2, then publishes the
  *   root keys; every other process removes them from its L1 transitively (each L1 has its own dependency
  *   index). If L2 or the publish fails, the invalidation is queued and retried (L2 first, then the publish —
