@@ -741,7 +741,7 @@ describeRedis('LayeredBackend across three Node processes', () => {
         expect(states[0]!.resyncs.silence ?? 0, 'the writer stopped hearing itself').toBeGreaterThanOrEqual(1);
       });
 
-      it('regression: a group P3 computed from its L1 rows while it had not heard an invalidation yet is kept in L2, where every process reads it long after the bound', async () => {
+      it('regression: a group P3 computed from its L1 rows before it heard an invalidation is not kept in L2: every process reads the new group after the bound', async () => {
         const { proxies, bus } = await proxiedBus(topology);
         const w = await openWorld(topology, (i, base) => (i === 2 ? { ...base, bus } : base));
         const [p1, p2, p3] = w.procs;

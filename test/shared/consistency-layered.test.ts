@@ -551,7 +551,7 @@ async function twoProcesses({ gatedL2 = false } = {}) {
 }
 
 describe('layered backend: violations the model found, now fixed (deterministic reproductions)', () => {
-  it('regression: a refreshCall racing a read-through copy of the old entry into L1 leaves the old value in L1 for good', async () => {
+  it('regression: a refreshCall racing a read-through copy of the old entry into L1 does not leave the old value in L1', async () => {
     const { db, a, b } = await twoProcesses();
     expect(await b.catalogue.price('x')).toBe(1); // in L2 (and in b's L1), not in a's L1
     db.price = 2;
@@ -573,7 +573,7 @@ describe('layered backend: violations the model found, now fixed (deterministic 
     expect(await a.catalogue.price('x')).toBe(2);
   });
 
-  it('regression: a parent computed from an L1 copy whose invalidation is still on its way is stored in L2, and every process serves it past the bound', async () => {
+  it('regression: a parent computed from an L1 copy whose invalidation is still on its way is not stored in L2, so no process serves it past the bound', async () => {
     const { network, db, a, b } = await twoProcesses();
     expect(await b.catalogue.price('x')).toBe(1); // in L2 and b's L1
     db.price = 2;
@@ -589,7 +589,7 @@ describe('layered backend: violations the model found, now fixed (deterministic 
     expect(await b.catalogue.total('x')).toBe(4);
   });
 
-  it('regression: a read-through that starts between a process\'s own L1 and L2 invalidation copies the old entry into L1 after the invalidation resolved', async () => {
+  it('regression: a read-through that starts between a process\'s own L1 and L2 invalidation leaves no old entry in L1 once the invalidation resolved', async () => {
     const { db, a, b } = await twoProcesses({ gatedL2: true });
     expect(await b.catalogue.price('x')).toBe(1); // in L2 and b's L1
     const l2 = a.l2 as GatedInvalidations;
