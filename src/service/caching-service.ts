@@ -319,12 +319,7 @@ export class CachingService {
       const answer = plan.backend.get(key);
       if (!isThenable(answer)) {
         // An asynchronous backend may still answer a hit at once (a layered backend's L1): no promise to wait for.
-        if (answer.hit) {
-          this.#counters.hits++;
-          if (this.#hitListeners !== undefined) this.#emit('hit', { key });
-          if (caller !== undefined) caller.receive(key, answer.dependencies, answer.expiresAt);
-          return Promise.resolve(answer.value);
-        }
+        if (answer.hit) return Promise.resolve(this.#served(key, answer, caller));
         lookup = Promise.resolve(answer);
       } else lookup = answer as Promise<CacheLookup>;
     } catch (error) {
@@ -335,12 +330,7 @@ export class CachingService {
     // flight synchronously, and the second finds it when its own lookup answers.
     return lookup.then(
       result => {
-        if (result.hit) {
-          this.#counters.hits++;
-          if (this.#hitListeners !== undefined) this.#emit('hit', { key });
-          if (caller !== undefined) caller.receive(key, result.dependencies, result.expiresAt);
-          return result.value;
-        }
+        if (result.hit) return this.#served(key, result, caller);
         return this.#missOnAsyncBackend(descriptor, plan, self, args, key, caller, result.token, plan.failSafe !== null ? result.stale : undefined, attempt);
       },
       error => {
@@ -349,6 +339,14 @@ export class CachingService {
         return this.#missOnAsyncBackend(descriptor, plan, self, args, key, caller, NO_TOKEN, undefined, attempt);
       },
     );
+  }
+
+  /** A hit on an asynchronous backend: counted, reported, handed to the caller's context; returns its value. */
+  #served(key: string, hit: CacheHit, caller: CachingContext | undefined): unknown {
+    this.#counters.hits++;
+    if (this.#hitListeners !== undefined) this.#emit('hit', { key });
+    if (caller !== undefined) caller.receive(key, hit.dependencies, hit.expiresAt);
+    return hit.value;
   }
 
   #missOnAsyncBackend(

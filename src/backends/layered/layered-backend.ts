@@ -183,14 +183,14 @@ export class LayeredBackend implements CachingBackend {
     this.#unsubscribeL2 = l2.subscribe?.({ onEvent: event => this.#listeners.event(event) }) ?? noop;
     this.#unsubscribeL1 = l1.subscribe({ onRemoval: key => this.#leftL1(key) });
     this.#protocol = new BusProtocol(bus, this.clock, {
-      invalidate: keys => this.#dropLocal(keys),
-      clear: () => this.#clearLocal(),
+      invalidate: keys => this.l1.invalidate(keys),
+      clear: () => this.l1.clear(),
       resync: reason => this.#resync(reason),
       error: (error, operation) => this.#report({ type: 'error', error, operation }),
     });
   }
 
-  /** True while L1 may be served: the bus is live and this process heard its own heartbeat within two heartbeats. */
+  /** True while L1 may be served (see BusProtocol.trusted): the bus is live, and this process heard itself and every known sender within two heartbeats. */
   get trusted(): boolean {
     return this.#protocol.trusted(this.clock.now());
   }
@@ -246,7 +246,7 @@ export class LayeredBackend implements CachingBackend {
         if (!shared.hit) return { hit: false, token: new LayeredToken(this, l1Token, shared.token, ++this.#issued), stale: shared.stale };
         // L2 still holds what an invalidation queued here removes: not served until it landed.
         if (this.#affectedByQueued(key, shared.dependencies)) return this.#missInstead(key, l1Token);
-        if (l1Token !== undefined) this.#copy(key, shared, l1Token);
+        if (l1Token !== undefined) this.#copyToL1(key, shared, shared.sliding ?? 0, l1Token);
         return shared;
       },
       error => this.#failedRead(l1Token, error),
@@ -267,16 +267,6 @@ export class LayeredBackend implements CachingBackend {
       return this.#failedRead(l1Token, error);
     }
     return { hit: false, token: new LayeredToken(this, l1Token, token, ++this.#issued) };
-  }
-
-  /** Copies an L2 hit into L1 (unless it slides, or L1 is not trusted now); always ends the L1 token. */
-  #copy(key: string, hit: CacheHit, l1Token: unknown): void {
-    const now = this.clock.now();
-    if ((hit.sliding ?? 0) > 0 || !this.#protocol.trusted(now)) {
-      this.l1.abandon(l1Token);
-      return;
-    }
-    this.#setLocal(key, hit, l1Token, now);
   }
 
   async begin(key: string): Promise<unknown> {
@@ -307,13 +297,7 @@ export class LayeredBackend implements CachingBackend {
     }
     if (this.#servedSince(t.seq, entry.dependencies)) {
       this.l2.abandon(t.l2);
-      if (t.l1 === undefined) return 'stale';
-      const now = this.clock.now();
-      if (entry.sliding > 0 || !this.#protocol.trusted(now) || this.#affectedByQueued(key, entry.dependencies)) {
-        this.l1.abandon(t.l1);
-        return 'stale';
-      }
-      return this.#setLocal(key, entry, t.l1, now) ? 'stored' : 'stale';
+      return t.l1 !== undefined && this.#copyToL1(key, entry, entry.sliding, t.l1) ? 'stored' : 'stale';
     }
     let outcome: StoreOutcome;
     try {
@@ -323,10 +307,9 @@ export class LayeredBackend implements CachingBackend {
       throw error;
     }
     if (t.l1 === undefined) return outcome;
-    const now = this.clock.now();
-    // Only what L2 accepted goes into L1; sliding entries stay out (each hit must extend them in L2).
-    if (outcome !== 'stored' || entry.sliding > 0 || !this.#protocol.trusted(now) || this.#affectedByQueued(key, entry.dependencies)) this.l1.abandon(t.l1);
-    else this.#setLocal(key, entry, t.l1, now);
+    // Only what L2 accepted goes into L1.
+    if (outcome === 'stored') this.#copyToL1(key, entry, entry.sliding, t.l1);
+    else this.l1.abandon(t.l1);
     return outcome;
   }
 
@@ -353,13 +336,20 @@ export class LayeredBackend implements CachingBackend {
   }
 
   /**
-   * Stores an L1 copy, under a token taken before the value was read or computed; says whether it was stored.
-   * Its value is the answer of later L1 hits — value, flag, dependencies and the entry's own expiry — so the
-   * copy can expire sooner (`l1Ttl`) while a parent still learns the real expiry. A refused copy also removes
-   * what L1 holds for the key: that may be an older copy taken under a later token (a read-through that raced a
-   * `refreshCall`), which must not outlive the refresh.
+   * Stores an L1 copy, under a token taken before the value was read or computed, and ends that token; says
+   * whether it was stored. Not copied: sliding entries (each hit must extend them in L2), anything while L1 is
+   * not trusted, and what a queued invalidation affects. The copy's value is the answer of later L1 hits —
+   * value, flag, dependencies and the entry's own expiry — so it can expire sooner (`l1Ttl`) while a parent
+   * still learns the real expiry. A refused copy also removes what L1 holds for the key: that may be an older
+   * copy taken under a later token (a read-through that raced a `refreshCall`), which must not outlive the
+   * refresh.
    */
-  #setLocal(key: string, hit: Pick<CacheHit, 'value' | 'async' | 'dependencies' | 'expiresAt'>, l1Token: unknown, now: number): boolean {
+  #copyToL1(key: string, hit: Pick<CacheHit, 'value' | 'async' | 'dependencies' | 'expiresAt'>, sliding: number, l1Token: unknown): boolean {
+    const now = this.clock.now();
+    if (sliding > 0 || !this.#protocol.trusted(now) || this.#affectedByQueued(key, hit.dependencies)) {
+      this.l1.abandon(l1Token);
+      return false;
+    }
     const answer = new L1Answer(hit.value, hit.async, hit.dependencies, hit.expiresAt);
     // A replaced copy may have been served to a computation still in flight: keep its mark.
     const previous = this.l1.peek(key);
@@ -379,12 +369,10 @@ export class LayeredBackend implements CachingBackend {
   }
 
   async check(token: unknown, key: string, dependencies: readonly string[]): Promise<boolean> {
-    if (!(token instanceof LayeredToken) || token.owner !== this) return false;
-    const t = token;
-    if (this.l2.check === undefined) return false;
-    if (!(await this.l2.check(t.l2, key, dependencies))) return false;
+    if (!(token instanceof LayeredToken) || token.owner !== this || this.l2.check === undefined) return false;
+    if (!(await this.l2.check(token.l2, key, dependencies))) return false;
     // L1 heard the bus: a message that reached it first is as good a refusal as L2's.
-    return t.l1 === undefined || this.l1.check?.(t.l1, key, dependencies) !== false;
+    return token.l1 === undefined || this.l1.check(token.l1, key, dependencies);
   }
 
   abandon(token: unknown): void {
@@ -421,7 +409,7 @@ export class LayeredBackend implements CachingBackend {
     // reach them; the removed keys cover entries built otherwise.)
     const again = this.l1.invalidate(keys, options).removed;
     if (removed.length > 0) this.l1.invalidate(removed);
-    const all = union(union(removed, local), again) as string[];
+    const all = union(removed, local, again);
     // Other processes remove the roots too, preserved or not: their copies predate this invalidation.
     if (!(await this.#publish(union(keys, removed)))) return { removed: all, pending: true };
     return { removed: all };
@@ -495,14 +483,6 @@ export class LayeredBackend implements CachingBackend {
     return this.#unlanded.affects(key, dependencies);
   }
 
-  #dropLocal(keys: readonly string[]): void {
-    this.l1.invalidate(keys);
-  }
-
-  #clearLocal(): void {
-    this.l1.clear();
-  }
-
   #resync(reason: ResyncReason): void {
     // Clearing also refuses every L1 copy in flight (their tokens predate it).
     this.l1.clear();
@@ -525,15 +505,17 @@ function isBus(value: unknown): value is InvalidationBus {
   return value !== null && typeof value === 'object' && typeof (value as InvalidationBus).publish === 'function' && typeof (value as InvalidationBus).subscribe === 'function';
 }
 
-/** The keys of `a`, then those of `b` not in `a`. */
-function union(a: readonly string[], b: readonly string[]): readonly string[] {
-  if (b.length === 0) return a;
-  const seen = new Set(a);
-  const out = [...a];
-  for (const key of b) {
-    if (seen.has(key)) continue;
-    seen.add(key);
-    out.push(key);
+/** The keys of every list, first occurrence first, each once; the first list itself when the others add nothing. */
+function union(first: readonly string[], ...others: ReadonlyArray<readonly string[]>): readonly string[] {
+  if (others.every(list => list.length === 0)) return first;
+  const seen = new Set(first);
+  const out = [...first];
+  for (const list of others) {
+    for (const key of list) {
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(key);
+    }
   }
   return out;
 }
