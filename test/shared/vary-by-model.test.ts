@@ -24,6 +24,8 @@ import {
 const SEEDS = process.env.VARY_SEEDS ? process.env.VARY_SEEDS.split(',').map(Number) : [1, 2, 3];
 /** Per seed and setup; the default 3 seeds × 4,000 give 12,000 operations per setup and decorator mode. */
 const OPERATIONS = Number(process.env.VARY_OPERATIONS ?? 4_000);
+/** VARY_REPORT=1 prints each run's numbers (calls, values checked, hits, joins, expected failures). */
+const REPORT = process.env.VARY_REPORT !== undefined;
 const HEARTBEAT_MS = 20;
 
 const running: VaryActor[] = [];
@@ -53,7 +55,7 @@ async function run(seed: number, setup: Setup = {}): Promise<VaryRunReport> {
     contexts: { ...requestContexts(scope), ...setup.contexts?.(scope) },
   });
   running.push(...actors);
-  return runVaryModel({
+  const report = await runVaryModel({
     seed,
     operations: setup.operations ?? OPERATIONS,
     concurrency: 24,
@@ -64,6 +66,8 @@ async function run(seed: number, setup: Setup = {}): Promise<VaryRunReport> {
     ...(setup.crossActorRyw === undefined ? {} : { crossActorRyw: setup.crossActorRyw }),
     ...(setup.quiesce ? { quiesce: setup.quiesce } : {}),
   });
+  if (REPORT) console.log(summarizeVary(report));
+  return report;
 }
 
 /** What every correct run must show besides no violations: the driver did exercise what it claims. */
@@ -74,6 +78,8 @@ function expectExercised(report: VaryRunReport): void {
   expect(report.failedCalls).toBeGreaterThan(0);
   expect(report.contextErrors).toBeGreaterThan(0);
   expect(report.sweeps).toBeGreaterThan(1);
+  expect(report.hits).toBeGreaterThan(report.misses);
+  expect(report.joins, 'concurrent calls joined a running computation (single-flight) at least once').toBeGreaterThan(0);
 }
 
 const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));

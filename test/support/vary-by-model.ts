@@ -478,6 +478,10 @@ export interface VaryRunReport {
   readonly sweeps: number;
   /** Values checked, at every nesting level. */
   readonly nodes: number;
+  /** The services' statistics, summed: hits, misses and single-flight joins. */
+  readonly hits: number;
+  readonly misses: number;
+  readonly joins: number;
   readonly violations: VaryViolation[];
   /** Violations per invariant (all of them, also past maxViolations). */
   readonly counts: Partial<Record<VaryInvariant, number>>;
@@ -704,7 +708,9 @@ export async function runVaryModel(o: VaryRunOptions): Promise<VaryRunReport> {
   }
   await sweep();
   o.ds.faults = { hold: 0, fail: 0 };
-  return { seed: o.seed, operations: o.operations, calls, writes, failedCalls, contextErrors, bursts, sweeps, nodes, violations, counts };
+  const stats = o.actors.map(a => a.service.stats());
+  const sum = (name: 'hits' | 'misses' | 'joins') => stats.reduce((total, s) => total + s[name], 0);
+  return { seed: o.seed, operations: o.operations, calls, writes, failedCalls, contextErrors, bursts, sweeps, nodes, hits: sum('hits'), misses: sum('misses'), joins: sum('joins'), violations, counts };
 }
 
 /** A one-line summary of a report for assertion messages. */
@@ -712,7 +718,7 @@ export function summarizeVary(r: VaryRunReport): string {
   const counts = Object.entries(r.counts)
     .map(([k, n]) => `${k}=${n}`)
     .join(' ');
-  return `seed ${r.seed}: ${r.operations} operations, ${r.calls} calls (${r.nodes} values checked), ${r.writes} writes, ${r.bursts} bursts, ${r.failedCalls} failed by the data source, ${r.contextErrors} E_CONTEXT without a query string, ${r.sweeps} sweeps; violations: ${counts || 'none'}\n${r.violations
+  return `seed ${r.seed}: ${r.operations} operations, ${r.calls} calls (${r.nodes} values checked), ${r.writes} writes, ${r.bursts} bursts, ${r.failedCalls} failed by the data source, ${r.contextErrors} E_CONTEXT without a query string, ${r.sweeps} sweeps, ${r.hits} hits, ${r.misses} misses, ${r.joins} joins; violations: ${counts || 'none'}\n${r.violations
     .slice(0, 8)
     .map(v => `  [${v.invariant}] ${v.detail}`)
     .join('\n')}`;
