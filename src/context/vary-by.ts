@@ -75,6 +75,12 @@ export class ContextSource {
     );
   }
 
+  /** The provider of a checked name and its parameter (the part after `:`). */
+  providerOf(name: string): { readonly provider: ContextProvider; readonly param: string | undefined } {
+    const colon = name.indexOf(':');
+    return { provider: this.#providers.get(colon < 0 ? name : name.slice(0, colon))!, param: colon < 0 ? undefined : name.slice(colon + 1) };
+  }
+
   /** The provider's value for `name` now; a provider that throws fails with a CachingError naming it. */
   read(name: string, where: string): unknown {
     this.check(name, where);
@@ -106,6 +112,62 @@ export class ContextSource {
       suffix += (suffix === '' ? '' : ',') + JSON.stringify(name) + '=' + encoded;
     }
     return suffix.length > MAX_SUFFIX_LENGTH ? `~${createHash('sha256').update(suffix).digest('base64url')}` : suffix;
+  }
+}
+
+/** How many keys a {@link Variant} remembers before it starts over. */
+const VARIANT_KEY_CACHE_LIMIT = 8192;
+
+/**
+ * A set of context names (normalized) and the keys it gives. For one name whose value is a primitive (a
+ * tenant id, a user id), the key of each (root, value) is remembered, so a hit builds no string and the
+ * backend's map finds a key whose hash is already computed; other values are encoded on every call.
+ */
+export class Variant {
+  readonly #source: ContextSource;
+  readonly #where: string;
+  readonly #single: { readonly provider: ContextProvider; readonly param: string | undefined } | null;
+  #keys = new Map<string, Map<unknown, string>>();
+  #size = 0;
+
+  constructor(
+    readonly names: readonly string[],
+    source: ContextSource,
+    where: string,
+  ) {
+    this.#source = source;
+    this.#where = where;
+    this.#single = names.length === 1 ? source.providerOf(names[0]!) : null;
+  }
+
+  /** The key of the call `root` for the current values of these contexts (the root itself when there are none). */
+  keyOf(root: string): string {
+    if (this.names.length === 0) return root;
+    const single = this.#single;
+    if (single === null) return variantKey(root, this.#source.encode(this.names, this.#where));
+    let value: unknown;
+    try {
+      value = single.param === undefined ? single.provider() : single.provider(single.param);
+    } catch {
+      return variantKey(root, this.#source.encode(this.names, this.#where)); // reads it again and reports it
+    }
+    const type = typeof value;
+    if (!(type === 'string' || (type === 'number' && !Object.is(value, -0)) || type === 'boolean' || value === null)) {
+      return variantKey(root, this.#source.encode(this.names, this.#where));
+    }
+    let byValue = this.#keys.get(root);
+    let key = byValue?.get(value);
+    if (key !== undefined) return key;
+    key = variantKey(root, this.#source.encode(this.names, this.#where));
+    if (this.#size >= VARIANT_KEY_CACHE_LIMIT) {
+      this.#keys = new Map();
+      this.#size = 0;
+      byValue = undefined;
+    }
+    if (byValue === undefined) this.#keys.set(root, (byValue = new Map()));
+    byValue.set(value, key);
+    this.#size++;
+    return key;
   }
 }
 

@@ -1,7 +1,7 @@
 import type { CacheHit, CacheLookup, CachingBackend, InvalidateOptions, InvalidationResult, StoreOutcome } from '../backends/backend.js';
 import { MemoryBackend } from '../backends/memory/memory-backend.js';
 import { addDependencyKeys, CachingContext, currentContext, currentSource, runInContext, suspendDependencyPropagation } from '../context/caching-context.js';
-import { ContextSource, namesOfRecord, normalizeNames, recordKey, recordValue, sameNames, variantKey, type ContextProviders, type Route } from '../context/vary-by.js';
+import { ContextSource, namesOfRecord, normalizeNames, recordKey, recordValue, sameNames, Variant, variantKey as variantKeyOf, type ContextProviders, type Route } from '../context/vary-by.js';
 import type { MethodDescriptor } from '../decorators/method-descriptor.js';
 import { cascadeClosure, dependencyKey, type DependencyLike } from '../dependencies/cache-dependency.js';
 import { CachingError, errors } from '../errors.js';
@@ -42,10 +42,12 @@ export interface CachingServiceOptions {
 /** How a method finds its variants on a service with contexts. */
 interface VariantPlan {
   readonly source: ContextSource;
-  /** The contexts the method declares (`varyBy`), normalized. */
-  readonly declared: readonly string[];
+  /** The contexts the method declares (`varyBy`). */
+  readonly declared: Variant;
   /** What this service last learned each lookup key varies by (a variant record read or written): one lookup on a hit. */
-  readonly memo: Map<string, readonly string[]>;
+  readonly memo: Map<string, Variant>;
+  /** One {@link Variant} per set of names (by the names joined), so their key caches are shared. */
+  readonly variants: Map<string, Variant>;
   /** For messages: `@Cache on Class.method`. */
   readonly where: string;
 }
@@ -302,26 +304,51 @@ export class CachingService {
    * be a variant found through what this service remembers of the variant record, or the record itself.
    */
   #invokeVaried(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], root: string, caller: CachingContext | undefined): unknown {
+    const variant = plan.variant!;
+    const backend = plan.backend;
     let route: Route;
+    if (backend.isSync) {
+      // The hit path builds no route: the lookup key, then the variant this service knows for it (cached keys).
+      let base: string;
+      let known: Variant | undefined;
+      let key: string;
+      try {
+        base = variant.declared.keyOf(root);
+        known = variant.memo.get(base);
+        key = known === undefined || known === variant.declared ? base : known.keyOf(root);
+      } catch (error) {
+        if (descriptor.returnsPromise) return Promise.reject(error);
+        throw error;
+      }
+      let lookup = backend.get(key) as CacheLookup;
+      if (lookup.hit) {
+        this.#counters.hits++;
+        if (this.#hitListeners !== undefined) this.#emit('hit', { key });
+        if (caller !== undefined) {
+          caller.receive(key, lookup.dependencies, lookup.expiresAt);
+          const names = (known ?? variant.declared).names;
+          if (names.length > 0) caller.vary(names);
+        }
+        return lookup.async ? Promise.resolve(lookup.value) : lookup.value;
+      }
+      const names = (known ?? variant.declared).names;
+      route = { root, base, declared: variant.declared.names, names, recorded: known !== undefined, key, keyNames: names };
+      lookup = this.#findVariant(plan, route, lookup) as CacheLookup;
+      if (lookup.hit) {
+        const value = this.#served(key, lookup, caller, route);
+        return lookup.async ? Promise.resolve(value) : value;
+      }
+      return this.#missOnSyncBackend(descriptor, plan, self, args, route.key, caller, lookup.token, plan.failSafe !== null ? lookup.stale : undefined, route);
+    }
     try {
-      route = this.#route(plan.variant!, root);
+      route = this.#route(variant, root);
     } catch (error) {
       if (descriptor.returnsPromise) return Promise.reject(error);
       throw error;
     }
     // Callers of a known variant fly apart from other variants' (their values cannot be shared anyway).
-    const key = route.key;
-    const backend = plan.backend;
-    if (!backend.isSync) {
-      if (descriptor.returnsPromise) return this.#invokeOnAsyncBackend(descriptor, plan, self, args, key, caller, route);
-      return this.#probeOnAsyncBackend(descriptor, plan, self, args, key, caller, route);
-    }
-    const lookup = this.#findVariant(plan, route) as CacheLookup;
-    if (lookup.hit) {
-      const value = this.#served(key, lookup, caller, route);
-      return lookup.async ? Promise.resolve(value) : value;
-    }
-    return this.#missOnSyncBackend(descriptor, plan, self, args, key, caller, lookup.token, plan.failSafe !== null ? lookup.stale : undefined, route);
+    if (descriptor.returnsPromise) return this.#invokeOnAsyncBackend(descriptor, plan, self, args, route.key, caller, route);
+    return this.#probeOnAsyncBackend(descriptor, plan, self, args, route.key, caller, route);
   }
 
   /**
@@ -331,10 +358,10 @@ export class CachingService {
    */
   #route(variant: VariantPlan, root: string): Route {
     const declared = variant.declared;
-    const base = declared.length === 0 ? root : variantKey(root, variant.source.encode(declared, variant.where));
+    const base = declared.keyOf(root);
     const known = variant.memo.get(base);
-    if (known === undefined || sameNames(known, declared)) return { root, base, declared, names: declared, recorded: known !== undefined, key: base, keyNames: declared };
-    return { root, base, declared, names: known, recorded: true, key: variantKey(root, variant.source.encode(known, variant.where)), keyNames: known };
+    if (known === undefined || known === declared) return { root, base, declared: declared.names, names: declared.names, recorded: known !== undefined, key: base, keyNames: declared.names };
+    return { root, base, declared: declared.names, names: known.names, recorded: true, key: known.keyOf(root), keyNames: known.names };
   }
 
   /**
@@ -343,10 +370,10 @@ export class CachingService {
    * it names. A miss returns the earliest token (the others are released): all keys of a call share a Redis
    * partition, so any of them may store under another. `route` is updated to what was found.
    */
-  #findVariant(plan: Plan, route: Route): MaybePromise<CacheLookup> {
+  #findVariant(plan: Plan, route: Route, looked?: CacheLookup): MaybePromise<CacheLookup> {
     const backend = plan.backend;
-    if (route.key !== route.base || route.recorded) return backend.get(route.key);
-    return after(backend.get(route.base), first => {
+    if (route.key !== route.base || route.recorded) return looked ?? backend.get(route.key);
+    return after(looked ?? backend.get(route.base), first => {
       if (first.hit) return first;
       return after(
         guarded(() => backend.get(recordKey(route.base)), error => this.#dropToken(backend, first, error)),
@@ -357,14 +384,15 @@ export class CachingService {
           }
           const names = namesOfRecord(record.value);
           if (names === undefined || sameNames(names, route.declared)) return first;
+          const known = intern(plan.variant!, names);
           let key: string;
           try {
-            key = variantKey(route.root, plan.variant!.source.encode(names, plan.variant!.where));
+            key = known.keyOf(route.root);
           } catch {
             // The record names a context this caller cannot read: compute (a child that reads it will say why).
             return first;
           }
-          remember(plan.variant!, route.base, names);
+          remember(plan.variant!, route.base, known);
           route.names = names;
           route.recorded = true;
           return after(
@@ -822,7 +850,7 @@ export class CachingService {
     const varies = names === route.declared ? route.declared : normalizeNames([...route.declared, ...names]);
     if (sameNames(varies, route.declared)) return { key: route.base, varies: route.declared };
     const suffix = variant.source.encode(varies, variant.where);
-    return { key: variantKey(route.root, suffix), varies, suffix };
+    return { key: variantKeyOf(route.root, suffix), varies, suffix };
   }
 
   /** A computation on a service without contexts: it must not vary by any (a callee of another service's may have). */
@@ -843,10 +871,10 @@ export class CachingService {
   #recordVariant(plan: Plan, route: Route, varies: readonly string[], now: number, expiresAt: number): void {
     const variant = plan.variant!;
     if (sameNames(varies, route.declared)) {
-      if (!route.recorded) remember(variant, route.base, route.declared);
+      if (!route.recorded) remember(variant, route.base, variant.declared);
       return;
     }
-    remember(variant, route.base, varies);
+    remember(variant, route.base, intern(variant, varies));
     if (route.recorded && sameNames(route.names, varies)) return;
     const backend = plan.backend;
     const key = recordKey(route.base);
@@ -968,7 +996,8 @@ export class CachingService {
       throw new CachingError(errors.E_CONTEXT, `${where}: varyBy names ${varyBy.map(n => `'${n}'`).join(', ')}, but this CachingService has no contexts option; register a provider for each, e.g. new CachingService({ contexts: { ${varyBy[0]!.split(':')[0]}: () => … } }).`);
     }
     for (const name of varyBy ?? NO_NAMES) source.check(name, `${where} (varyBy)`);
-    return { source, declared: normalizeNames(varyBy ?? NO_NAMES), memo: new Map(), where };
+    const declared = new Variant(normalizeNames(varyBy ?? NO_NAMES), source, where);
+    return { source, declared, memo: new Map(), variants: new Map([[declared.names.join('\u0000'), declared]]), where };
   }
 
   #syncOnAsync(descriptor: MethodDescriptor, plan: Plan): CachingError {
@@ -1298,9 +1327,17 @@ function guarded<T>(lookup: () => MaybePromise<T>, onError: (error: unknown) => 
 /** How many lookup keys a method's memo of variant records holds before it starts over. */
 const VARIANT_MEMO_LIMIT = 4096;
 
-function remember(variant: VariantPlan, base: string, names: readonly string[]): void {
+function remember(variant: VariantPlan, base: string, known: Variant): void {
   if (variant.memo.size >= VARIANT_MEMO_LIMIT && !variant.memo.has(base)) variant.memo.clear();
-  variant.memo.set(base, names);
+  variant.memo.set(base, known);
+}
+
+/** The plan's {@link Variant} of a set of normalized names (one per set: their key caches are shared). */
+function intern(variant: VariantPlan, names: readonly string[]): Variant {
+  const id = names.join('\u0000');
+  let found = variant.variants.get(id);
+  if (found === undefined) variant.variants.set(id, (found = new Variant(names, variant.source, variant.where)));
+  return found;
 }
 
 function captureCalls(call: () => unknown, where: string): CapturedCall[] {
