@@ -9,11 +9,12 @@
 // BENCH_STRICT=1 (exit code 1 when a target is missed).
 //
 // Everything runs in one process so that the ratios compare like with like; see NOTES below for the method.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import { LRUCache } from 'lru-cache';
 import { bench, do_not_optimize, group, measure, run, summary } from 'mitata';
-import { addDependency, bindCachingService, Cache, CachingService, MemoryBackend } from '../src/index.js';
+import { addDependency, bindCachingService, Cache, CachingService, MemoryBackend, readContext } from '../src/index.js';
 import { currentContext } from '../src/context/caching-context.js';
 import { descriptorOf } from '../src/decorators/method-descriptor.js';
 import { decoratorMode } from './decorator-mode.js';
@@ -105,6 +106,32 @@ function newMissService(): CachingService {
   return new CachingService({ backend: new MemoryBackend({ maxEntries: MISS_CAPACITY }) });
 }
 
+/** Vary-by: a service with a `tenant` context read from the application's AsyncLocalStorage. */
+const tenantStore = new AsyncLocalStorage<string>();
+const varyService = new CachingService({ contexts: { tenant: () => tenantStore.getStore() ?? null } });
+
+class TenantCatalogue {
+  /** Plain: no varyBy, nothing read (the cost of a service with contexts for methods that do not vary). */
+  @Cache()
+  async getName(id: string): Promise<string> {
+    addDependency(`ProductName:${id}`);
+    return `Product ${id}`;
+  }
+
+  @Cache({ varyBy: ['tenant'] })
+  async getPrice(id: string): Promise<number> {
+    addDependency(`ProductPrice:${id}`);
+    return priceOf(id) + (readContext('tenant') === 'acme' ? 0 : 1);
+  }
+
+  /** No varyBy: varies by tenant through its child, found again through its variant record. */
+  @Cache()
+  async getOffer(id: string): Promise<number> {
+    return (await this.getPrice(id)) * 2;
+  }
+}
+const tenantCatalogue = bindCachingService(new TenantCatalogue(), varyService);
+
 const invalidationService = new CachingService();
 const dependents = bindCachingService(new Dependents(), invalidationService);
 
@@ -117,6 +144,10 @@ const S = {
   floorSync: 'sync floor: lru.get(`price:${id}`)',
   hitSync: 'sync @Cache hit (1 string arg)',
   miss: 'async @Cache miss (fresh arg, value stored)',
+  hitPlainRef: 'async @Cache hit (reference for the vary-by rows, same group)',
+  hitContextsPlain: 'async @Cache hit, service with contexts, method without varyBy',
+  hitVaryBy: "async @Cache({ varyBy: ['tenant'] }) hit",
+  hitVariantParent: 'async @Cache hit on a parent that varies by tenant through its child (variant known)',
   hitAsyncRef: 'async @Cache hit (reference: mean of runs just before and after the next row)',
   hitInParent: 'async @Cache hit inside a cached parent computation',
   bdJson: 'JSON.stringify(id)',
@@ -159,6 +190,14 @@ function registerMainSuite(): void {
     summary(() => {
       bench(S.floorSync, () => do_not_optimize(lru.get(`price:${nextId()}`))).baseline(true);
       bench(S.hitSync, () => do_not_optimize(catalogue.getName(nextId())));
+    });
+  });
+  group('vary-by', () => {
+    summary(() => {
+      bench(S.hitPlainRef, () => catalogue.getPrice(nextId())).baseline(true);
+      bench(S.hitContextsPlain, () => tenantCatalogue.getName(nextId()));
+      bench(S.hitVaryBy, () => tenantCatalogue.getPrice(nextId()));
+      bench(S.hitVariantParent, () => tenantCatalogue.getOffer(nextId()));
     });
   });
   group('miss', () => {
@@ -251,6 +290,10 @@ async function warmUp(): Promise<void> {
     await catalogue.getPrice(id);
     catalogue.getName(id);
   }
+  for (const id of ids) {
+    await tenantCatalogue.getName(id);
+    await tenantCatalogue.getOffer(id);
+  }
   const filled = hitService.stats();
   if (filled.misses !== 2 * WARM || filled.hits !== 0) throw new Error(`bench bug: warm-up expected ${2 * WARM} misses, got ${JSON.stringify(filled)}`);
   // Run every path a while so the JIT has seen all of them (hits, misses, parent context) before any measurement.
@@ -259,6 +302,9 @@ async function warmUp(): Promise<void> {
     do_not_optimize(lru.get(`price:${nextId()}`));
     await catalogue.getPrice(nextId());
     do_not_optimize(catalogue.getName(nextId()));
+    await tenantCatalogue.getName(nextId());
+    await tenantCatalogue.getPrice(nextId());
+    await tenantCatalogue.getOffer(nextId());
     if (i % 10 === 0) await missCatalogue.getPrice(`warm-${missSerial++}`);
   }
   await parent.compute('warm-up', async () => {
@@ -320,6 +366,10 @@ function buildRows(): ResultRow[] {
   add('hit', S.hitSync, times(ratio(S.hitSync, S.floorSync), 'sync floor'));
   add('hit', S.hitAsyncRef, times(ratio(S.hitAsyncRef, S.floorAsync), 'async floor'));
   add('hit', S.hitInParent, [times(ratio(S.hitInParent, S.hitAsyncRef), 'plain async hit'), times(ratio(S.hitInParent, S.floorAsync), 'async floor')].join(', '));
+  add('vary-by', S.hitPlainRef, times(ratio(S.hitPlainRef, S.floorAsync), 'async floor'));
+  add('vary-by', S.hitContextsPlain, times(ratio(S.hitContextsPlain, S.hitPlainRef), 'plain hit'));
+  add('vary-by', S.hitVaryBy, times(ratio(S.hitVaryBy, S.hitPlainRef), 'plain hit'));
+  add('vary-by', S.hitVariantParent, times(ratio(S.hitVariantParent, S.hitPlainRef), 'plain hit'));
   add('miss', S.miss, times(ratio(S.miss, S.floorAsync), 'async floor'));
   add('info', S.floorAsyncNoAls, times(ratio(S.floorAsyncNoAls, S.floorAsync), 'async floor with AsyncLocalStorage active (round 1)'));
   for (const name of [S.bdJson, S.bdKeyFor, S.bdBackendPrebuilt, S.bdBackendFresh, S.bdLruPrebuilt, S.bdPromise, S.bdContext, S.bdRest]) add('breakdown', name);
@@ -350,6 +400,8 @@ function buildTargets(): TargetCheck[] {
   check('async hit ≤ 2× async floor', ratio(S.hitAsync, S.floorAsync), 2);
   check('sync hit ≤ 4× bare lru.get', ratio(S.hitSync, S.floorSync), 4);
   check('hit inside a parent ≤ 1.5× plain async hit', ratio(S.hitInParent, S.hitAsyncRef), 1.5);
+  check("varyBy: ['tenant'] hit ≤ 1.5× plain hit", ratio(S.hitVaryBy, S.hitPlainRef), 1.5);
+  check('hit on a parent whose variant is known ≤ 2× plain hit', ratio(S.hitVariantParent, S.hitPlainRef), 2);
   const big = invalidationSamples.get(10_000)!;
   if (big.length > 0) {
     const ms = median(big) / 1e6;
@@ -386,6 +438,7 @@ const NOTES = [
   'Hit inside a parent: a cached parent method (forced to miss by a fresh argument each round) runs the measurement loop as its own computation, so every child hit finds the parent\'s open caching context and hands it its key and dependency. This is the per-hit cost while a parent computes; the parent\'s one-off cost of storing the collected dependencies when it returns is not included. It is compared with a plain hit measured immediately before and after it with the same settings (the mean of the two). A check verifies the parent entry really recorded the children.',
   `Miss: every call has a fresh argument on a service whose MemoryBackend (new each round, capacity ${MISS_CAPACITY.toLocaleString('en-US')}) never evicts during the measurement; the method adds one dependency and the value is stored, so the heap grows while it runs (GC included).`,
   'Invalidation: each sample fills N entries that depend on one key through the real cached method (misses), runs a GC, then times only `await service.invalidate(key)` with process.hrtime.bigint; for N = 1 and 100 several keys are filled and their invalidations timed back to back and divided. The number of removed entries is verified. Values are medians of all samples.',
+  "Vary-by: a service with one context (`tenant`, read from the application's AsyncLocalStorage, entered once for the whole run as a request middleware would) runs a method without varyBy, a method with `varyBy: ['tenant']`, and a parent without varyBy whose child varies by tenant (so the parent's entry is a variant, found through the service's memory of its variant record). Each is compared with the plain async hit on a service without contexts, measured in the same mitata group and round.",
   'The machine may be shared: compare the load averages above, and prefer ratios to absolute numbers.',
 ];
 
@@ -404,6 +457,8 @@ async function main(): Promise<void> {
   // Before anything misses: the async floor with no AsyncLocalStorage in the process.
   record(S.floorAsyncNoAls, await measure(() => floorAsync(nextId())));
 
+  // Every call runs as a request of tenant 'acme' (as in an application whose middleware enters the store).
+  tenantStore.enterWith('acme');
   await warmUp();
 
   for (let round = 1; round <= ROUNDS; round++) {
@@ -413,6 +468,7 @@ async function main(): Promise<void> {
       missCatalogue = bindCachingService(new PriceCatalogue(), missService);
     }
     const hitMissesBefore = hitService.stats().misses;
+    const varyMissesBefore = varyService.stats().misses;
     registerMainSuite();
     const print = round === 1 || VERBOSE;
     const { benchmarks } = await run({ throw: true, colors: COLORS, format: print ? 'mitata' : 'quiet' });
@@ -422,6 +478,7 @@ async function main(): Promise<void> {
       record(trial.alias as ScenarioName, stats);
     }
     if (hitService.stats().misses !== hitMissesBefore) throw new Error('bench bug: a hit scenario missed.');
+    if (varyService.stats().misses !== varyMissesBefore) throw new Error('bench bug: a vary-by hit scenario missed.');
     const missBackend = missService.backend as MemoryBackend;
     const { sets } = missService.stats();
     if (missBackend.size < sets) console.warn(`warning: the miss scenario evicted ${sets - missBackend.size} entries; raise MISS_CAPACITY.`);

@@ -25,6 +25,8 @@ export const errors = {
   E_TIMEOUT: 'E_TIMEOUT',
   /** A backend operation failed (the cause is attached). */
   E_BACKEND: 'E_BACKEND',
+  /** A vary-by context is unknown, or its provider threw or returned an unkeyable value. */
+  E_CONTEXT: 'E_CONTEXT',
 } as const;
 
 /** One of the {@link errors} codes. */

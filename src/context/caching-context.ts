@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { ContextSource, Route } from './vary-by.js';
 
 const EMPTY: readonly string[] = Object.freeze([]);
 
@@ -16,10 +17,14 @@ export class CachingContext {
   #children: Set<string> | null = null;
   /** The dependency lists of those children, expanded only when the entry is stored. */
   #childDependencies: Array<readonly string[]> | null = null;
+  /** Names of the contexts the computation varies by (its children's and `readContext`'s; null until the first one). */
+  #varies: Set<string> | null = null;
   /** Earliest absolute expiry among children (ms on the service clock); Infinity when none. */
   expiresAt = Infinity;
   /** Set when the computation has returned: late additions (fire-and-forget work) are ignored. */
   closed = false;
+  /** Where the computed value goes when the service has contexts (see vary-by.ts); null otherwise. */
+  route: Route | null = null;
 
   constructor(
     /** The cache key being computed; null for a suspended scope. */
@@ -27,6 +32,8 @@ export class CachingContext {
     readonly parent: CachingContext | undefined,
     /** The key prefix of the service computing it; dependency keys added here get it. */
     readonly prefix: string = '',
+    /** The context providers of the service computing it (what `readContext` reads); null when it has none. */
+    readonly source: ContextSource | null = null,
   ) {}
 
   /** True if this context accepts dependencies. */
@@ -54,6 +61,18 @@ export class CachingContext {
     // A child seen before has handed up its dependencies already (if it changed since, the key was
     // invalidated and this computation will not be stored anyway).
     if (children.size !== before && dependencies.length > 0) (this.#childDependencies ??= []).push(dependencies);
+  }
+
+  /** Records that the computation varies by these contexts (a child's, or one it read). */
+  vary(names: readonly string[]): void {
+    if (this.key === null || this.closed) return;
+    const varies = (this.#varies ??= new Set());
+    for (const name of names) varies.add(name);
+  }
+
+  /** The contexts the computation varies by, as recorded (not normalized). */
+  get varies(): ReadonlySet<string> | null {
+    return this.#varies;
   }
 
   /** All the keys this computation depends on: its own dependencies, its children and theirs (deduplicated). */
@@ -101,6 +120,12 @@ export function suspendDependencyPropagation<T>(fn: () => T): T {
   const current = currentContext();
   if (current === undefined) return fn();
   return runInContext(new CachingContext(null, current), fn);
+}
+
+/** The context providers that apply here: those of the innermost computation that has some. */
+export function currentSource(): ContextSource | null {
+  for (let c = currentContext(); c !== undefined; c = c.parent) if (c.source !== null) return c.source;
+  return null;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { CacheHit, CacheLookup, CachingBackend, InvalidateOptions, InvalidationResult, StoreOutcome } from '../backends/backend.js';
 import { MemoryBackend } from '../backends/memory/memory-backend.js';
-import { addDependencyKeys, CachingContext, currentContext, runInContext, suspendDependencyPropagation } from '../context/caching-context.js';
+import { addDependencyKeys, CachingContext, currentContext, currentSource, runInContext, suspendDependencyPropagation } from '../context/caching-context.js';
+import { ContextSource, namesOfRecord, normalizeNames, recordKey, recordValue, sameNames, Variant, variantKey as variantKeyOf, type ContextProviders, type Route } from '../context/vary-by.js';
 import type { MethodDescriptor } from '../decorators/method-descriptor.js';
 import { cascadeClosure, dependencyKey, type DependencyLike } from '../dependencies/cache-dependency.js';
 import { CachingError, errors } from '../errors.js';
@@ -29,6 +30,26 @@ export interface CachingServiceOptions {
    * registered SDK); `false` turns it off; `{ api }` passes the module explicitly.
    */
   telemetry?: TelemetryOption;
+  /**
+   * Context providers for vary-by (SPEC §11): each reads the application's own request state and returns a
+   * keyable value — `{ tenant: () => requestStore.getStore()?.tenant, 'user.roles': () => …, query: name => … }`.
+   * `@Cache({ varyBy: ['tenant'] })` adds their values to a method's key, `readContext('tenant')` reads one
+   * inside a cached method, and a cached caller varies by whatever its cached callees vary by.
+   */
+  contexts?: ContextProviders;
+}
+
+/** How a method finds its variants on a service with contexts. */
+interface VariantPlan {
+  readonly source: ContextSource;
+  /** The contexts the method declares (`varyBy`). */
+  readonly declared: Variant;
+  /** What this service last learned each lookup key varies by (a variant record read or written): one lookup on a hit. */
+  readonly memo: Map<string, Variant>;
+  /** One {@link Variant} per set of names (by the names joined), so their key caches are shared. */
+  readonly variants: Map<string, Variant>;
+  /** For messages: `@Cache on Class.method`. */
+  readonly where: string;
 }
 
 /** A method's options resolved for one service: computed on its first call, then reused. */
@@ -50,6 +71,8 @@ interface Plan {
    * the method has a custom key function.
    */
   readonly keys: Map<string | number, string> | null;
+  /** Set when the service has contexts: the call may vary by some (declared, or learned from callees). */
+  readonly variant: VariantPlan | null;
 }
 
 /**
@@ -58,7 +81,7 @@ interface Plan {
  */
 const MAX_JOIN_ATTEMPTS = 3;
 
-const SERVICE_OPTION_NAMES = optionNames({ backend: 0, profiles: 0, defaults: 0, keyPrefix: 0, clock: 0, logger: 0, telemetry: 0 } satisfies Record<keyof CachingServiceOptions, 0>);
+const SERVICE_OPTION_NAMES = optionNames({ backend: 0, profiles: 0, defaults: 0, keyPrefix: 0, clock: 0, logger: 0, telemetry: 0, contexts: 0 } satisfies Record<keyof CachingServiceOptions, 0>);
 
 /** Memoised keys per method and service; the memo is cleared when it reaches this size. */
 const KEY_MEMO_LIMIT = 2048;
@@ -75,6 +98,15 @@ interface Outcome {
    * stale or never checked; a joiner then computes on its own.
    */
   readonly shareable: boolean;
+  /** The key the value is (or would have been) stored under, when not the flight's: a variant key. */
+  readonly key?: string;
+  /** The contexts the value varies by (normalized; empty when none): a caller's computation varies by them too. */
+  readonly varies: readonly string[];
+  /**
+   * The encoded values of `varies`, when it goes beyond the declared contexts: a caller that joined the
+   * computation takes the value only if its own values encode the same.
+   */
+  readonly suffix?: string;
   /** For a fail-safe fallback: when its window ends (ms, backend clock); a joiner arriving later waits for the computation. */
   readonly servableUntil?: number;
   /** True when the backend stored the value. */
@@ -113,6 +145,8 @@ type Listener<E extends CacheEventName> = (event: CacheEventMap[E]) => void;
 
 const NO_TOKEN = Symbol('no-token');
 
+const NO_NAMES: readonly string[] = Object.freeze([]);
+
 const noop = (): void => {};
 
 let defaultService: CachingService | undefined;
@@ -122,6 +156,8 @@ export let serviceInternals: {
   /** Computes the keys of cached calls now; the returned function invalidates them (undefined when done synchronously). */
   prepareInvalidation(service: CachingService, calls: readonly CallToInvalidate[]): () => Promise<void> | undefined;
   reportError(service: CachingService, error: unknown, operation: string): void;
+  /** The service's context providers (null when it has none). */
+  contextsOf(service: CachingService): ContextSource | null;
 };
 
 /** A cached call to invalidate: which method, on which `this`, with which arguments. */
@@ -159,12 +195,16 @@ export class CachingService {
   readonly #telemetry: Telemetry | null;
   /** Removes this service's listeners from its backends (on dispose). */
   readonly #unsubscribe: ReadonlyArray<() => void>;
+  /** The context providers (null when the service has none: then no call takes a vary-by path). */
+  readonly #contexts: ContextSource | null;
 
   constructor(options: CachingServiceOptions = {}) {
     const where = 'CachingService';
     if (options === null || typeof options !== 'object') throw new CachingError(errors.E_INVALID_OPTION, `${where}: options must be an object.`);
     checkKnownOptions(where, options, SERVICE_OPTION_NAMES);
-    const { backend, profiles = {}, defaults, keyPrefix = '', clock, logger, telemetry } = options;
+    const { backend, profiles = {}, defaults, keyPrefix = '', clock, logger, telemetry, contexts } = options;
+    const source = contexts === undefined ? null : new ContextSource(contexts, where);
+    this.#contexts = source === null || source.empty ? null : source;
     if (backend !== undefined && !isBackend(backend)) {
       throw new CachingError(errors.E_INVALID_OPTION, `${where}: option backend must be a CachingBackend (MemoryBackend, RedisBackend, LayeredBackend…).`);
     }
@@ -243,6 +283,7 @@ export class CachingService {
     }
     key ??= plan.prefix + descriptor.keyFor(self, args, plan.ignoreThis);
     const caller = currentContext();
+    if (plan.variant !== null) return this.#invokeVaried(descriptor, plan, self, args, key, caller);
     const backend = plan.backend;
     if (!backend.isSync) {
       if (descriptor.returnsPromise) return this.#invokeOnAsyncBackend(descriptor, plan, self, args, key, caller);
@@ -255,7 +296,127 @@ export class CachingService {
       if (caller !== undefined) caller.receive(key, lookup.dependencies, lookup.expiresAt);
       return lookup.async ? Promise.resolve(lookup.value) : lookup.value;
     }
-    return this.#missOnSyncBackend(descriptor, plan, self, args, key, caller, lookup.token, plan.failSafe !== null ? lookup.stale : undefined);
+    return this.#missOnSyncBackend(descriptor, plan, self, args, key, caller, lookup.token, plan.failSafe !== null ? lookup.stale : undefined, null);
+  }
+
+  /**
+   * A call on a service with contexts: the lookup key carries the declared contexts' values, and the entry may
+   * be a variant found through what this service remembers of the variant record, or the record itself.
+   */
+  #invokeVaried(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], root: string, caller: CachingContext | undefined): unknown {
+    const variant = plan.variant!;
+    const backend = plan.backend;
+    let route: Route;
+    if (backend.isSync) {
+      // The hit path builds no route: the lookup key, then the variant this service knows for it (cached keys).
+      let base: string;
+      let known: Variant | undefined;
+      let key: string;
+      try {
+        base = variant.declared.keyOf(root);
+        known = variant.memo.get(base);
+        key = known === undefined || known === variant.declared ? base : known.keyOf(root);
+      } catch (error) {
+        if (descriptor.returnsPromise) return Promise.reject(error);
+        throw error;
+      }
+      let lookup = backend.get(key) as CacheLookup;
+      if (lookup.hit) {
+        this.#counters.hits++;
+        if (this.#hitListeners !== undefined) this.#emit('hit', { key });
+        if (caller !== undefined) {
+          caller.receive(key, lookup.dependencies, lookup.expiresAt);
+          const names = (known ?? variant.declared).names;
+          if (names.length > 0) caller.vary(names);
+        }
+        return lookup.async ? Promise.resolve(lookup.value) : lookup.value;
+      }
+      const names = (known ?? variant.declared).names;
+      route = { root, base, declared: variant.declared.names, names, recorded: known !== undefined, key, keyNames: names };
+      lookup = this.#findVariant(plan, route, lookup) as CacheLookup;
+      if (lookup.hit) {
+        const value = this.#served(key, lookup, caller, route);
+        return lookup.async ? Promise.resolve(value) : value;
+      }
+      return this.#missOnSyncBackend(descriptor, plan, self, args, route.key, caller, lookup.token, plan.failSafe !== null ? lookup.stale : undefined, route);
+    }
+    try {
+      route = this.#route(variant, root);
+    } catch (error) {
+      if (descriptor.returnsPromise) return Promise.reject(error);
+      throw error;
+    }
+    // Callers of a known variant fly apart from other variants' (their values cannot be shared anyway).
+    if (descriptor.returnsPromise) return this.#invokeOnAsyncBackend(descriptor, plan, self, args, route.key, caller, route);
+    return this.#probeOnAsyncBackend(descriptor, plan, self, args, route.key, caller, route);
+  }
+
+  /**
+   * The route of one call: its lookup key (the root with the declared contexts' values, read now) and, when
+   * this service knows which contexts the lookup key varies by, the variant key to read. A provider that throws
+   * or returns an unkeyable value fails the call here (a CachingError naming the context).
+   */
+  #route(variant: VariantPlan, root: string): Route {
+    const declared = variant.declared;
+    const base = declared.keyOf(root);
+    const known = variant.memo.get(base);
+    if (known === undefined || known === declared) return { root, base, declared: declared.names, names: declared.names, recorded: known !== undefined, key: base, keyNames: declared.names };
+    return { root, base, declared: declared.names, names: known.names, recorded: true, key: known.keyOf(root), keyNames: known.names };
+  }
+
+  /**
+   * Looks a call up on a service with contexts. With a known variant: one lookup of its key. Otherwise the
+   * lookup key (an entry that varies by the declared contexts only), then its variant record, then the variant
+   * it names. A miss returns the earliest token (the others are released): all keys of a call share a Redis
+   * partition, so any of them may store under another. `route` is updated to what was found.
+   */
+  #findVariant(plan: Plan, route: Route, looked?: CacheLookup): MaybePromise<CacheLookup> {
+    const backend = plan.backend;
+    if (route.key !== route.base || route.recorded) return looked ?? backend.get(route.key);
+    return after(looked ?? backend.get(route.base), first => {
+      if (first.hit) return first;
+      return after(
+        guarded(() => backend.get(recordKey(route.base)), error => this.#dropToken(backend, first, error)),
+        record => {
+          if (!record.hit) {
+            this.#abandon(backend, record.token);
+            return first;
+          }
+          const names = namesOfRecord(record.value);
+          if (names === undefined || sameNames(names, route.declared)) return first;
+          const known = intern(plan.variant!, names);
+          let key: string;
+          try {
+            key = known.keyOf(route.root);
+          } catch {
+            // The record names a context this caller cannot read: compute (a child that reads it will say why).
+            return first;
+          }
+          remember(plan.variant!, route.base, known);
+          route.names = names;
+          route.recorded = true;
+          return after(
+            guarded(() => backend.get(key), error => this.#dropToken(backend, first, error)),
+            second => {
+              if (!second.hit) {
+                this.#abandon(backend, second.token);
+                return first;
+              }
+              this.#abandon(backend, first.token);
+              route.key = key;
+              route.keyNames = names;
+              return second;
+            },
+          );
+        },
+      );
+    });
+  }
+
+  /** A later lookup of a route failed: release the first miss's token, then fail as the lookup did. */
+  #dropToken(backend: CachingBackend, first: CacheLookup, error: unknown): never {
+    if (!first.hit) this.#abandon(backend, first.token);
+    throw error;
   }
 
   #missOnSyncBackend(
@@ -267,6 +428,7 @@ export class CachingService {
     caller: CachingContext | undefined,
     token: unknown,
     stale: CacheHit | undefined,
+    route: Route | null,
   ): unknown {
     const backend = plan.backend;
     const flight = this.#inFlight.get(key);
@@ -274,10 +436,10 @@ export class CachingService {
       backend.abandon(token);
       throw this.#recursion(descriptor, key);
     }
-    if (flight !== undefined) return this.#join(flight, descriptor, plan, self, args, key, caller, token, 0);
+    if (flight !== undefined) return this.#join(flight, descriptor, plan, self, args, key, caller, token, 0, route);
     this.#counters.misses++;
     if (this.#missListeners !== undefined) this.#emit('miss', { key });
-    const context = new CachingContext(key, caller, plan.prefix);
+    const context = this.#newContext(key, caller, plan, route);
     let result: unknown;
     try {
       result = this.#run(descriptor, key, context, self, args);
@@ -285,10 +447,10 @@ export class CachingService {
       context.closed = true;
       if (stale !== undefined) {
         // A synchronous backend answers `check` synchronously.
-        const fallback = this.#fallback(plan, key, token, stale, error) as Outcome | undefined;
+        const fallback = this.#fallback(plan, key, token, stale, error, route) as Outcome | undefined;
         this.#abandon(backend, token);
         if (fallback !== undefined) {
-          if (caller !== undefined) caller.receive(key, fallback.dependencies, fallback.expiresAt);
+          this.#receive(fallback, key, caller);
           return fallback.async ? Promise.resolve(fallback.value) : fallback.value;
         }
       } else this.#abandon(backend, token);
@@ -296,16 +458,15 @@ export class CachingService {
     }
     if (isThenable(result)) return this.#fly(plan, key, context, token, result, stale, caller);
     context.closed = true;
-    const outcome = this.#store(plan, key, context, token, result, false, null) as Outcome;
-    if (caller !== undefined) caller.receive(key, outcome.dependencies, outcome.expiresAt);
+    this.#receive(this.#store(plan, key, context, token, result, false, null) as Outcome, key, caller);
     return result;
   }
 
-  #invokeOnAsyncBackend(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined): Promise<unknown> {
+  #invokeOnAsyncBackend(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined, route: Route | null = null): Promise<unknown> {
     if (caller !== undefined && caller.isComputing(key)) return Promise.reject(this.#recursion(descriptor, key));
     const flight = this.#inFlight.get(key);
-    if (flight !== undefined) return this.#joinFlight(flight, key, caller, () => this.#lookUpAndCompute(descriptor, plan, self, args, key, caller, 1));
-    return this.#lookUpAndCompute(descriptor, plan, self, args, key, caller, 0);
+    if (flight !== undefined) return this.#joinFlight(flight, key, caller, () => this.#lookUpAndCompute(descriptor, plan, self, args, key, caller, 1, route), plan);
+    return this.#lookUpAndCompute(descriptor, plan, self, args, key, caller, 0, route);
   }
 
   /**
@@ -313,13 +474,15 @@ export class CachingService {
    * `attempt` counts the flights this caller joined whose value could not be certified; after
    * {@link MAX_JOIN_ATTEMPTS} it computes on its own.
    */
-  #lookUpAndCompute(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined, attempt: number): Promise<unknown> {
+  #lookUpAndCompute(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined, attempt: number, route: Route | null): Promise<unknown> {
     let lookup: Promise<CacheLookup>;
+    // A retry (after joining a flight whose value could not be taken) looks up again from the start.
+    if (route !== null && attempt > 0) route = this.#route(plan.variant!, route.root);
     try {
-      const answer = plan.backend.get(key);
+      const answer = route === null ? plan.backend.get(key) : this.#findVariant(plan, route);
       if (!isThenable(answer)) {
         // An asynchronous backend may still answer a hit at once (a layered backend's L1): no promise to wait for.
-        if (answer.hit) return Promise.resolve(this.#served(key, answer, caller));
+        if (answer.hit) return Promise.resolve(this.#served(key, answer, caller, route));
         lookup = Promise.resolve(answer);
       } else lookup = answer as Promise<CacheLookup>;
     } catch (error) {
@@ -330,22 +493,26 @@ export class CachingService {
     // flight synchronously, and the second finds it when its own lookup answers.
     return lookup.then(
       result => {
-        if (result.hit) return this.#served(key, result, caller);
-        return this.#missOnAsyncBackend(descriptor, plan, self, args, key, caller, result.token, plan.failSafe !== null ? result.stale : undefined, attempt);
+        if (result.hit) return this.#served(key, result, caller, route);
+        return this.#missOnAsyncBackend(descriptor, plan, self, args, key, caller, result.token, plan.failSafe !== null ? result.stale : undefined, attempt, route);
       },
       error => {
         // A failing backend never fails the call: the method runs and its result is returned unstored.
         this.#reportError(error, 'get', key);
-        return this.#missOnAsyncBackend(descriptor, plan, self, args, key, caller, NO_TOKEN, undefined, attempt);
+        return this.#missOnAsyncBackend(descriptor, plan, self, args, key, caller, NO_TOKEN, undefined, attempt, route);
       },
     );
   }
 
-  /** A hit on an asynchronous backend: counted, reported, handed to the caller's context; returns its value. */
-  #served(key: string, hit: CacheHit, caller: CachingContext | undefined): unknown {
+  /** A hit (on an asynchronous backend, or a routed one): counted, reported, handed to the caller's context; returns its value. */
+  #served(key: string, hit: CacheHit, caller: CachingContext | undefined, route: Route | null): unknown {
+    if (route !== null) key = route.key;
     this.#counters.hits++;
     if (this.#hitListeners !== undefined) this.#emit('hit', { key });
-    if (caller !== undefined) caller.receive(key, hit.dependencies, hit.expiresAt);
+    if (caller !== undefined) {
+      caller.receive(key, hit.dependencies, hit.expiresAt);
+      if (route !== null && route.keyNames.length > 0) caller.vary(route.keyNames);
+    }
     return hit.value;
   }
 
@@ -359,14 +526,15 @@ export class CachingService {
     token: unknown,
     stale: CacheHit | undefined,
     attempt: number,
+    route: Route | null,
   ): Promise<unknown> {
     if (attempt < MAX_JOIN_ATTEMPTS) {
       const flight = this.#inFlight.get(key);
-      if (flight !== undefined) return this.#join(flight, descriptor, plan, self, args, key, caller, token, attempt);
+      if (flight !== undefined) return this.#join(flight, descriptor, plan, self, args, key, caller, token, attempt, route);
     }
     this.#counters.misses++;
     if (this.#missListeners !== undefined) this.#emit('miss', { key });
-    const context = new CachingContext(key, caller, plan.prefix);
+    const context = this.#newContext(key, caller, plan, route);
     let result: unknown;
     try {
       result = this.#run(descriptor, key, context, self, args);
@@ -377,9 +545,9 @@ export class CachingService {
   }
 
   /** Joins another caller's computation of `key`, releasing this caller's own token. */
-  #join(flight: Flight, descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined, token: unknown, attempt: number): Promise<unknown> {
+  #join(flight: Flight, descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined, token: unknown, attempt: number, route: Route | null): Promise<unknown> {
     if (token !== NO_TOKEN) this.#abandon(plan.backend, token);
-    return this.#joinFlight(flight, key, caller, () => this.#lookUpAndCompute(descriptor, plan, self, args, key, caller, attempt + 1));
+    return this.#joinFlight(flight, key, caller, () => this.#lookUpAndCompute(descriptor, plan, self, args, key, caller, attempt + 1, route), plan);
   }
 
   /**
@@ -390,7 +558,7 @@ export class CachingService {
    * a hit, a newer flight to join, or a computation of its own. Callers that joined together retry together,
    * so they still compute once between them.
    */
-  #joinFlight(flight: Flight, key: string, caller: CachingContext | undefined, retry: () => Promise<unknown>): Promise<unknown> {
+  #joinFlight(flight: Flight, key: string, caller: CachingContext | undefined, retry: () => Promise<unknown>, plan: Plan): Promise<unknown> {
     flight.joiners++;
     this.#counters.joins++;
     // The fallback was certified when it was answered, before this caller came: it must be certified again.
@@ -398,10 +566,12 @@ export class CachingService {
     const joinedAt = flight.clock.now();
     return flight.outcome.then(outcome => {
       if (!outcome.shareable) return retry();
+      // A value that varies by contexts beyond the lookup key's is taken only by a caller whose values agree.
+      if (outcome.suffix !== undefined && !this.#agrees(plan, outcome)) return retry();
       // A value that had expired before this caller came (a long computation over short-lived children) is
       // not served to it, as an expired entry would not be.
       if (outcome.servableUntil === undefined) return outcome.expiresAt <= joinedAt ? retry() : this.#receive(outcome, key, caller);
-      const waitForComputation = () => flight.computation.then(fresh => (fresh.shareable ? this.#receive(fresh, key, caller) : retry()));
+      const waitForComputation = () => flight.computation.then(fresh => (fresh.shareable && (fresh.suffix === undefined || this.#agrees(plan, fresh)) ? this.#receive(fresh, key, caller) : retry()));
       // A fail-safe fallback whose window has ended since: wait for the computation itself.
       if (flight.clock.now() >= outcome.servableUntil) return waitForComputation();
       if (!late || flight.recheck === undefined) return this.#receive(outcome, key, caller);
@@ -419,9 +589,29 @@ export class CachingService {
     if (this.#inFlight.get(key) === flight) this.#inFlight.delete(key);
   }
 
+  /** True when this caller's values of the contexts a computation varied by are the ones it was computed with. */
+  #agrees(plan: Plan, outcome: Outcome): boolean {
+    if (plan.variant === null) return false;
+    try {
+      return plan.variant.source.encode(outcome.varies, plan.variant.where) === outcome.suffix;
+    } catch {
+      return false; // its own computation will say why
+    }
+  }
+
   #receive(outcome: Outcome, key: string, caller: CachingContext | undefined): unknown {
-    if (caller !== undefined) caller.receive(key, outcome.dependencies, outcome.expiresAt);
+    if (caller !== undefined) {
+      caller.receive(outcome.key ?? key, outcome.dependencies, outcome.expiresAt);
+      if (outcome.varies.length > 0) caller.vary(outcome.varies);
+    }
     return outcome.value;
+  }
+
+  /** The context of a miss's computation; it carries the call's route when the service has contexts. */
+  #newContext(key: string, caller: CachingContext | undefined, plan: Plan, route: Route | null): CachingContext {
+    const context = new CachingContext(key, caller, plan.prefix, this.#contexts);
+    context.route = route;
+    return context;
   }
 
   /** Makes a running computation the flight of `key` (behind fail-safe when an expired value is at hand) and hands its outcome to the caller. */
@@ -439,9 +629,9 @@ export class CachingService {
    * token could be taken (to keep a synchronous failure synchronous), so an invalidation between its reads and
    * the token would go unseen: this one value is returned but not stored (`skip`, reason `first-call`).
    */
-  #probeOnAsyncBackend(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined): unknown {
+  #probeOnAsyncBackend(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined, route: Route | null = null): unknown {
     if (descriptor.declaredSync) throw this.#syncOnAsync(descriptor, plan);
-    const context = new CachingContext(key, caller, plan.prefix);
+    const context = this.#newContext(key, caller, plan, route);
     let result: unknown;
     try {
       result = this.#run(descriptor, key, context, self, args);
@@ -516,7 +706,7 @@ export class CachingService {
         context.closed = true;
         if (answered) this.#reportError(error, 'background refresh', key); // its callers already have the expired value
         else {
-          const fallback = await this.#fallback(plan, key, token, stale, error);
+          const fallback = await this.#fallback(plan, key, token, stale, error, context.route);
           if (fallback !== undefined) answer(fallback);
         }
         this.#seal(key, flight); // the token is released now: nobody joins what can no longer be checked
@@ -539,7 +729,7 @@ export class CachingService {
     const timer = setTimeout(() => {
       if (answered) return;
       const error = new CachingError(errors.E_TIMEOUT, `@Cache: recomputing ${key} took longer than its soft timeout (${softTimeout} ms); the expired value was served and the computation goes on in the background.`);
-      void Promise.resolve(this.#fallback(plan, key, token, stale, error)).then(fallback => {
+      void Promise.resolve(this.#fallback(plan, key, token, stale, error, context.route)).then(fallback => {
         if (fallback !== undefined) answer(fallback);
       });
     }, softTimeout);
@@ -552,13 +742,22 @@ export class CachingService {
    * the key or one of its dependencies was invalidated since the lookup that found it (asked of the backend
    * with the lookup's token, so an invalidation made by another process counts too).
    */
-  #fallback(plan: Plan, key: string, token: unknown, stale: CacheHit, error: unknown): MaybePromise<Outcome | undefined> {
+  #fallback(plan: Plan, key: string, token: unknown, stale: CacheHit, error: unknown, route: Route | null): MaybePromise<Outcome | undefined> {
     const servableUntil = stale.expiresAt + (plan.failSafe?.maxStaleness ?? 0);
+    // The expired copy is the entry the lookup found (a variant's, on a service with contexts).
+    let variant: Pick<Outcome, 'key' | 'varies' | 'suffix'> = { varies: NO_NAMES };
+    if (route !== null) {
+      try {
+        variant = this.#variantOf(route, route.keyNames, plan.variant!);
+      } catch {
+        return undefined;
+      }
+    }
     const serve = (fresh: boolean): Outcome | undefined => {
       if (!fresh || plan.backend.clock.now() >= servableUntil) return undefined;
       this.#counters.failsafes++;
-      this.#emit('failsafe', { key, error });
-      return { value: stale.value, async: stale.async, dependencies: stale.dependencies, expiresAt: stale.expiresAt, shareable: true, servableUntil };
+      this.#emit('failsafe', { key: variant.key ?? key, error });
+      return { value: stale.value, async: stale.async, dependencies: stale.dependencies, expiresAt: stale.expiresAt, shareable: true, servableUntil, ...variant };
     };
     if (plan.backend.clock.now() >= servableUntil || token === NO_TOKEN) return undefined;
     const fresh = this.#check(plan.backend, token, key, stale.dependencies);
@@ -597,7 +796,22 @@ export class CachingService {
   /** Stores a computed value; `flight` (null for a synchronous computation, which nobody can join) counts its joiners. */
   #store(plan: Plan, key: string, context: CachingContext, token: unknown, value: unknown, async: boolean, flight: Flight | null): Outcome | Promise<Outcome> {
     const backend = plan.backend;
-    const dependencies = context.collect();
+    const route = context.route;
+    let dependencies = context.collect();
+    // Where the value goes: on a service with contexts, the variant of every context it varies by; elsewhere
+    // it must vary by none (a callee of another service may have handed some up).
+    let variant: Pick<Outcome, 'key' | 'varies' | 'suffix'>;
+    try {
+      variant = route === null ? this.#unvaried(context) : this.#variantOf(route, context.varies === null ? route.names : [...route.names, ...context.varies], plan.variant!);
+    } catch (error) {
+      this.#abandon(backend, token);
+      this.#countSkip(key, 'context', error instanceof Error ? error.message : String(error));
+      if (route !== null && key !== route.root && !dependencies.includes(route.root)) dependencies = [...dependencies, route.root];
+      const varies = normalizeNames([...(route?.names ?? NO_NAMES), ...(context.varies ?? NO_NAMES)]);
+      return { value, async, dependencies, expiresAt: context.expiresAt, shareable: false, varies };
+    }
+    const storeKey = variant.key ?? key;
+    if (route !== null && storeKey !== route.root && !dependencies.includes(route.root)) dependencies = [...dependencies, route.root];
     let expiresAt = context.expiresAt;
     const now = plan.ttl > 0 || plan.sliding > 0 ? backend.clock.now() : 0;
     if (plan.ttl > 0) {
@@ -607,23 +821,73 @@ export class CachingService {
     // What the caller's context receives is the expiry a hit would report right now: with sliding expiration
     // the entry lapses after the window unless it is read, so a parent must not outlive that (SPEC §4).
     const handedUp = plan.sliding > 0 && now + plan.sliding < expiresAt ? now + plan.sliding : expiresAt;
-    const outcome: Outcome = { value, async, dependencies, expiresAt: handedUp, shareable: true };
-    if (value === undefined && !plan.cacheUndefined) return this.#notStored(plan, key, token, 'undefined', outcome, flight);
+    const outcome: Outcome = { value, async, dependencies, expiresAt: handedUp, shareable: true, ...variant };
+    if (value === undefined && !plan.cacheUndefined) return this.#notStored(plan, storeKey, token, 'undefined', outcome, flight);
     let stored: StoreOutcome | Promise<StoreOutcome>;
     try {
-      stored = backend.set(key, { value, async, dependencies, expiresAt, sliding: plan.sliding, staleFor: plan.failSafe?.maxStaleness ?? 0 }, token);
+      stored = backend.set(storeKey, { value, async, dependencies, expiresAt, sliding: plan.sliding, staleFor: plan.failSafe?.maxStaleness ?? 0 }, token);
     } catch (error) {
-      this.#reportError(error, 'set', key);
-      return this.#skipped(key, 'backend-error', value, async, context, outcome, false);
+      this.#reportError(error, 'set', storeKey);
+      return this.#skipped(storeKey, 'backend-error', value, async, context, outcome, false);
     }
-    if (typeof stored === 'string' || !('then' in stored)) return this.#afterStore(key, stored, outcome);
-    return stored.then(
-      result => this.#afterStore(key, result, outcome),
-      error => {
-        this.#reportError(error, 'set', key);
-        return this.#skipped(key, 'backend-error', value, async, context, outcome, false);
-      },
+    const done = (result: StoreOutcome): Outcome => {
+      if (route !== null && result === 'stored') this.#recordVariant(plan, route, outcome.varies, now, expiresAt);
+      return this.#afterStore(storeKey, result, outcome);
+    };
+    if (typeof stored === 'string' || !('then' in stored)) return done(stored);
+    return stored.then(done, error => {
+      this.#reportError(error, 'set', storeKey);
+      return this.#skipped(storeKey, 'backend-error', value, async, context, outcome, false);
+    });
+  }
+
+  /**
+   * Where a value that varies by `names` (plus the declared contexts) goes: the lookup key when it varies by
+   * the declared ones only, else the variant key of all of them with this caller's values. Throws a
+   * CachingError when a value cannot be read (no provider on this service, a provider that throws).
+   */
+  #variantOf(route: Route, names: readonly string[], variant: VariantPlan): Pick<Outcome, 'key' | 'varies' | 'suffix'> {
+    const varies = names === route.declared ? route.declared : normalizeNames([...route.declared, ...names]);
+    if (sameNames(varies, route.declared)) return { key: route.base, varies: route.declared };
+    const suffix = variant.source.encode(varies, variant.where);
+    return { key: variantKeyOf(route.root, suffix), varies, suffix };
+  }
+
+  /** A computation on a service without contexts: it must not vary by any (a callee of another service's may have). */
+  #unvaried(context: CachingContext): Pick<Outcome, 'varies'> {
+    if (context.varies === null) return { varies: NO_NAMES };
+    const names = normalizeNames(context.varies);
+    throw new CachingError(
+      errors.E_CONTEXT,
+      `${context.key}: its value varies by ${names.map(n => `'${n}'`).join(', ')} (a cached method it called does), but this CachingService has no contexts option, so it cannot be stored without mixing the values of ${names.length === 1 ? 'that context' : 'those contexts'}; give this service the same contexts.`,
     );
+  }
+
+  /**
+   * After a variant was stored: remember which contexts its lookup key varies by, and leave the variant record
+   * for other callers (and processes) when it did not say so already. The record is written in the background
+   * (it only guides lookups: a lost or late record costs a miss, never a wrong value).
+   */
+  #recordVariant(plan: Plan, route: Route, varies: readonly string[], now: number, expiresAt: number): void {
+    const variant = plan.variant!;
+    if (sameNames(varies, route.declared)) {
+      if (!route.recorded) remember(variant, route.base, variant.declared);
+      return;
+    }
+    remember(variant, route.base, intern(variant, varies));
+    if (route.recorded && sameNames(route.names, varies)) return;
+    const backend = plan.backend;
+    const key = recordKey(route.base);
+    const recordExpiry = plan.sliding > 0 ? Math.min(expiresAt, (now || backend.clock.now()) + plan.sliding) : expiresAt;
+    const failed = (error: unknown): void => this.#reportError(error, 'set', key);
+    try {
+      const written = after(backend.begin(key), token =>
+        backend.set(key, { value: recordValue(varies), async: false, dependencies: [route.root], expiresAt: recordExpiry, sliding: 0 }, token),
+      );
+      if (isThenable(written)) (written as Promise<unknown>).then(undefined, failed);
+    } catch (error) {
+      failed(error);
+    }
   }
 
   /**
@@ -656,7 +920,14 @@ export class CachingService {
   #skipped(key: string, reason: SkipReason, value: unknown, async: boolean, context: CachingContext, outcome: Outcome | undefined, shareable: boolean): Outcome {
     this.#countSkip(key, reason);
     if (outcome !== undefined) return outcome.shareable === shareable ? outcome : { ...outcome, shareable };
-    return { value, async, dependencies: context.collect(), expiresAt: context.expiresAt, shareable };
+    // Not stored: the caller still learns what the value depends on and varies by. A value that varies beyond
+    // its lookup key is not shared (joiners could not be told apart).
+    const route = context.route;
+    let dependencies = context.collect();
+    const varies = normalizeNames(route === null ? (context.varies ?? NO_NAMES) : [...route.declared, ...route.names, ...(context.varies ?? NO_NAMES)]);
+    if (route !== null && key !== route.root && !dependencies.includes(route.root)) dependencies = [...dependencies, route.root];
+    const beyond = route === null ? varies.length > 0 : !sameNames(varies, route.declared);
+    return { value, async, dependencies, expiresAt: context.expiresAt, shareable: shareable && !beyond, varies };
   }
 
   #countSkip(key: string, reason: SkipReason, detail?: string): void {
@@ -713,7 +984,20 @@ export class CachingService {
       profile: profileName,
       failSafe: merged.failSafe ? merged.failSafe : null,
       keys: method.key === undefined ? new Map() : null,
+      variant: this.#variantPlan(merged.varyBy, where),
     };
+  }
+
+  /** The vary-by part of a plan: null on a service without contexts (where `varyBy` is a configuration error). */
+  #variantPlan(varyBy: readonly string[] | undefined, where: string): VariantPlan | null {
+    const source = this.#contexts;
+    if (source === null) {
+      if (varyBy === undefined || varyBy.length === 0) return null;
+      throw new CachingError(errors.E_CONTEXT, `${where}: varyBy names ${varyBy.map(n => `'${n}'`).join(', ')}, but this CachingService has no contexts option; register a provider for each, e.g. new CachingService({ contexts: { ${varyBy[0]!.split(':')[0]}: () => … } }).`);
+    }
+    for (const name of varyBy ?? NO_NAMES) source.check(name, `${where} (varyBy)`);
+    const declared = new Variant(normalizeNames(varyBy ?? NO_NAMES), source, where);
+    return { source, declared, memo: new Map(), variants: new Map([[declared.names.join('\u0000'), declared]]), where };
   }
 
   #syncOnAsync(descriptor: MethodDescriptor, plan: Plan): CachingError {
@@ -744,6 +1028,16 @@ export class CachingService {
    */
   addDependency(...dependencies: DependencyLike[]): void {
     addDependency(...dependencies);
+  }
+
+  /**
+   * The current value of a context of this service, and — inside a cached method — makes the running
+   * computation vary by it (its entry is then stored per value, and so are its cached callers'). See the free
+   * function {@link readContext}.
+   */
+  readContext(name: string): unknown {
+    if (this.#contexts === null) throw new CachingError(errors.E_CONTEXT, `CachingService.readContext('${String(name)}'): this service has no contexts option; register the provider with new CachingService({ contexts: { … } }).`);
+    return readContextOf(this.#contexts, name, `readContext('${String(name)}')`);
   }
 
   /** Runs `fn` so that nothing inside it reaches the enclosing cached computation; see the free function. */
@@ -809,11 +1103,14 @@ export class CachingService {
   async #refresh(descriptor: MethodDescriptor, self: unknown, args: unknown[]): Promise<unknown> {
     const plan = this.#planFor(descriptor, self);
     if (!plan.enabled) return await descriptor.fn.apply(self, args);
-    const key = plan.prefix + descriptor.keyFor(self, args, plan.ignoreThis);
+    const root = plan.prefix + descriptor.keyFor(self, args, plan.ignoreThis);
+    // On a service with contexts, the variant of the current contexts is refreshed (other variants stay).
+    const route = plan.variant === null ? null : this.#route(plan.variant, root);
+    const key = route === null ? root : route.base;
     const backend = plan.backend;
     const caller = currentContext();
     const token = await backend.begin(key);
-    const context = new CachingContext(key, caller, plan.prefix);
+    const context = this.#newContext(key, caller, plan, route);
     let value: unknown;
     let async = false;
     try {
@@ -829,8 +1126,8 @@ export class CachingService {
     const outcome = await this.#store(plan, key, context, token, value, async, null);
     // Replace first, then drop what was computed from the old value: a reader in between sees the new entry.
     // If the new value was not stored (refused as stale: a concurrent write, say), the old entry must go too.
-    await this.#invalidateKeys([key], outcome.stored === true ? { preserveRoots: true } : undefined);
-    if (caller !== undefined) caller.receive(key, outcome.dependencies, outcome.expiresAt);
+    await this.#invalidateKeys([outcome.key ?? key], outcome.stored === true ? { preserveRoots: true } : undefined);
+    this.#receive(outcome, key, caller);
     return value;
   }
 
@@ -946,6 +1243,9 @@ export class CachingService {
       reportError(service, error, operation) {
         service.#reportError(error, operation);
       },
+      contextsOf(service) {
+        return service.#contexts;
+      },
     };
   }
 }
@@ -982,6 +1282,62 @@ export function bindCachingService<T extends object>(target: T, service: Caching
 export function addDependency(...dependencies: DependencyLike[]): void {
   const keys = dependencies.map(d => dependencyKey(d, 'addDependency'));
   addDependencyKeys(keys);
+}
+
+/**
+ * Reads a vary-by context inside a cached method: returns the provider's value (the provider registered on the
+ * service computing the method, under `contexts`) and makes the running computation vary by it, exactly as
+ * `addDependency` makes it depend on a key — its entry, and those of its cached callers, are then stored per
+ * value of the context. Outside a cached method it reads `CachingService.default`'s provider and records nothing.
+ * `name:param` passes `param` to the provider (`readContext('query:page')`).
+ *
+ * @example
+ * @Cache() async getPrices() { const tenant = readContext('tenant') as string; return db.prices(tenant); }
+ */
+export function readContext(name: string): unknown {
+  const source = currentSource() ?? serviceInternals.contextsOf(CachingService.default);
+  const where = `readContext('${String(name)}')`;
+  if (source === null) throw new CachingError(errors.E_CONTEXT, `${where}: the service running this method has no contexts option; register a provider with new CachingService({ contexts: { … } }).`);
+  return readContextOf(source, name, where);
+}
+
+function readContextOf(source: ContextSource, name: string, where: string): unknown {
+  const value = source.read(name, where);
+  const context = currentContext();
+  if (context !== undefined && context.accepting) context.vary([name]);
+  return value;
+}
+
+/** Runs `next` on a value or on what a promise of it resolves to (synchronous backends stay synchronous). */
+function after<T, R>(value: MaybePromise<T>, next: (value: T) => MaybePromise<R>): MaybePromise<R> {
+  return isThenable(value) ? (value as Promise<T>).then(next) : next(value as T);
+}
+
+/** Runs a lookup and passes its failure (thrown or rejected) to `onError`. */
+function guarded<T>(lookup: () => MaybePromise<T>, onError: (error: unknown) => never): MaybePromise<T> {
+  let answer: MaybePromise<T>;
+  try {
+    answer = lookup();
+  } catch (error) {
+    return onError(error);
+  }
+  return isThenable(answer) ? (answer as Promise<T>).then(undefined, onError) : answer;
+}
+
+/** How many lookup keys a method's memo of variant records holds before it starts over. */
+const VARIANT_MEMO_LIMIT = 4096;
+
+function remember(variant: VariantPlan, base: string, known: Variant): void {
+  if (variant.memo.size >= VARIANT_MEMO_LIMIT && !variant.memo.has(base)) variant.memo.clear();
+  variant.memo.set(base, known);
+}
+
+/** The plan's {@link Variant} of a set of normalized names (one per set: their key caches are shared). */
+function intern(variant: VariantPlan, names: readonly string[]): Variant {
+  const id = names.join('\u0000');
+  let found = variant.variants.get(id);
+  if (found === undefined) variant.variants.set(id, (found = new Variant(names, variant.source, variant.where)));
+  return found;
 }
 
 function captureCalls(call: () => unknown, where: string): CapturedCall[] {

@@ -35,6 +35,14 @@ export interface CacheOptions {
    * `UserService`) or when a minifier renames classes. @default the class name
    */
   scope?: string;
+  /**
+   * Contexts (registered on the service's `contexts` option) whose current values become part of the key:
+   * `['tenant']`, `['user.roles', 'query:page']`. `user` is more specific than `user.roles`: when both apply,
+   * only `user` is used; `query:page` passes `page` to the provider `query`. A method also varies by whatever
+   * the cached methods it calls vary by, and by what it reads with `readContext`, without declaring it here.
+   * The most specific options object that sets it wins (it is not merged with a profile's). @default none
+   */
+  varyBy?: readonly string[];
 }
 
 /** Options of {@link CacheOptions.failSafe}. */
@@ -53,10 +61,10 @@ export interface ProfileOptions extends Omit<CacheOptions, 'profile' | 'key' | '
 
 // Each list must name every field of its interface (`satisfies` fails the type check when one is added).
 const CACHE_OPTION_NAMES = optionNames({
-  ttl: 0, slidingExpiration: 0, profile: 0, ignoreThis: 0, ignoreArgs: 0, key: 0, enabled: 0, cacheUndefined: 0, scope: 0, failSafe: 0,
+  ttl: 0, slidingExpiration: 0, profile: 0, ignoreThis: 0, ignoreArgs: 0, key: 0, enabled: 0, cacheUndefined: 0, scope: 0, failSafe: 0, varyBy: 0,
 } satisfies Record<keyof CacheOptions, 0>);
 const PROFILE_OPTION_NAMES = optionNames({
-  ttl: 0, slidingExpiration: 0, ignoreThis: 0, enabled: 0, cacheUndefined: 0, backend: 0, failSafe: 0,
+  ttl: 0, slidingExpiration: 0, ignoreThis: 0, enabled: 0, cacheUndefined: 0, backend: 0, failSafe: 0, varyBy: 0,
 } satisfies Record<keyof ProfileOptions, 0>);
 const FAIL_SAFE_OPTION_NAMES = optionNames({ maxStaleness: 0, softTimeout: 0 } satisfies Record<keyof FailSafeOptions, 0>);
 
@@ -96,10 +104,13 @@ export function validateCacheOptions(options: unknown, where: string, kind: 'met
     if ((f as FailSafeOptions).maxStaleness === undefined) throw invalid(where, 'option failSafe needs maxStaleness: how long (ms) past expiry a value may still be served');
     checkDuration(where, 'failSafe.softTimeout', (f as FailSafeOptions).softTimeout);
   }
+  if (o.varyBy !== undefined && !(Array.isArray(o.varyBy) && o.varyBy.every(n => typeof n === 'string' && n !== '' && !n.startsWith(':')))) {
+    throw invalid(where, `option varyBy must be an array of context names registered on the service ('tenant', 'user.roles', 'query:page'), got ${describe(o.varyBy)}`);
+  }
   if (o.backend !== undefined && !isBackend(o.backend)) {
     throw invalid(where, `option backend must be a CachingBackend (with get, set, invalidate…), got ${describe(o.backend)}`);
   }
-  return Object.freeze({ ...o, ...(o.ignoreArgs ? { ignoreArgs: Object.freeze([...o.ignoreArgs]) } : {}) });
+  return Object.freeze({ ...o, ...(o.ignoreArgs ? { ignoreArgs: Object.freeze([...o.ignoreArgs]) } : {}), ...(o.varyBy ? { varyBy: Object.freeze([...o.varyBy]) } : {}) });
 }
 
 /** True if `value` looks like a {@link CachingBackend}. */

@@ -24,11 +24,17 @@ export function partitionBase(prefix: string, partition: number): string {
 /**
  * The partition of a cache key. FNV-1a: cheap and well spread; it only needs to be stable across processes
  * (every process must agree where an entry lives), so it must never change within one schema version.
+ *
+ * Only the text before the first U+001F counts: the variants of a call and its variant record (`K␟…`, see
+ * context/vary-by.ts) share the partition of the call's key, so a token taken by the miss of one may store
+ * another (tokens are per partition). Plain keys never contain U+001F unless a prefix or scope does.
  */
 export function partitionOf(key: string, partitions: number): number {
   if (partitions === 1) return 0;
   let hash = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
+  let end = key.indexOf('\u001f');
+  if (end < 0) end = key.length;
+  for (let i = 0; i < end; i++) {
     hash ^= key.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);
   }
