@@ -13,6 +13,8 @@ import { clusterClient, describeRedis, ready, standaloneClient, uniquePrefix, ty
 
 const SEEDS = process.env.VARY_SEEDS ? process.env.VARY_SEEDS.split(',').map(Number) : [1];
 const OPERATIONS = Number(process.env.VARY_OPERATIONS ?? 1_500);
+/** VARY_REPORT=1 prints each run's numbers. */
+const REPORT = process.env.VARY_REPORT !== undefined;
 
 const services: CachingService[] = [];
 afterEach(async () => {
@@ -51,10 +53,14 @@ for (const [name, connect] of [
           sweepRequests: k => TENANTS.flatMap(t => ['alice', 'bob', 'dave'].map(u => request(t, u, k % 3))),
           settleMs: 10_000,
         });
+        if (REPORT) console.log(summarizeVary(report));
         expect(report.counts, summarizeVary(report)).toEqual({});
         expect(report.calls, summarizeVary(report)).toBeGreaterThan(OPERATIONS / 2);
+        expect(report.writes).toBeGreaterThan(OPERATIONS / 10);
         expect(report.bursts).toBeGreaterThan(0);
+        expect(report.failedCalls).toBeGreaterThan(0);
         expect(report.contextErrors).toBeGreaterThan(0);
+        expect(report.joins).toBeGreaterThan(0);
       } finally {
         await purgePrefix(clients[0]!, keyPrefix);
       }

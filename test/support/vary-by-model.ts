@@ -661,6 +661,17 @@ export async function runVaryModel(o: VaryRunOptions): Promise<VaryRunReport> {
     o.ds.faults = saved;
   };
 
+  /** Resolves true once one call in flight settles, false if none does within settleMs. */
+  const oneSettles = async (): Promise<boolean> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<boolean>(resolve => (timer = setTimeout(() => resolve(false), o.settleMs ?? 5_000)));
+    try {
+      return await Promise.race([Promise.race([...inflight]).then(() => true), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
   const everyRequest = (k: number): Request[] => TENANTS.flatMap(t => USER_NAMES.map(u => request(t, u, k % PAGES)));
 
   const sweep = async (): Promise<void> => {
@@ -690,7 +701,15 @@ export async function runVaryModel(o: VaryRunOptions): Promise<VaryRunReport> {
     if (rng.chance(o.sweepRate ?? 0.003)) {
       await sweep();
     } else if (inflight.size >= o.concurrency || (roll < 0.25 && o.ds.held.length > 0)) {
-      if (!o.ds.releaseOne()) await macrotask();
+      if (!o.ds.releaseOne()) {
+        // Every slot is taken by calls waiting on the backend (Redis): wait for one, without counting a step.
+        if (!(await oneSettles())) {
+          report({ invariant: 'hang', detail: `${inflight.size} calls in flight, none held by the data source, and none settled within ${o.settleMs ?? 5_000} ms` });
+          break;
+        }
+        step--;
+        continue;
+      }
     } else if (roll < 0.8) {
       const m = rng.pick(VARY_METHODS);
       const args = randomVaryArgs(rng, m);
