@@ -1,6 +1,7 @@
 // Randomized, model-based leak test of vary-by contexts (SPEC §11; the model and its invariants:
 // ../support/vary-by-model.ts): no value, at any nesting level, holds data of a tenant, user or role view
-// other than the caller's, whatever the interleaving, and values are current at quiet points. On one
+// other than the caller's, whatever the interleaving, and values are current at quiet points (a synchronous
+// cached method among them where the backend is synchronous). On one
 // MemoryBackend (one service, and two services sharing it) and on two LayeredBackends over one shared L2 with
 // the in-process test bus. Seeds are fixed so a failure reproduces: rerun one with
 // VARY_SEEDS=1234 VARY_OPERATIONS=20000 npx vitest run --project legacy test/shared/vary-by-model.test.ts
@@ -51,7 +52,8 @@ async function run(seed: number, setup: Setup = {}): Promise<VaryRunReport> {
   const actors = varyActors(setup.services ?? 1, setup.backend ?? (() => shared), {
     ds,
     scope,
-    model: defineVaryModel(setup.model),
+    // badge(i) is a synchronous cached method where the backend is synchronous (the shared MemoryBackend).
+    model: defineVaryModel({ syncBadge: setup.backend === undefined, ...setup.model }),
     contexts: { ...requestContexts(scope), ...setup.contexts?.(scope) },
   });
   running.push(...actors);

@@ -8,7 +8,9 @@
 //   price(i)     varyBy ['tenant']                     reads price:<tenant>:<i> (the tenant from the request)
 //   cost(i)      no varyBy; readContext('user.roles'); admins only: readContext('tenant'), reads cost:<tenant>:<i>
 //   label(i)     no varyBy; reads promo:<i>; only when its version is odd: readContext('tenant'), label:<tenant>:<i>
-//   card(i)      no varyBy: Promise.all of price(i), cost(i), label(i)
+//   badge(i)     no varyBy, synchronous where the backend is (MemoryBackend): readContext('user.roles'); staff
+//                only: readContext('tenant'), reads badge:<tenant>:<i> synchronously
+//   card(i)      no varyBy: Promise.all of price(i), cost(i), label(i), badge(i)
 //   page(i)      no varyBy: card(i), then card(i+1) through a plain async function
 //   profile(i)   varyBy ['user'] (more specific than the 'user.roles' its child cost(i) reads): pref:<user>,
 //                cost(i), price(i)
@@ -110,8 +112,8 @@ const describe = (r: Request) => `[${r.tenant}/${r.user}(${rolesKey(r.roles)})${
 // ---------------------------------------------------------------------------------------------------------------
 // Values
 
-export type VaryMethod = 'price' | 'cost' | 'label' | 'card' | 'page' | 'profile' | 'listing' | 'home';
-export const VARY_METHODS: readonly VaryMethod[] = ['price', 'cost', 'label', 'card', 'page', 'profile', 'listing', 'home'];
+export type VaryMethod = 'price' | 'cost' | 'label' | 'badge' | 'card' | 'page' | 'profile' | 'listing' | 'home';
+export const VARY_METHODS: readonly VaryMethod[] = ['price', 'cost', 'label', 'badge', 'card', 'page', 'profile', 'listing', 'home'];
 /** The methods whose value depends on the page of the query string (directly or below). */
 const NEEDS_QUERY: ReadonlySet<VaryMethod> = new Set(['listing', 'home']);
 
@@ -144,7 +146,7 @@ const item = (i: number) => ((i % ITEMS) + ITEMS) % ITEMS;
 /** Every row of the data source. */
 export function allRows(): string[] {
   const rows: string[] = [];
-  for (const t of TENANTS) for (let i = 0; i < ITEMS; i++) rows.push(`price:${t}:${i}`, `cost:${t}:${i}`, `label:${t}:${i}`);
+  for (const t of TENANTS) for (let i = 0; i < ITEMS; i++) rows.push(`price:${t}:${i}`, `cost:${t}:${i}`, `label:${t}:${i}`, `badge:${t}:${i}`);
   for (let i = 0; i < ITEMS; i++) rows.push(`promo:${i}`);
   for (const u of USER_NAMES) rows.push(`pref:${u}`);
   return rows;
@@ -170,8 +172,10 @@ function expectedOf(m: VaryMethod, args: readonly number[], r: Request, node: Va
       const promo = node.rows.find(row => row.id === `promo:${i}`)?.v ?? 1;
       return promo % 2 === 1 ? { seen: { tenant: r.tenant }, rows: [`promo:${i}`, `label:${r.tenant}:${i}`], parts: [] } : { seen: {}, rows: [`promo:${i}`], parts: [] };
     }
+    case 'badge':
+      return r.roles.includes('staff') ? { seen: { roles: rolesKey(r.roles), tenant: r.tenant }, rows: [`badge:${r.tenant}:${i}`], parts: [] } : { seen: { roles: rolesKey(r.roles) }, rows: [], parts: [] };
     case 'card':
-      return { seen: {}, rows: [], parts: [['price', [i]], ['cost', [i]], ['label', [i]]] };
+      return { seen: {}, rows: [], parts: [['price', [i]], ['cost', [i]], ['label', [i]], ['badge', [i]]] };
     case 'page':
       return { seen: {}, rows: [], parts: [['card', [i]], ['card', [item(i + 1)]]] };
     case 'profile':
@@ -234,6 +238,14 @@ export class VaryDataSource {
     return v;
   }
 
+  /** A synchronous read (for synchronous cached methods): never held, never failing. */
+  readNow(row: string): number {
+    this.reads++;
+    const v = this.versions.get(row);
+    if (v === undefined) throw new Error(`model: no row ${row}`);
+    return v;
+  }
+
   write(row: string): number {
     const v = this.versions.get(row)! + 1;
     this.versions.set(row, v);
@@ -260,6 +272,7 @@ export class VaryDataSource {
 
 export interface VaryModelEnv {
   read(row: string): Promise<number>;
+  readNow(row: string): number;
   readonly scope: RequestScope;
   /** Makes node ids unique across services. */
   readonly tag: string;
@@ -269,6 +282,7 @@ export interface VaryModelInstance {
   price(i: number): Promise<VaryNode>;
   cost(i: number): Promise<VaryNode>;
   label(i: number): Promise<VaryNode>;
+  badge(i: number): VaryNode | Promise<VaryNode>;
   card(i: number): Promise<VaryNode>;
   page(i: number): Promise<VaryNode>;
   profile(i: number): Promise<VaryNode>;
@@ -286,6 +300,8 @@ export interface VaryModelOptions {
    * directly instead of through readContext, so nothing makes its entry (or its callers') vary by them.
    */
   readonly readsRequestDirectly?: boolean;
+  /** badge(i) as a synchronous cached method (only on a synchronous backend: MemoryBackend). @default false */
+  readonly syncBadge?: boolean;
 }
 
 let scopes = 0;
@@ -305,7 +321,7 @@ export function defineVaryModel(options: VaryModelOptions = {}, scope = `VaryBy$
 
   class VaryByModel implements VaryModelInstance {
     readonly #env: VaryModelEnv;
-    readonly executions: Record<VaryMethod, number> = { price: 0, cost: 0, label: 0, card: 0, page: 0, profile: 0, listing: 0, home: 0 };
+    readonly executions: Record<VaryMethod, number> = { price: 0, cost: 0, label: 0, badge: 0, card: 0, page: 0, profile: 0, listing: 0, home: 0 };
 
     constructor(env: VaryModelEnv, service: CachingService) {
       this.#env = env;
@@ -349,10 +365,34 @@ export function defineVaryModel(options: VaryModelOptions = {}, scope = `VaryBy$
       return this.#node('label', [i], { tenant }, [promo, await this.#read(`label:${tenant}:${i}`)], []);
     }
 
+    badge(i: number): VaryNode | Promise<VaryNode> {
+      return options.syncBadge === true ? this.badgeNow(i) : this.badgeLater(i);
+    }
+
+    @Cache(o())
+    badgeNow(i: number): VaryNode {
+      this.executions.badge++;
+      const roles = readContext('user.roles') as readonly string[];
+      if (!roles.includes('staff')) return this.#node('badge', [i], { roles: rolesKey(roles) }, [], []);
+      const tenant = readContext('tenant') as string;
+      const row = `badge:${tenant}:${i}`;
+      addDependency(row);
+      return this.#node('badge', [i], { roles: rolesKey(roles), tenant }, [{ id: row, v: this.#env.readNow(row) }], []);
+    }
+
+    @Cache(o())
+    async badgeLater(i: number): Promise<VaryNode> {
+      this.executions.badge++;
+      const roles = readContext('user.roles') as readonly string[];
+      if (!roles.includes('staff')) return this.#node('badge', [i], { roles: rolesKey(roles) }, [], []);
+      const tenant = readContext('tenant') as string;
+      return this.#node('badge', [i], { roles: rolesKey(roles), tenant }, [await this.#read(`badge:${tenant}:${i}`)], []);
+    }
+
     @Cache(o())
     async card(i: number): Promise<VaryNode> {
       this.executions.card++;
-      const parts = await Promise.all([this.price(i), this.cost(i), this.label(i)]);
+      const parts = await Promise.all([this.price(i), this.cost(i), this.label(i), this.badge(i)]);
       return this.#node('card', [i], {}, [], parts);
     }
 
@@ -393,7 +433,11 @@ export function defineVaryModel(options: VaryModelOptions = {}, scope = `VaryBy$
 
 /** Calls method `m` of a model instance (inside the current request, if any). */
 export function callVaryModel(model: VaryModelInstance, m: VaryMethod, args: readonly number[]): Promise<VaryNode> {
-  return (model[m] as (...a: number[]) => Promise<VaryNode>).apply(model, args as number[]);
+  try {
+    return Promise.resolve((model[m] as (...a: number[]) => VaryNode | Promise<VaryNode>).apply(model, args as number[]));
+  } catch (error) {
+    return Promise.reject(error); // a synchronous method throws
+  }
 }
 
 /** The method whose entries read a row (what `invalidateCall` removes after a write of it). */
@@ -406,6 +450,8 @@ function callsReading(row: string): Array<[VaryMethod, number[]]> {
       return [['cost', [Number(i)]]];
     case 'label':
       return [['label', [Number(i)]]];
+    case 'badge':
+      return [['badge', [Number(i)]]];
     case 'promo':
       return [['label', [Number(row.split(':')[1])]]];
     default: // pref:<user> is read by profile(i) for every i
@@ -752,6 +798,6 @@ export function varyActors(
   return Array.from({ length: count }, (_, i) => {
     const service = new CachingService({ backend: backend(i), contexts, telemetry: false });
     service.on('error', () => undefined);
-    return { name: `service${i}`, service, model: new model({ read: row => ds.read(row), scope, tag: `s${i}` }, service) };
+    return { name: `service${i}`, service, model: new model({ read: row => ds.read(row), readNow: row => ds.readNow(row), scope, tag: `s${i}` }, service) };
   });
 }
