@@ -1,9 +1,8 @@
 // Randomized, model-based leak test of vary-by contexts (SPEC §11; the model and its invariants:
 // ../support/vary-by-model.ts): no value, at any nesting level, holds data of a tenant, user or role view
-// other than the caller's, whatever the interleaving, and values are current at quiet points (a synchronous
-// cached method among them where the backend is synchronous). On one
-// MemoryBackend (one service, and two services sharing it) and on two LayeredBackends over one shared L2 with
-// the in-process test bus. Seeds are fixed so a failure reproduces: rerun one with
+// other than the caller's, whatever the interleaving, and values are current at quiet points. On one
+// MemoryBackend (one service, and two services sharing it; badge(i) is then a synchronous cached method) and on
+// two LayeredBackends over one shared L2 with the in-process test bus. Seeds are fixed so a failure reproduces: rerun one with
 // VARY_SEEDS=1234 VARY_OPERATIONS=20000 npx vitest run --project legacy test/shared/vary-by-model.test.ts
 import { afterEach, describe, expect, it } from 'vitest';
 import { LayeredBackend, MemoryBackend, type CachingBackend } from 'aspect-cache';
