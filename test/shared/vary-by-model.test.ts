@@ -2,8 +2,8 @@
 // ../support/vary-by-model.ts): no value, at any nesting level, holds data of a tenant, user or role view
 // other than the caller's, whatever the interleaving, and values are current at quiet points. On one
 // MemoryBackend (one service, and two services sharing it; badge(i) is then a synchronous cached method) and on
-// two LayeredBackends over one shared L2 with the in-process test bus. Seeds are fixed so a failure reproduces: rerun one with
-// VARY_SEEDS=1234 VARY_OPERATIONS=20000 npx vitest run --project legacy test/shared/vary-by-model.test.ts
+// two LayeredBackends over one shared L2 with the in-process test bus. Seeds are fixed so a failure
+// reproduces: rerun one with VARY_SEEDS=1234 VARY_OPERATIONS=20000 npx vitest run --project legacy test/shared/vary-by-model.test.ts
 import { afterEach, describe, expect, it } from 'vitest';
 import { LayeredBackend, MemoryBackend, type CachingBackend } from 'aspect-cache';
 import { TestBusNetwork } from 'aspect-cache/testing';
