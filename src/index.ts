@@ -13,6 +13,15 @@ export type { ContextProvider, ContextProviders } from './context/vary-by.js';
 export { suspendDependencyPropagation } from './context/caching-context.js';
 export type { CacheOptions, ProfileOptions } from './service/options.js';
 export { StringDependency, ObjectDependency, type CacheDependency, type DependencyLike } from './dependencies/cache-dependency.js';
+export {
+  defineDependency,
+  type DependencyBuilder,
+  type DependencyKeyer,
+  type DependencyKeyers,
+  type DependencyRecord,
+  type DependencyValue,
+  type ByKeyerNames,
+} from './dependencies/define-dependency.js';
 export { MemoryBackend, type MemoryBackendOptions } from './backends/memory/memory-backend.js';
 export type { InvalidationBus, BusReceiver } from './backends/invalidation-bus.js';
 export { LayeredBackend, type LayeredBackendOptions } from './backends/layered/layered-backend.js';

@@ -133,25 +133,32 @@ export function dependencyKey(dependency: DependencyLike, where: string): string
 
 /**
  * The keys of `dependencies` and, transitively, of their `cascadeDependencies`. Cycle-safe: each dependency
- * object and each key is visited once.
+ * object is visited once, and the cascades of one key are followed once per distinct set of cascaded keys.
+ *
+ * Two objects with the same key may cascade to different keys (a product before and after it moved to another
+ * category, two touches of one record before and after a rename), so a key already seen does not stop its
+ * object's cascades from being followed; what does is the same key with the same cascaded keys, which is also
+ * what ends a cycle of cascade objects built fresh on every access.
  */
 export function cascadeClosure(dependencies: readonly DependencyLike[], where: string): string[] {
   const keys = new Set<string>();
   const seen = new Set<object>();
-  const stack: DependencyLike[] = [...dependencies];
+  const expanded = new Set<string>();
+  const stack: Array<{ dependency: DependencyLike; key: string }> = dependencies.map(dependency => ({ dependency, key: dependencyKey(dependency, where) }));
   while (stack.length > 0) {
-    const dependency = stack.pop()!;
-    if (typeof dependency === 'object' && dependency !== null) {
-      if (seen.has(dependency)) continue;
-      seen.add(dependency);
-    }
-    const key = dependencyKey(dependency, where);
-    // Dedupe by key too: a cascadeDependencies getter may build fresh objects on every access.
-    if (keys.has(key)) continue;
+    const { dependency, key } = stack.pop()!;
     keys.add(key);
-    if (typeof dependency === 'object' && dependency.cascadeDependencies) {
-      for (const cascaded of dependency.cascadeDependencies) stack.push(cascaded);
-    }
+    if (typeof dependency !== 'object' || dependency === null) continue;
+    if (seen.has(dependency)) continue;
+    seen.add(dependency);
+    const cascaded = dependency.cascadeDependencies;
+    if (!cascaded) continue;
+    const children = [...cascaded].map(child => ({ dependency: child, key: dependencyKey(child, where) }));
+    // JSON of strings is injective: distinct (key, cascaded keys) give distinct signatures.
+    const signature = JSON.stringify([key, ...children.map(c => c.key).sort()]);
+    if (expanded.has(signature)) continue;
+    expanded.add(signature);
+    stack.push(...children);
   }
   return [...keys];
 }

@@ -319,6 +319,17 @@ describe('cascades', () => {
     expect([dependent.runs.of('Category:a'), dependent.runs.of('Category:b'), dependent.runs.of('Category:c')]).toEqual([2, 2, 1]);
   });
 
+  it('two dependencies with the same key and different cascades are both followed (a product moved between categories)', async () => {
+    const before = new StringDependency('Product:1', [new StringDependency('Category:A')]);
+    const after = new StringDependency('Product:1', [new StringDependency('Category:B')]);
+    for (const key of ['Product:1', 'Category:A', 'Category:B', 'Category:C']) dependent.on(key);
+
+    await caching.invalidate(before, after);
+
+    for (const key of ['Product:1', 'Category:A', 'Category:B', 'Category:C']) dependent.on(key);
+    expect(['Product:1', 'Category:A', 'Category:B', 'Category:C'].map(k => dependent.runs.of(k))).toEqual([2, 2, 2, 1]);
+  });
+
   it('StringDependency cascades given to its constructor are followed', async () => {
     const priceList = new StringDependency('PriceList', [new StringDependency('Catalogue', [new StringDependency('Everything')])]);
     expect(priceList.getCacheKey()).toBe('PriceList');
