@@ -4,6 +4,7 @@
 // MemoryBackend (one service, and two services sharing it; badge(i) is then a synchronous cached method) and on
 // two LayeredBackends over one shared L2 with the in-process test bus. Seeds are fixed so a failure
 // reproduces: rerun one with VARY_SEEDS=1234 VARY_OPERATIONS=20000 npx vitest run --project legacy test/shared/vary-by-model.test.ts
+import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LayeredBackend, MemoryBackend, type CachingBackend } from 'aspect-cache';
 import { TestBusNetwork } from 'aspect-cache/testing';
@@ -26,6 +27,8 @@ const SEEDS = process.env.VARY_SEEDS ? process.env.VARY_SEEDS.split(',').map(Num
 const OPERATIONS = Number(process.env.VARY_OPERATIONS ?? 4_000);
 /** VARY_REPORT=1 prints each run's numbers (calls, values checked, hits, joins, expected failures). */
 const REPORT = process.env.VARY_REPORT !== undefined;
+/** VARY_TRACE=1 writes the steps of each run with violations to /tmp/vary-by-<setup>-<seed>.txt. */
+const TRACE = process.env.VARY_TRACE !== undefined;
 const HEARTBEAT_MS = 20;
 
 const running: VaryActor[] = [];
@@ -34,6 +37,8 @@ afterEach(async () => {
 });
 
 interface Setup {
+  /** Names the trace file. */
+  readonly name?: string;
   readonly services?: number;
   readonly backend?: (i: number) => CachingBackend;
   readonly model?: VaryModelOptions;
@@ -56,6 +61,7 @@ async function run(seed: number, setup: Setup = {}): Promise<VaryRunReport> {
     contexts: { ...requestContexts(scope), ...setup.contexts?.(scope) },
   });
   running.push(...actors);
+  const trace: string[] | undefined = TRACE ? [] : undefined;
   const report = await runVaryModel({
     seed,
     operations: setup.operations ?? OPERATIONS,
@@ -63,11 +69,13 @@ async function run(seed: number, setup: Setup = {}): Promise<VaryRunReport> {
     actors,
     ds,
     scope,
-    faults: { hold: 0.3, fail: 0.03 },
+    faults: { hold: 0.3, fail: 0.06 },
     ...(setup.crossActorRyw === undefined ? {} : { crossActorRyw: setup.crossActorRyw }),
     ...(setup.quiesce ? { quiesce: setup.quiesce } : {}),
+    ...(trace ? { trace } : {}),
   });
   if (REPORT) console.log(summarizeVary(report));
+  if (trace && report.violations.length > 0) writeFileSync(`/tmp/vary-by-${setup.name ?? 'run'}-${seed}.txt`, trace.join('\n'));
   return report;
 }
 
@@ -117,6 +125,7 @@ describe('vary-by model: no tenant, user or role leaks', { timeout: 60_000 }, ()
       const network = new TestBusNetwork({ heartbeatMs: HEARTBEAT_MS });
       const layered = [0, 1].map(i => new LayeredBackend({ l2: unowned(l2), bus: network.connect(`p${i}`) }));
       const report = await run(seed, {
+        name: 'layered',
         services: 2,
         backend: i => layered[i]!,
         // Another process's L1 hears of an invalidation through the bus: its writes are checked at sweeps,

@@ -10,8 +10,10 @@
 //   label(i)     no varyBy; reads promo:<i>; only when its version is odd: readContext('tenant'), label:<tenant>:<i>
 //   badge(i)     no varyBy, synchronous where the backend is (MemoryBackend): readContext('user.roles'); staff
 //                only: readContext('tenant'), reads badge:<tenant>:<i> synchronously
+//   teaser(i)    no varyBy: label(i), or, when it fails, a placeholder carrying the failure (stored)
 //   card(i)      no varyBy: Promise.all of price(i), cost(i), label(i), badge(i)
-//   page(i)      no varyBy: card(i), then card(i+1) through a plain async function
+//   page(i)      no varyBy: card(i), then card(i+1) through a plain async function; a failure of the second
+//                card is caught and stored in the page as a placeholder carrying its error (which names the row)
 //   profile(i)   varyBy ['user'] (more specific than the 'user.roles' its child cost(i) reads): pref:<user>,
 //                cost(i), price(i)
 //   listing()    varyBy ['query:page']: price(page), price(page+1), so it varies by tenant through them
@@ -25,7 +27,8 @@
 // `invalidateCall` of the method reading it (inside or outside a request), and random yields. Each returned
 // value is checked at every nesting level against the caller's request:
 //
-//   tenant   no node holds a row of, or was computed for, a tenant other than the caller's
+//   tenant   no node holds a row of, or was computed for, a tenant other than the caller's; no call fails with,
+//            and no placeholder carries, the failure of another tenant's read (the same for user and role)
 //   user     no node holds another user's preferences or was computed for another user
 //   role     no node holds admin-only data for a caller who is not an admin, or a view computed for other roles
 //   query    no node was computed for another page; a call needing the page under a request without a query
@@ -112,8 +115,8 @@ const describe = (r: Request) => `[${r.tenant}/${r.user}(${rolesKey(r.roles)})${
 // ---------------------------------------------------------------------------------------------------------------
 // Values
 
-export type VaryMethod = 'price' | 'cost' | 'label' | 'badge' | 'card' | 'page' | 'profile' | 'listing' | 'home';
-export const VARY_METHODS: readonly VaryMethod[] = ['price', 'cost', 'label', 'badge', 'card', 'page', 'profile', 'listing', 'home'];
+export type VaryMethod = 'price' | 'cost' | 'label' | 'badge' | 'teaser' | 'card' | 'page' | 'profile' | 'listing' | 'home';
+export const VARY_METHODS: readonly VaryMethod[] = ['price', 'cost', 'label', 'badge', 'teaser', 'card', 'page', 'profile', 'listing', 'home'];
 /** The methods whose value depends on the page of the query string (directly or below). */
 const NEEDS_QUERY: ReadonlySet<VaryMethod> = new Set(['listing', 'home']);
 
@@ -139,6 +142,8 @@ export interface VaryNode {
   readonly seen: Seen;
   readonly rows: readonly RowRead[];
   readonly parts: readonly VaryNode[];
+  /** A placeholder for a failed call (page's second card): the error message, which names the row. */
+  readonly failure?: string;
 }
 
 const item = (i: number) => ((i % ITEMS) + ITEMS) % ITEMS;
@@ -174,6 +179,8 @@ function expectedOf(m: VaryMethod, args: readonly number[], r: Request, node: Va
     }
     case 'badge':
       return r.roles.includes('staff') ? { seen: { roles: rolesKey(r.roles), tenant: r.tenant }, rows: [`badge:${r.tenant}:${i}`], parts: [] } : { seen: { roles: rolesKey(r.roles) }, rows: [], parts: [] };
+    case 'teaser':
+      return { seen: {}, rows: [], parts: [['label', [i]]] };
     case 'card':
       return { seen: {}, rows: [], parts: [['price', [i]], ['cost', [i]], ['label', [i]], ['badge', [i]]] };
     case 'page':
@@ -283,6 +290,7 @@ export interface VaryModelInstance {
   cost(i: number): Promise<VaryNode>;
   label(i: number): Promise<VaryNode>;
   badge(i: number): VaryNode | Promise<VaryNode>;
+  teaser(i: number): Promise<VaryNode>;
   card(i: number): Promise<VaryNode>;
   page(i: number): Promise<VaryNode>;
   profile(i: number): Promise<VaryNode>;
@@ -321,7 +329,7 @@ export function defineVaryModel(options: VaryModelOptions = {}, scope = `VaryBy$
 
   class VaryByModel implements VaryModelInstance {
     readonly #env: VaryModelEnv;
-    readonly executions: Record<VaryMethod, number> = { price: 0, cost: 0, label: 0, badge: 0, card: 0, page: 0, profile: 0, listing: 0, home: 0 };
+    readonly executions: Record<VaryMethod, number> = { price: 0, cost: 0, label: 0, badge: 0, teaser: 0, card: 0, page: 0, profile: 0, listing: 0, home: 0 };
 
     constructor(env: VaryModelEnv, service: CachingService) {
       this.#env = env;
@@ -389,6 +397,18 @@ export function defineVaryModel(options: VaryModelOptions = {}, scope = `VaryBy$
       return this.#node('badge', [i], { roles: rolesKey(roles), tenant }, [await this.#read(`badge:${tenant}:${i}`)], []);
     }
 
+    /** No varyBy; label(i) is its only part, so a failure of label(i) is all that makes it vary. */
+    @Cache(o())
+    async teaser(i: number): Promise<VaryNode> {
+      this.executions.teaser++;
+      try {
+        return this.#node('teaser', [i], {}, [], [await this.label(i)]);
+      } catch (error) {
+        addDependency(`promo:${i}`); // a promo change clears the stored failure
+        return this.#node('teaser', [i], {}, [], [{ ...this.#node('label', [i], {}, [], []), failure: (error as Error).message }]);
+      }
+    }
+
     @Cache(o())
     async card(i: number): Promise<VaryNode> {
       this.executions.card++;
@@ -400,7 +420,9 @@ export function defineVaryModel(options: VaryModelOptions = {}, scope = `VaryBy$
     async page(i: number): Promise<VaryNode> {
       this.executions.page++;
       const first = await this.card(i);
-      const second = await plain(() => this.card(item(i + 1)));
+      // A failing second card is replaced by a placeholder carrying the failure, which is stored with the page:
+      // the page then varies by what the failed card varied by (it is that tenant's failure).
+      const second = await plain(() => this.card(item(i + 1))).catch((error: Error) => ({ ...this.#node('card', [item(i + 1)], {}, [], []), failure: error.message }));
       return this.#node('page', [i], {}, [], [first, second]);
     }
 
@@ -524,6 +546,8 @@ export interface VaryRunReport {
   readonly sweeps: number;
   /** Values checked, at every nesting level. */
   readonly nodes: number;
+  /** Placeholders for a failed card returned inside pages (stored failures, checked like data). */
+  readonly placeholders: number;
   /** The services' statistics, summed: hits, misses and single-flight joins. */
   readonly hits: number;
   readonly misses: number;
@@ -558,6 +582,7 @@ export async function runVaryModel(o: VaryRunOptions): Promise<VaryRunReport> {
   let bursts = 0;
   let sweeps = 0;
   let nodes = 0;
+  let placeholders = 0;
   const crossActor = o.crossActorRyw ?? true;
   /** Without cross-actor visibility: what every actor sees (as of the last quiesce), and each actor's own acks. */
   let baseline = new Map(o.ds.acked);
@@ -577,6 +602,16 @@ export async function runVaryModel(o: VaryRunOptions): Promise<VaryRunReport> {
     readonly path: string;
   }
 
+  /** A failure is data too: the row its message names must be one the caller may read. */
+  const checkFailure = (message: string, where: string, r: Request): void => {
+    const row = /read of (\S+) failed/.exec(message)?.[1];
+    if (row === undefined) return report({ invariant: 'error', detail: `${where} failed with ${message}` });
+    const owner = ownerOf(row);
+    if (owner.tenant !== undefined && owner.tenant !== r.tenant) report({ invariant: 'tenant', detail: `${where} carries another tenant's failure: ${message}` });
+    if (owner.user !== undefined && owner.user !== r.user) report({ invariant: 'user', detail: `${where} carries another user's failure: ${message}` });
+    if (owner.adminOnly && !isAdmin(r)) report({ invariant: 'role', detail: `${where} carries a failure reading admin-only data: ${message}` });
+  };
+
   /** Checks one returned value against the caller's request, recursively. */
   const check = (node: VaryNode, m: VaryMethod, args: readonly number[], ctx: CheckContext): void => {
     nodes++;
@@ -584,6 +619,11 @@ export async function runVaryModel(o: VaryRunOptions): Promise<VaryRunReport> {
     const where = `${ctx.path}${m}(${args.join(',')})`;
     if (node === null || typeof node !== 'object' || node.m !== m || node.args.length !== args.length || node.args.some((a, i) => a !== args[i])) {
       report({ invariant: 'shape', detail: `${where} returned the value of ${node?.m}(${node?.args?.join(',')})` });
+      return;
+    }
+    if (node.failure !== undefined) {
+      placeholders++;
+      checkFailure(node.failure, where, r);
       return;
     }
     let leaked = false;
@@ -627,8 +667,12 @@ export async function runVaryModel(o: VaryRunOptions): Promise<VaryRunReport> {
     expected.parts.forEach(([pm, pargs], i) => check(node.parts[i]!, pm, pargs, { ...ctx, path: `${where} → ` }));
   };
 
-  const track = (promise: Promise<unknown>): void => {
+  /** What each call or write in flight is, for a hang's report. */
+  const pending = new Map<Promise<unknown>, string>();
+  const track = (promise: Promise<unknown>, what = ''): void => {
     inflight.add(promise);
+    pending.set(promise, what);
+    void promise.finally(() => pending.delete(promise));
     void promise.finally(() => inflight.delete(promise));
   };
 
@@ -642,6 +686,7 @@ export async function runVaryModel(o: VaryRunOptions): Promise<VaryRunReport> {
     const ctx: CheckContext = { request: req, acked: visibleTo(actor), path: `${actor.name} ${describe(req)}: `, ...(exact ? { exact } : {}) };
     const needsPage = NEEDS_QUERY.has(m) && req.query === undefined;
     log(`call#${n} ${ctx.path}${m}(${args.join(',')})`);
+    const what = `call#${n} ${ctx.path}${m}(${args.join(',')})`;
     const p = o.scope
       .run(req, () => callVaryModel(actor.model, m, args))
       .then(
@@ -656,11 +701,13 @@ export async function runVaryModel(o: VaryRunOptions): Promise<VaryRunReport> {
           if (fromContext !== undefined) {
             if (needsPage && fromContext.message.includes('query')) contextErrors++;
             else report({ invariant: 'error', detail: `${ctx.path}${m}(${args.join(',')}) failed with E_CONTEXT: ${fromContext.message}` });
-          } else if (String((error as Error)?.message).startsWith('data source:')) failedCalls++;
-          else report({ invariant: 'error', detail: `${ctx.path}${m}(${args.join(',')}) rejected: ${String(error)}` });
+          } else if (String((error as Error)?.message).startsWith('data source:')) {
+            failedCalls++;
+            checkFailure((error as Error).message, `${ctx.path}${m}(${args.join(',')})`, req);
+          } else report({ invariant: 'error', detail: `${ctx.path}${m}(${args.join(',')}) rejected: ${String(error)}` });
         },
       );
-    track(p);
+    track(p, what);
     return p;
   };
 
@@ -691,17 +738,21 @@ export async function runVaryModel(o: VaryRunOptions): Promise<VaryRunReport> {
     track(p);
   };
 
-  /** Releases every held read (repeatedly: released computations read again) until nothing is in flight. */
+  /**
+   * Releases every held read (repeatedly: released computations read again) until nothing is in flight and
+   * nothing is held. A computation can outlive every call the driver made (its caller failed first, in a
+   * Promise.all that another part rejected): its held read is released too, or a later call joining it waits.
+   */
   const settle = async (): Promise<void> => {
     const saved = o.ds.faults;
     o.ds.faults = { hold: 0, fail: 0 };
     const deadline = Date.now() + (o.settleMs ?? 5_000);
-    while (inflight.size > 0 && Date.now() < deadline) {
+    while ((inflight.size > 0 || o.ds.held.length > 0) && Date.now() < deadline) {
       o.ds.releaseAll();
       await Promise.race([macrotask(), new Promise(resolve => setTimeout(resolve, 5))]);
     }
     if (inflight.size > 0) {
-      report({ invariant: 'hang', detail: `${inflight.size} calls did not settle within ${o.settleMs ?? 5_000} ms after every data read was released` });
+      report({ invariant: 'hang', detail: `${inflight.size} calls did not settle within ${o.settleMs ?? 5_000} ms after every data read was released: ${[...pending.values()].slice(0, 5).join('; ')}` });
       inflight.clear();
     }
     o.ds.faults = saved;
@@ -731,7 +782,16 @@ export async function runVaryModel(o: VaryRunOptions): Promise<VaryRunReport> {
     const exact = new Map([...o.ds.versions].filter(([row]) => (o.ds.unacked.get(row) ?? 0) === 0));
     const requests = o.sweepRequests?.(sweeps) ?? everyRequest(sweeps);
     for (const actor of o.actors) {
-      for (const req of requests) await Promise.all(allVaryCalls().map(([m, args]) => startCall(actor, m, args, req, exact)));
+      for (const req of requests) {
+        const work = Promise.all(allVaryCalls().map(([m, args]) => startCall(actor, m, args, req, exact)));
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const settled = await Promise.race([work.then(() => true), new Promise<boolean>(resolve => (timer = setTimeout(() => resolve(false), o.settleMs ?? 5_000)))]);
+        clearTimeout(timer);
+        if (!settled) {
+          report({ invariant: 'hang', detail: `sweep calls did not settle within ${o.settleMs ?? 5_000} ms (${o.ds.held.length} reads held): ${[...pending.values()].slice(0, 5).join('; ')}` });
+          return;
+        }
+      }
     }
     o.ds.faults = saved;
     // Sweep reads stored current data for rows with an unacknowledged write: from here on compare them again.
@@ -775,7 +835,7 @@ export async function runVaryModel(o: VaryRunOptions): Promise<VaryRunReport> {
   o.ds.faults = { hold: 0, fail: 0 };
   const stats = o.actors.map(a => a.service.stats());
   const sum = (name: 'hits' | 'misses' | 'joins') => stats.reduce((total, s) => total + s[name], 0);
-  return { seed: o.seed, operations: o.operations, calls, writes, failedCalls, contextErrors, bursts, sweeps, nodes, hits: sum('hits'), misses: sum('misses'), joins: sum('joins'), violations, counts };
+  return { seed: o.seed, operations: o.operations, calls, writes, failedCalls, contextErrors, bursts, sweeps, nodes, placeholders, hits: sum('hits'), misses: sum('misses'), joins: sum('joins'), violations, counts };
 }
 
 /** A one-line summary of a report for assertion messages. */
@@ -783,7 +843,7 @@ export function summarizeVary(r: VaryRunReport): string {
   const counts = Object.entries(r.counts)
     .map(([k, n]) => `${k}=${n}`)
     .join(' ');
-  return `seed ${r.seed}: ${r.operations} operations, ${r.calls} calls (${r.nodes} values checked), ${r.writes} writes, ${r.bursts} bursts, ${r.failedCalls} failed by the data source, ${r.contextErrors} E_CONTEXT without a query string, ${r.sweeps} sweeps, ${r.hits} hits, ${r.misses} misses, ${r.joins} joins; violations: ${counts || 'none'}\n${r.violations
+  return `seed ${r.seed}: ${r.operations} operations, ${r.calls} calls (${r.nodes} values checked, ${r.placeholders} of them failures), ${r.writes} writes, ${r.bursts} bursts, ${r.failedCalls} failed by the data source, ${r.contextErrors} E_CONTEXT without a query string, ${r.sweeps} sweeps, ${r.hits} hits, ${r.misses} misses, ${r.joins} joins; violations: ${counts || 'none'}\n${r.violations
     .slice(0, 8)
     .map(v => `  [${v.invariant}] ${v.detail}`)
     .join('\n')}`;
