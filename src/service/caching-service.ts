@@ -8,6 +8,7 @@ import { CachingError, errors } from '../errors.js';
 import { systemClock, type CacheEventMap, type CacheEventName, type CacheStats, type Clock, type Logger, type MaybePromise, type SkipReason } from '../types.js';
 import { createTelemetry, type Telemetry, type TelemetryOption } from '../telemetry/open-telemetry.js';
 import { checkKnownOptions, optionNames } from '../options-check.js';
+import { currentScope, runInScope, TransactionScope } from './transaction-scope.js';
 import { isBackend, validateCacheOptions, type CacheOptions, type FailSafeOptions, type ProfileOptions } from './options.js';
 
 /** Options of {@link CachingService}. */
@@ -82,6 +83,10 @@ interface Plan {
 const MAX_JOIN_ATTEMPTS = 3;
 
 const SERVICE_OPTION_NAMES = optionNames({ backend: 0, profiles: 0, defaults: 0, keyPrefix: 0, clock: 0, logger: 0, telemetry: 0, contexts: 0 } satisfies Record<keyof CachingServiceOptions, 0>);
+
+/** How long the holds of a transaction last when it never ends (its process died). */
+const DEFAULT_LEASE_MS = 30_000;
+const TRANSACTION_OPTION_NAMES = optionNames({ leaseMs: 0 });
 
 /** Memoised keys per method and service; the memo is cleared when it reaches this size. */
 const KEY_MEMO_LIMIT = 2048;
@@ -275,7 +280,8 @@ export class CachingService {
   /** Runs one call of a cached method (used by the `@Cache` wrapper). */
   invoke(descriptor: MethodDescriptor, self: unknown, args: unknown[]): unknown {
     const plan = (descriptor.planOwner === this ? descriptor.plan : this.#planFor(descriptor, self)) as Plan;
-    if (!plan.enabled) return descriptor.fn.apply(self, args);
+    // Inside a transaction the data may be uncommitted: the method runs, nothing is read from or stored in the cache.
+    if (!plan.enabled || currentScope() !== undefined) return descriptor.fn.apply(self, args);
     let key: string | undefined;
     if (args.length === 1 && plan.keys !== null) {
       const arg = args[0];
@@ -1170,6 +1176,12 @@ export class CachingService {
     const plan = this.#planFor(descriptor, self);
     if (!plan.enabled) return await descriptor.fn.apply(self, args);
     const root = plan.prefix + descriptor.keyFor(self, args, plan.ignoreThis);
+    if (currentScope() !== undefined) {
+      // In a transaction the new value may be uncommitted: it is returned, and the entry invalidated (and held).
+      const value: unknown = await descriptor.fn.apply(self, args);
+      await this.#invalidateKeys(plan.variant === null ? [root] : [root, familyKey(root)]);
+      return value;
+    }
     // On a service with contexts, the variant of the current contexts is refreshed (other variants stay).
     const route = plan.variant === null ? null : this.#route(plan.variant, root);
     const key = route === null ? root : route.base;
@@ -1204,6 +1216,12 @@ export class CachingService {
 
   #invalidateKeys(keys: readonly string[], options?: InvalidateOptions): { pending: boolean } | Promise<{ pending: boolean }> {
     if (keys.length === 0) return { pending: false };
+    // Inside a transaction: the keys are also held (no store depending on them) until it ends, then invalidated again.
+    const scope = currentScope();
+    if (scope !== undefined && options?.release !== true) {
+      scope.record(this, keys);
+      options = { ...options, holdMs: scope.leaseMs };
+    }
     this.#counters.invalidations++;
     // A computation already running may have read the data being invalidated (its dependencies are not all
     // known until it returns): callers arriving from now on start a new computation instead of joining it.
@@ -1224,6 +1242,50 @@ export class CachingService {
     };
     if (pending.length === 0) return finish();
     return Promise.all(pending).then(finish);
+  }
+
+  /**
+   * Runs `fn` — which runs your database transaction — in an invalidation scope (SPEC §13), so that no entry
+   * computed from data read before the commit survives it:
+   * - an invalidation inside `fn` (`invalidate`, `invalidateCall`, an `@InvalidateCache` method, of any service)
+   *   removes the entries at once **and holds** the keys: every store depending on them is refused, in every
+   *   process sharing the backend (on Redis the hold is a marker in Redis), until the scope ends;
+   * - when `fn` resolves (committed), the keys are invalidated again and the holds released, and only then does
+   *   `transaction` resolve; when `fn` rejects (rolled back), the same, and the error is rethrown;
+   * - if the process dies in between, the holds end after `leaseMs` (default 30 s): keep transactions shorter;
+   * - cached calls made inside `fn` may read uncommitted data: they run the method and neither read nor store;
+   * - scopes nest: an inner `transaction` just runs its function, the outermost acts.
+   *
+   * @example
+   * await caching.transaction(async () => {
+   *   await db.query('BEGIN');
+   *   try { await db.query('UPDATE prices …'); await catalogue.priceChanged(id); await db.query('COMMIT'); }
+   *   catch (error) { await db.query('ROLLBACK'); throw error; }
+   * });
+   */
+  async transaction<T>(fn: () => T | Promise<T>, options?: { leaseMs?: number }): Promise<Awaited<T>> {
+    if (typeof fn !== 'function') throw new CachingError(errors.E_INVALID_OPTION, 'CachingService.transaction: pass a function that runs the database transaction, e.g. caching.transaction(async () => { … }).');
+    if (options !== undefined) checkKnownOptions('CachingService.transaction', options, TRANSACTION_OPTION_NAMES);
+    const leaseMs = options?.leaseMs ?? DEFAULT_LEASE_MS;
+    if (!(typeof leaseMs === 'number' && Number.isFinite(leaseMs) && leaseMs > 0)) {
+      throw new CachingError(errors.E_INVALID_OPTION, `CachingService.transaction: option leaseMs must be a positive number of milliseconds, got ${String(leaseMs)}.`);
+    }
+    if (currentScope() !== undefined) return await fn();
+    const scope = new TransactionScope(leaseMs);
+    let result: Awaited<T>;
+    try {
+      result = await runInScope(scope, fn);
+    } catch (error) {
+      await CachingService.#endScope(scope);
+      throw error;
+    }
+    await CachingService.#endScope(scope);
+    return result;
+  }
+
+  /** Invalidates a scope's keys again, releasing their holds, in every service that invalidated some. */
+  static async #endScope(scope: TransactionScope): Promise<void> {
+    await Promise.all([...scope.keys].map(([service, keys]) => (service as CachingService).#invalidateKeys([...keys], { release: true })));
   }
 
   // ───────────────────────────── events and lifecycle ─────────────────────────────
