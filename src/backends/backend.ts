@@ -78,6 +78,16 @@ export interface InvalidateOptions {
    * remove their dependents and still refuse in-flight writes that depend on them.
    */
   readonly preserveRoots?: boolean;
+  /**
+   * Also *hold* the listed keys for this many ms: until the hold ends (or a `release` of the keys), every store
+   * (and `check`) whose key or dependencies include one of them is refused, whenever its token was issued —
+   * across processes on a shared backend. Used by `CachingService.transaction`: the data behind the keys is
+   * being changed by a database transaction that has not committed yet. A later invalidation without
+   * `release` keeps the hold.
+   */
+  readonly holdMs?: number;
+  /** End the holds on the listed keys (after invalidating them again, as any invalidation does). */
+  readonly release?: boolean;
 }
 
 /** What an invalidation removed. */

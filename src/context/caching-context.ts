@@ -17,8 +17,10 @@ export class CachingContext {
   #children: Set<string> | null = null;
   /** The dependency lists of those children, expanded only when the entry is stored. */
   #childDependencies: Array<readonly string[]> | null = null;
-  /** Names of the contexts the computation varies by (its children's and `readContext`'s; null until the first one). */
-  #varies: Set<string> | null = null;
+  /** The contexts the computation varies by (its children's and `readContext`'s), name → encoded value; null until the first one. */
+  #varies: Map<string, string> | null = null;
+  /** Why the computation's value must not be stored (a context read with two values, an unkeyable value); null when it may. */
+  refusal: string | null = null;
   /** Earliest absolute expiry among children (ms on the service clock); Infinity when none. */
   expiresAt = Infinity;
   /** Set when the computation has returned: late additions (fire-and-forget work) are ignored. */
@@ -63,15 +65,35 @@ export class CachingContext {
     if (children.size !== before && dependencies.length > 0) (this.#childDependencies ??= []).push(dependencies);
   }
 
-  /** Records that the computation varies by these contexts (a child's, or one it read). */
-  vary(names: readonly string[]): void {
-    if (this.key === null || this.closed) return;
-    const varies = (this.#varies ??= new Set());
-    for (const name of names) varies.add(name);
+  /**
+   * Records that the computation varies by a context, with the (encoded) value it saw — read by itself, or by a
+   * cached child. A suspended scope passes it on to the computation around it: varying by more is always safe,
+   * and a parent that awaited the suspended work may have used what it read. A context seen with two values
+   * (the request state changed during the computation) makes the value unstorable.
+   */
+  vary(name: string, encoded: string): void {
+    if (this.key === null) {
+      this.parent?.vary(name, encoded);
+      return;
+    }
+    if (this.closed) return;
+    const varies = (this.#varies ??= new Map());
+    const seen = varies.get(name);
+    if (seen === undefined) varies.set(name, encoded);
+    else if (seen !== encoded) this.refusal ??= `it read context '${name}' with two different values (${seen} and ${encoded}) while it ran`;
   }
 
-  /** The contexts the computation varies by, as recorded (not normalized). */
-  get varies(): ReadonlySet<string> | null {
+  /** Marks the value unstorable (a child's value was, or a context value could not be keyed); passes through suspended scopes. */
+  refuse(reason: string): void {
+    if (this.key === null) {
+      this.parent?.refuse(reason);
+      return;
+    }
+    if (!this.closed) this.refusal ??= reason;
+  }
+
+  /** The contexts the computation varies by, name → encoded value (not normalized). */
+  get varies(): ReadonlyMap<string, string> | null {
     return this.#varies;
   }
 
@@ -85,13 +107,13 @@ export class CachingContext {
   }
 
   /**
-   * True if this context or one of its ancestors is computing `key`. The walk crosses suspended scopes: the
+   * The context (this one or an ancestor) computing `key`, if any. The walk crosses suspended scopes: the
    * library cannot tell whether the enclosing computation awaits the suspended work, and joining its own
    * computation would then deadlock. Fire-and-forget work that recurses gets an `E_RECURSION` rejection.
    */
-  isComputing(key: string): boolean {
-    for (let c: CachingContext | undefined = this; c !== undefined; c = c.parent) if (c.key === key) return true;
-    return false;
+  computing(key: string): CachingContext | undefined {
+    for (let c: CachingContext | undefined = this; c !== undefined; c = c.parent) if (c.key === key) return c;
+    return undefined;
   }
 }
 

@@ -19,7 +19,7 @@ import { encodeValue, UnkeyableValueError } from '../keys/key-builder.js';
  * `B␟` (the names, as a small entry) so that the next caller, in any process, knows which variant key to
  * read; each service also remembers the names per lookup key, so a hit on a known variant is one lookup.
  *
- * Every variant and record depends on `K`, so invalidating the call removes all of them. U+001F never appears
+ * Every variant and record depends on the call's family key `K␟␟`, which `invalidateCall` invalidates with `K`. U+001F never appears
  * in an encoded argument or value (JSON escapes control characters), and Redis partitions keys by the text
  * before their first U+001F, so a call's variants and record share one partition with its root.
  */
@@ -94,25 +94,38 @@ export class ContextSource {
   }
 
   /**
-   * The variant suffix of `names` (sorted, reduced by {@link normalizeNames}) with their current values:
-   * injective (names and values are self-delimiting), hashed when long. Throws a CachingError naming the
-   * context whose provider throws or returns an unkeyable value.
+   * A context value as it goes into keys (canonical, injective: see key-builder.ts). Throws a CachingError naming
+   * the context when the value is unkeyable.
    */
-  encode(names: readonly string[], where: string): string {
-    let suffix = '';
-    for (const name of names) {
-      const value = this.read(name, where);
-      let encoded: string;
-      try {
-        encoded = encodeValue(value);
-      } catch (error) {
-        const what = error instanceof UnkeyableValueError ? error.message : String(error);
-        throw new CachingError(errors.E_CONTEXT, `${where}: the value of context '${name}' is unkeyable (${what}); return a string, number, array or plain object from its provider.`, { cause: error });
-      }
-      suffix += (suffix === '' ? '' : ',') + JSON.stringify(name) + '=' + encoded;
+  encodeValue(name: string, value: unknown, where: string): string {
+    try {
+      return encodeValue(value);
+    } catch (error) {
+      const what = error instanceof UnkeyableValueError ? error.message : String(error);
+      throw new CachingError(errors.E_CONTEXT, `${where}: the value of context '${name}' is unkeyable (${what}); return a string, number, array or plain object from its provider.`, { cause: error });
     }
-    return suffix.length > MAX_SUFFIX_LENGTH ? `~${createHash('sha256').update(suffix).digest('base64url')}` : suffix;
   }
+
+  /**
+   * The variant suffix of `names` (normalized) with their current values, read once each; the encoded values
+   * are pushed to `values` when given (the caller hands them to its computation's context). Throws a
+   * CachingError naming the context whose provider throws or returns an unkeyable value.
+   */
+  encode(names: readonly string[], where: string, values?: string[]): string {
+    const encoded = names.map(name => this.encodeValue(name, this.read(name, where), where));
+    if (values !== undefined) values.push(...encoded);
+    return suffixOf(names, encoded);
+  }
+}
+
+/**
+ * The suffix of names (normalized) with their encoded values: `"tenant"="acme","user"=42`, injective (names
+ * and values are self-delimiting), replaced by `~<sha256>` when long.
+ */
+export function suffixOf(names: readonly string[], encoded: readonly string[]): string {
+  let suffix = '';
+  for (let i = 0; i < names.length; i++) suffix += (i === 0 ? '' : ',') + JSON.stringify(names[i]) + '=' + encoded[i]!;
+  return suffix.length > MAX_SUFFIX_LENGTH ? `~${createHash('sha256').update(suffix).digest('base64url')}` : suffix;
 }
 
 /** How many keys a {@link Variant} remembers before it starts over. */
@@ -121,13 +134,15 @@ const VARIANT_KEY_CACHE_LIMIT = 8192;
 /**
  * A set of context names (normalized) and the keys it gives. For one name whose value is a primitive (a
  * tenant id, a user id), the key of each (root, value) is remembered, so a hit builds no string and the
- * backend's map finds a key whose hash is already computed; other values are encoded on every call.
+ * backend's map finds a key whose hash is already computed; other values are encoded on every call. Each
+ * provider is read once per key: the key and the values handed on are those of that one read.
  */
 export class Variant {
   readonly #source: ContextSource;
   readonly #where: string;
-  readonly #single: { readonly provider: ContextProvider; readonly param: string | undefined } | null;
+  readonly #single: { readonly name: string; readonly provider: ContextProvider; readonly param: string | undefined } | null;
   #keys = new Map<string, Map<unknown, string>>();
+  #encoded = new Map<unknown, string>();
   #size = 0;
 
   constructor(
@@ -137,30 +152,42 @@ export class Variant {
   ) {
     this.#source = source;
     this.#where = where;
-    this.#single = names.length === 1 ? source.providerOf(names[0]!) : null;
+    this.#single = names.length === 1 ? { name: names[0]!, ...source.providerOf(names[0]!) } : null;
   }
 
-  /** The key of the call `root` for the current values of these contexts (the root itself when there are none). */
-  keyOf(root: string): string {
+  /**
+   * The key of the call `root` for the current values of these contexts (the root itself when there are none);
+   * their encoded values are pushed to `values` when given.
+   */
+  keyOf(root: string, values?: string[]): string {
     if (this.names.length === 0) return root;
     const single = this.#single;
-    if (single === null) return variantKey(root, this.#source.encode(this.names, this.#where));
+    if (single === null) return variantKey(root, this.#source.encode(this.names, this.#where, values));
     let value: unknown;
     try {
       value = single.param === undefined ? single.provider() : single.provider(single.param);
     } catch {
-      return variantKey(root, this.#source.encode(this.names, this.#where)); // reads it again and reports it
+      return variantKey(root, this.#source.encode(this.names, this.#where, values)); // reads it again and reports it
     }
     const type = typeof value;
     if (!(type === 'string' || (type === 'number' && !Object.is(value, -0)) || type === 'boolean' || value === null)) {
-      return variantKey(root, this.#source.encode(this.names, this.#where));
+      const encoded = this.#source.encodeValue(single.name, value, this.#where);
+      values?.push(encoded);
+      return variantKey(root, suffixOf(this.names, [encoded]));
     }
+    let encoded = this.#encoded.get(value);
+    if (encoded === undefined) {
+      encoded = this.#source.encodeValue(single.name, value, this.#where);
+      this.#encoded.set(value, encoded);
+    }
+    values?.push(encoded);
     let byValue = this.#keys.get(root);
     let key = byValue?.get(value);
     if (key !== undefined) return key;
-    key = variantKey(root, this.#source.encode(this.names, this.#where));
+    key = variantKey(root, suffixOf(this.names, [encoded]));
     if (this.#size >= VARIANT_KEY_CACHE_LIMIT) {
       this.#keys = new Map();
+      this.#encoded = new Map();
       this.#size = 0;
       byValue = undefined;
     }
@@ -205,6 +232,15 @@ export function variantKey(root: string, suffix: string): string {
   return root + VARIANT_SEPARATOR + suffix;
 }
 
+/**
+ * The dependency every stored variant of the call `root`, its lookup key's entry and its variant records
+ * carry (never an entry itself): invalidating it removes all of them, and `refreshCall` can remove all but
+ * the new one. `invalidateCall` invalidates it with the root.
+ */
+export function familyKey(root: string): string {
+  return root + VARIANT_SEPARATOR + VARIANT_SEPARATOR;
+}
+
 /** Where the variant record of a lookup key lives. */
 export function recordKey(lookupKey: string): string {
   return lookupKey + VARIANT_SEPARATOR;
@@ -237,7 +273,10 @@ export interface Route {
   names: readonly string[];
   /** True when the variant record (or this service's memory of it) already says `names`: no record to write. */
   recorded: boolean;
-  /** The key of the entry the lookup answered for (a hit, or an expired copy offered to fail-safe), and its contexts. */
+  /** The encoded values of the declared contexts, as read for the lookup key. */
+  readonly declaredValues: readonly string[];
+  /** The key of the entry the lookup answered for (a hit, or an expired copy offered to fail-safe), its contexts and their values. */
   key: string;
   keyNames: readonly string[];
+  keyValues: readonly string[];
 }

@@ -1,13 +1,14 @@
 import type { CacheHit, CacheLookup, CachingBackend, InvalidateOptions, InvalidationResult, StoreOutcome } from '../backends/backend.js';
 import { MemoryBackend } from '../backends/memory/memory-backend.js';
 import { addDependencyKeys, CachingContext, currentContext, currentSource, runInContext, suspendDependencyPropagation } from '../context/caching-context.js';
-import { ContextSource, namesOfRecord, normalizeNames, recordKey, recordValue, sameNames, Variant, variantKey as variantKeyOf, type ContextProviders, type Route } from '../context/vary-by.js';
+import { ContextSource, familyKey, namesOfRecord, normalizeNames, recordKey, recordValue, sameNames, suffixOf, Variant, variantKey as variantKeyOf, type ContextProviders, type Route } from '../context/vary-by.js';
 import type { MethodDescriptor } from '../decorators/method-descriptor.js';
 import { cascadeClosure, dependencyKey, type DependencyLike } from '../dependencies/cache-dependency.js';
 import { CachingError, errors } from '../errors.js';
 import { systemClock, type CacheEventMap, type CacheEventName, type CacheStats, type Clock, type Logger, type MaybePromise, type SkipReason } from '../types.js';
 import { createTelemetry, type Telemetry, type TelemetryOption } from '../telemetry/open-telemetry.js';
 import { checkKnownOptions, optionNames } from '../options-check.js';
+import { currentScope, runInScope, TransactionScope } from './transaction-scope.js';
 import { isBackend, validateCacheOptions, type CacheOptions, type FailSafeOptions, type ProfileOptions } from './options.js';
 
 /** Options of {@link CachingService}. */
@@ -83,6 +84,10 @@ const MAX_JOIN_ATTEMPTS = 3;
 
 const SERVICE_OPTION_NAMES = optionNames({ backend: 0, profiles: 0, defaults: 0, keyPrefix: 0, clock: 0, logger: 0, telemetry: 0, contexts: 0 } satisfies Record<keyof CachingServiceOptions, 0>);
 
+/** How long the holds of a transaction last when it never ends (its process died). */
+const DEFAULT_LEASE_MS = 30_000;
+const TRANSACTION_OPTION_NAMES = optionNames({ leaseMs: 0 });
+
 /** Memoised keys per method and service; the memo is cleared when it reaches this size. */
 const KEY_MEMO_LIMIT = 2048;
 
@@ -100,8 +105,10 @@ interface Outcome {
   readonly shareable: boolean;
   /** The key the value is (or would have been) stored under, when not the flight's: a variant key. */
   readonly key?: string;
-  /** The contexts the value varies by (normalized; empty when none): a caller's computation varies by them too. */
-  readonly varies: readonly string[];
+  /** The contexts the value varies by (normalized, sorted; empty when none) → their encoded values: a caller's computation varies by them too. */
+  readonly varies: ReadonlyMap<string, string>;
+  /** Why the value could not be stored because of its contexts: a caller's value built on it cannot be either. */
+  readonly refusal?: string;
   /**
    * The encoded values of `varies`, when it goes beyond the declared contexts: a caller that joined the
    * computation takes the value only if its own values encode the same.
@@ -146,6 +153,7 @@ type Listener<E extends CacheEventName> = (event: CacheEventMap[E]) => void;
 const NO_TOKEN = Symbol('no-token');
 
 const NO_NAMES: readonly string[] = Object.freeze([]);
+const NO_VARIES: ReadonlyMap<string, string> = new Map();
 
 const noop = (): void => {};
 
@@ -228,6 +236,10 @@ export class CachingService {
       if (validated.backend) backends.add(validated.backend);
     }
     this.#backends = [...backends];
+    // varyBy in the defaults or a profile names contexts this service must provide: checked now, not on first call.
+    for (const [label, varyBy] of [['defaults', this.#defaults.varyBy], ...[...this.#profiles].map(([name, p]) => [`profile '${name}'`, p.varyBy] as const)] as const) {
+      if (varyBy !== undefined && varyBy.length > 0) this.#variantPlan(varyBy, `${where} ${label}`);
+    }
     this.#telemetry = createTelemetry(telemetry, () => this.#counters, keyPrefix || 'default');
     // Each service subscribes on its own: a backend shared by several services reports to all of them.
     this.#unsubscribe = this.#backends.map(
@@ -268,7 +280,8 @@ export class CachingService {
   /** Runs one call of a cached method (used by the `@Cache` wrapper). */
   invoke(descriptor: MethodDescriptor, self: unknown, args: unknown[]): unknown {
     const plan = (descriptor.planOwner === this ? descriptor.plan : this.#planFor(descriptor, self)) as Plan;
-    if (!plan.enabled) return descriptor.fn.apply(self, args);
+    // Inside a transaction the data may be uncommitted: the method runs, nothing is read from or stored in the cache.
+    if (!plan.enabled || currentScope() !== undefined) return descriptor.fn.apply(self, args);
     let key: string | undefined;
     if (args.length === 1 && plan.keys !== null) {
       const arg = args[0];
@@ -307,44 +320,60 @@ export class CachingService {
     const variant = plan.variant!;
     const backend = plan.backend;
     let route: Route;
+    let looked: CacheLookup | undefined;
+    let missedKey: string | undefined;
     if (backend.isSync) {
       // The hit path builds no route: the lookup key, then the variant this service knows for it (cached keys).
-      let base: string;
-      let known: Variant | undefined;
+      // The values read for the key are kept only when a caller must learn them.
       let key: string;
+      let known: Variant | undefined;
+      const values: string[] | undefined = caller === undefined ? undefined : [];
       try {
-        base = variant.declared.keyOf(root);
+        const base = variant.declared.keyOf(root, values);
         known = variant.memo.get(base);
-        key = known === undefined || known === variant.declared ? base : known.keyOf(root);
+        key = base;
+        if (known !== undefined && known !== variant.declared) {
+          if (values !== undefined) values.length = 0;
+          key = knownKey(known, root, values) ?? base;
+          if (key === base) known = undefined;
+        }
       } catch (error) {
         if (descriptor.returnsPromise) return Promise.reject(error);
         throw error;
       }
-      let lookup = backend.get(key) as CacheLookup;
+      looked = backend.get(key) as CacheLookup;
+      const lookup = looked;
       if (lookup.hit) {
         this.#counters.hits++;
         if (this.#hitListeners !== undefined) this.#emit('hit', { key });
         if (caller !== undefined) {
           caller.receive(key, lookup.dependencies, lookup.expiresAt);
           const names = (known ?? variant.declared).names;
-          if (names.length > 0) caller.vary(names);
+          for (let i = 0; i < names.length; i++) caller.vary(names[i]!, values![i]!);
         }
         return lookup.async ? Promise.resolve(lookup.value) : lookup.value;
       }
-      const names = (known ?? variant.declared).names;
-      route = { root, base, declared: variant.declared.names, names, recorded: known !== undefined, key, keyNames: names };
-      lookup = this.#findVariant(plan, route, lookup) as CacheLookup;
+      missedKey = key;
+    }
+    try {
+      // On a miss the route is built from a fresh read; the lookup is reused when it was of the same key.
+      route = this.#route(variant, root);
+    } catch (error) {
+      if (looked !== undefined && !looked.hit) this.#abandon(backend, looked.token);
+      if (descriptor.returnsPromise) return Promise.reject(error);
+      throw error;
+    }
+    if (backend.isSync) {
+      if (looked !== undefined && !looked.hit && missedKey !== route.key) {
+        this.#abandon(backend, looked.token);
+        looked = undefined;
+      }
+      const lookup = this.#findVariant(plan, route, looked) as CacheLookup;
       if (lookup.hit) {
-        const value = this.#served(key, lookup, caller, route);
+        const value = this.#served(route.key, lookup, caller, route);
         return lookup.async ? Promise.resolve(value) : value;
       }
       return this.#missOnSyncBackend(descriptor, plan, self, args, route.key, caller, lookup.token, plan.failSafe !== null ? lookup.stale : undefined, route);
-    }
-    try {
-      route = this.#route(variant, root);
-    } catch (error) {
-      if (descriptor.returnsPromise) return Promise.reject(error);
-      throw error;
     }
     // Callers of a known variant fly apart from other variants' (their values cannot be shared anyway).
     if (descriptor.returnsPromise) return this.#invokeOnAsyncBackend(descriptor, plan, self, args, route.key, caller, route);
@@ -353,15 +382,21 @@ export class CachingService {
 
   /**
    * The route of one call: its lookup key (the root with the declared contexts' values, read now) and, when
-   * this service knows which contexts the lookup key varies by, the variant key to read. A provider that throws
-   * or returns an unkeyable value fails the call here (a CachingError naming the context).
+   * this service knows which contexts the lookup key varies by, the variant key to read. A declared context
+   * whose provider throws or returns an unkeyable value fails the call here (a CachingError naming it); a
+   * remembered one only makes the call look its lookup key up (its computation may not read it).
    */
   #route(variant: VariantPlan, root: string): Route {
     const declared = variant.declared;
-    const base = declared.keyOf(root);
+    const declaredValues: string[] = [];
+    const base = declared.keyOf(root, declaredValues);
     const known = variant.memo.get(base);
-    if (known === undefined || known === declared) return { root, base, declared: declared.names, names: declared.names, recorded: known !== undefined, key: base, keyNames: declared.names };
-    return { root, base, declared: declared.names, names: known.names, recorded: true, key: known.keyOf(root), keyNames: known.names };
+    const plain = (recorded: boolean): Route => ({ root, base, declared: declared.names, declaredValues, names: declared.names, recorded, key: base, keyNames: declared.names, keyValues: declaredValues });
+    if (known === undefined || known === declared) return plain(known !== undefined);
+    const keyValues: string[] = [];
+    const key = knownKey(known, root, keyValues);
+    if (key === undefined) return plain(false);
+    return { root, base, declared: declared.names, declaredValues, names: known.names, recorded: true, key, keyNames: known.names, keyValues };
   }
 
   /**
@@ -385,13 +420,10 @@ export class CachingService {
           const names = namesOfRecord(record.value);
           if (names === undefined || sameNames(names, route.declared)) return first;
           const known = intern(plan.variant!, names);
-          let key: string;
-          try {
-            key = known.keyOf(route.root);
-          } catch {
-            // The record names a context this caller cannot read: compute (a child that reads it will say why).
-            return first;
-          }
+          const values: string[] = [];
+          // A record naming a context this caller cannot read: compute (a child that reads it will say why).
+          const key = knownKey(known, route.root, values);
+          if (key === undefined) return first;
           remember(plan.variant!, route.base, known);
           route.names = names;
           route.recorded = true;
@@ -405,6 +437,7 @@ export class CachingService {
               this.#abandon(backend, first.token);
               route.key = key;
               route.keyNames = names;
+              route.keyValues = values;
               return second;
             },
           );
@@ -432,11 +465,12 @@ export class CachingService {
   ): unknown {
     const backend = plan.backend;
     const flight = this.#inFlight.get(key);
-    if (caller !== undefined && caller.isComputing(key)) {
+    const selfCall = this.#selfCall(caller, key, plan);
+    if (selfCall === 'recursion') {
       backend.abandon(token);
       throw this.#recursion(descriptor, key);
     }
-    if (flight !== undefined) return this.#join(flight, descriptor, plan, self, args, key, caller, token, 0, route);
+    if (flight !== undefined && selfCall !== 'apart') return this.#join(flight, descriptor, plan, self, args, key, caller, token, 0, route);
     this.#counters.misses++;
     if (this.#missListeners !== undefined) this.#emit('miss', { key });
     const context = this.#newContext(key, caller, plan, route);
@@ -463,7 +497,10 @@ export class CachingService {
   }
 
   #invokeOnAsyncBackend(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, caller: CachingContext | undefined, route: Route | null = null): Promise<unknown> {
-    if (caller !== undefined && caller.isComputing(key)) return Promise.reject(this.#recursion(descriptor, key));
+    const selfCall = this.#selfCall(caller, key, plan);
+    if (selfCall === 'recursion') return Promise.reject(this.#recursion(descriptor, key));
+    // A separate computation of the key an ancestor computes (under other context values) must not join it.
+    if (selfCall === 'apart') return this.#lookUpAndCompute(descriptor, plan, self, args, key, caller, MAX_JOIN_ATTEMPTS, route);
     const flight = this.#inFlight.get(key);
     if (flight !== undefined) return this.#joinFlight(flight, key, caller, () => this.#lookUpAndCompute(descriptor, plan, self, args, key, caller, 1, route), plan);
     return this.#lookUpAndCompute(descriptor, plan, self, args, key, caller, 0, route);
@@ -511,7 +548,7 @@ export class CachingService {
     if (this.#hitListeners !== undefined) this.#emit('hit', { key });
     if (caller !== undefined) {
       caller.receive(key, hit.dependencies, hit.expiresAt);
-      if (route !== null && route.keyNames.length > 0) caller.vary(route.keyNames);
+      if (route !== null) for (let i = 0; i < route.keyNames.length; i++) caller.vary(route.keyNames[i]!, route.keyValues[i]!);
     }
     return hit.value;
   }
@@ -593,7 +630,7 @@ export class CachingService {
   #agrees(plan: Plan, outcome: Outcome): boolean {
     if (plan.variant === null) return false;
     try {
-      return plan.variant.source.encode(outcome.varies, plan.variant.where) === outcome.suffix;
+      return plan.variant.source.encode([...outcome.varies.keys()], plan.variant.where) === outcome.suffix;
     } catch {
       return false; // its own computation will say why
     }
@@ -602,7 +639,8 @@ export class CachingService {
   #receive(outcome: Outcome, key: string, caller: CachingContext | undefined): unknown {
     if (caller !== undefined) {
       caller.receive(outcome.key ?? key, outcome.dependencies, outcome.expiresAt);
-      if (outcome.varies.length > 0) caller.vary(outcome.varies);
+      if (outcome.varies.size > 0) for (const [name, value] of outcome.varies) caller.vary(name, value);
+      if (outcome.refusal !== undefined) caller.refuse(outcome.refusal);
     }
     return outcome.value;
   }
@@ -745,14 +783,7 @@ export class CachingService {
   #fallback(plan: Plan, key: string, token: unknown, stale: CacheHit, error: unknown, route: Route | null): MaybePromise<Outcome | undefined> {
     const servableUntil = stale.expiresAt + (plan.failSafe?.maxStaleness ?? 0);
     // The expired copy is the entry the lookup found (a variant's, on a service with contexts).
-    let variant: Pick<Outcome, 'key' | 'varies' | 'suffix'> = { varies: NO_NAMES };
-    if (route !== null) {
-      try {
-        variant = this.#variantOf(route, route.keyNames, plan.variant!);
-      } catch {
-        return undefined;
-      }
-    }
+    const variant: Pick<Outcome, 'key' | 'varies' | 'suffix'> = route === null ? { varies: NO_VARIES } : this.#variantOf(route, new Map(route.keyNames.map((n, i) => [n, route.keyValues[i]!])));
     const serve = (fresh: boolean): Outcome | undefined => {
       if (!fresh || plan.backend.clock.now() >= servableUntil) return undefined;
       this.#counters.failsafes++;
@@ -798,20 +829,18 @@ export class CachingService {
     const backend = plan.backend;
     const route = context.route;
     let dependencies = context.collect();
-    // Where the value goes: on a service with contexts, the variant of every context it varies by; elsewhere
-    // it must vary by none (a callee of another service may have handed some up).
-    let variant: Pick<Outcome, 'key' | 'varies' | 'suffix'>;
-    try {
-      variant = route === null ? this.#unvaried(context) : this.#variantOf(route, context.varies === null ? route.names : [...route.names, ...context.varies], plan.variant!);
-    } catch (error) {
+    // Where the value goes: the variant of every context it varies by, with the values the computation saw (read
+    // for its lookup key, by itself, or by its cached callees) — never read again here.
+    const { varies, refusal } = this.#variesOf(context);
+    if (refusal !== undefined) {
       this.#abandon(backend, token);
-      this.#countSkip(key, 'context', error instanceof Error ? error.message : String(error));
-      if (route !== null && key !== route.root && !dependencies.includes(route.root)) dependencies = [...dependencies, route.root];
-      const varies = normalizeNames([...(route?.names ?? NO_NAMES), ...(context.varies ?? NO_NAMES)]);
-      return { value, async, dependencies, expiresAt: context.expiresAt, shareable: false, varies };
+      this.#countSkip(key, 'context', refusal);
+      if (route !== null) dependencies = withFamily(dependencies, route);
+      return { value, async, dependencies, expiresAt: context.expiresAt, shareable: false, varies, refusal };
     }
+    const variant: Pick<Outcome, 'key' | 'varies' | 'suffix'> = route === null ? { varies } : this.#variantOf(route, varies);
     const storeKey = variant.key ?? key;
-    if (route !== null && storeKey !== route.root && !dependencies.includes(route.root)) dependencies = [...dependencies, route.root];
+    if (route !== null) dependencies = withFamily(dependencies, route);
     let expiresAt = context.expiresAt;
     const now = plan.ttl > 0 || plan.sliding > 0 ? backend.clock.now() : 0;
     if (plan.ttl > 0) {
@@ -831,7 +860,7 @@ export class CachingService {
       return this.#skipped(storeKey, 'backend-error', value, async, context, outcome, false);
     }
     const done = (result: StoreOutcome): Outcome => {
-      if (route !== null && result === 'stored') this.#recordVariant(plan, route, outcome.varies, now, expiresAt);
+      if (route !== null && result === 'stored') this.#recordVariant(plan, route, [...outcome.varies.keys()], now, expiresAt);
       return this.#afterStore(storeKey, result, outcome);
     };
     if (typeof stored === 'string' || !('then' in stored)) return done(stored);
@@ -842,25 +871,41 @@ export class CachingService {
   }
 
   /**
-   * Where a value that varies by `names` (plus the declared contexts) goes: the lookup key when it varies by
-   * the declared ones only, else the variant key of all of them with this caller's values. Throws a
-   * CachingError when a value cannot be read (no provider on this service, a provider that throws).
+   * What a computation varies by (normalized) with the values it saw: the declared contexts as read for its
+   * lookup key, and those it learned (read itself, or handed up by cached callees). `refusal` says why its value
+   * cannot be stored: a context seen with two values, an unkeyable value, a callee's refusal, or — on a service
+   * without contexts — any context at all (a callee of another service may have handed some up).
    */
-  #variantOf(route: Route, names: readonly string[], variant: VariantPlan): Pick<Outcome, 'key' | 'varies' | 'suffix'> {
-    const varies = names === route.declared ? route.declared : normalizeNames([...route.declared, ...names]);
-    if (sameNames(varies, route.declared)) return { key: route.base, varies: route.declared };
-    const suffix = variant.source.encode(varies, variant.where);
-    return { key: variantKeyOf(route.root, suffix), varies, suffix };
+  #variesOf(context: CachingContext): { varies: ReadonlyMap<string, string>; refusal: string | undefined } {
+    const route = context.route;
+    const learned = context.varies;
+    let refusal = context.refusal ?? undefined;
+    if (route === null) {
+      if (learned === null) return { varies: NO_VARIES, refusal };
+      const names = normalizeNames(learned.keys());
+      refusal ??= `its value varies by ${names.map(n => `'${n}'`).join(', ')} (a cached method it called does), but this CachingService has no contexts option, so it cannot be stored without mixing the values of ${names.length === 1 ? 'that context' : 'those contexts'}; give this service the same contexts`;
+      return { varies: new Map(names.map(n => [n, learned.get(n)!])), refusal };
+    }
+    if (learned === null && route.declared.length === 0) return { varies: NO_VARIES, refusal };
+    const all = new Map<string, string>();
+    route.declared.forEach((name, i) => all.set(name, route.declaredValues[i]!));
+    if (learned !== null) {
+      for (const [name, value] of learned) {
+        const seen = all.get(name);
+        if (seen === undefined) all.set(name, value);
+        else if (seen !== value) refusal ??= `context '${name}' had the value ${seen} when the call was looked up and ${value} while it ran`;
+      }
+    }
+    const names = normalizeNames(all.keys());
+    return { varies: new Map(names.map(n => [n, all.get(n)!])), refusal };
   }
 
-  /** A computation on a service without contexts: it must not vary by any (a callee of another service's may have). */
-  #unvaried(context: CachingContext): Pick<Outcome, 'varies'> {
-    if (context.varies === null) return { varies: NO_NAMES };
-    const names = normalizeNames(context.varies);
-    throw new CachingError(
-      errors.E_CONTEXT,
-      `${context.key}: its value varies by ${names.map(n => `'${n}'`).join(', ')} (a cached method it called does), but this CachingService has no contexts option, so it cannot be stored without mixing the values of ${names.length === 1 ? 'that context' : 'those contexts'}; give this service the same contexts.`,
-    );
+  /** Where a value that varies by `varies` (normalized) goes: the lookup key when those are the declared contexts, else their variant key. */
+  #variantOf(route: Route, varies: ReadonlyMap<string, string>): Pick<Outcome, 'key' | 'varies' | 'suffix'> {
+    const names = [...varies.keys()];
+    if (sameNames(names, route.declared)) return { key: route.base, varies };
+    const suffix = suffixOf(names, [...varies.values()]);
+    return { key: variantKeyOf(route.root, suffix), varies, suffix };
   }
 
   /**
@@ -871,7 +916,8 @@ export class CachingService {
   #recordVariant(plan: Plan, route: Route, varies: readonly string[], now: number, expiresAt: number): void {
     const variant = plan.variant!;
     if (sameNames(varies, route.declared)) {
-      if (!route.recorded) remember(variant, route.base, variant.declared);
+      // Also when the record said more: a call that no longer reads a context stops varying by it.
+      remember(variant, route.base, variant.declared);
       return;
     }
     remember(variant, route.base, intern(variant, varies));
@@ -882,7 +928,7 @@ export class CachingService {
     const failed = (error: unknown): void => this.#reportError(error, 'set', key);
     try {
       const written = after(backend.begin(key), token =>
-        backend.set(key, { value: recordValue(varies), async: false, dependencies: [route.root], expiresAt: recordExpiry, sliding: 0 }, token),
+        backend.set(key, { value: recordValue(varies), async: false, dependencies: [familyKey(route.root)], expiresAt: recordExpiry, sliding: 0 }, token),
       );
       if (isThenable(written)) (written as Promise<unknown>).then(undefined, failed);
     } catch (error) {
@@ -924,10 +970,11 @@ export class CachingService {
     // its lookup key is not shared (joiners could not be told apart).
     const route = context.route;
     let dependencies = context.collect();
-    const varies = normalizeNames(route === null ? (context.varies ?? NO_NAMES) : [...route.declared, ...route.names, ...(context.varies ?? NO_NAMES)]);
-    if (route !== null && key !== route.root && !dependencies.includes(route.root)) dependencies = [...dependencies, route.root];
-    const beyond = route === null ? varies.length > 0 : !sameNames(varies, route.declared);
-    return { value, async, dependencies, expiresAt: context.expiresAt, shareable: shareable && !beyond, varies };
+    const { varies, refusal } = this.#variesOf(context);
+    if (route !== null) dependencies = withFamily(dependencies, route);
+    const beyond = refusal !== undefined || (route === null ? varies.size > 0 : !sameNames([...varies.keys()], route.declared));
+    const unstored: Outcome = { value, async, dependencies, expiresAt: context.expiresAt, shareable: shareable && !beyond, varies };
+    return refusal === undefined ? unstored : { ...unstored, refusal };
   }
 
   #countSkip(key: string, reason: SkipReason, detail?: string): void {
@@ -1011,6 +1058,31 @@ export class CachingService {
   #run(descriptor: MethodDescriptor, key: string, context: CachingContext, self: unknown, args: unknown[]): unknown {
     const run = () => runInContext(context, () => descriptor.fn.apply(self, args));
     return this.#telemetry === null ? run() : this.#telemetry.compute(key, descriptor.displayName, run);
+  }
+
+  /**
+   * Whether a call of `key` comes from inside its own computation: `recursion` (joining it would deadlock), or —
+   * on a service with contexts — `apart` when the computing ancestor has seen other values of its contexts
+   * than this call sees now (a tenant tree rolled up by switching the tenant): a separate computation, which
+   * must not join the ancestor's. Undefined when no ancestor computes `key`.
+   */
+  #selfCall(caller: CachingContext | undefined, key: string, plan: Plan): 'recursion' | 'apart' | undefined {
+    if (caller === undefined) return undefined;
+    const ancestor = caller.computing(key);
+    if (ancestor === undefined) return undefined;
+    const seen = ancestor.varies;
+    const variant = plan.variant;
+    if (variant === null || seen === null) return 'recursion';
+    for (const [name, value] of seen) {
+      let now: string;
+      try {
+        now = variant.source.encodeValue(name, variant.source.read(name, variant.where), variant.where);
+      } catch {
+        continue;
+      }
+      if (now !== value) return 'apart';
+    }
+    return 'recursion';
   }
 
   #recursion(descriptor: MethodDescriptor, key: string): CachingError {
@@ -1104,6 +1176,12 @@ export class CachingService {
     const plan = this.#planFor(descriptor, self);
     if (!plan.enabled) return await descriptor.fn.apply(self, args);
     const root = plan.prefix + descriptor.keyFor(self, args, plan.ignoreThis);
+    if (currentScope() !== undefined) {
+      // In a transaction the new value may be uncommitted: it is returned, and the entry invalidated (and held).
+      const value: unknown = await descriptor.fn.apply(self, args);
+      await this.#invalidateKeys(plan.variant === null ? [root] : [root, familyKey(root)]);
+      return value;
+    }
     // On a service with contexts, the variant of the current contexts is refreshed (other variants stay).
     const route = plan.variant === null ? null : this.#route(plan.variant, root);
     const key = route === null ? root : route.base;
@@ -1126,13 +1204,24 @@ export class CachingService {
     const outcome = await this.#store(plan, key, context, token, value, async, null);
     // Replace first, then drop what was computed from the old value: a reader in between sees the new entry.
     // If the new value was not stored (refused as stale: a concurrent write, say), the old entry must go too.
-    await this.#invalidateKeys([outcome.key ?? key], outcome.stored === true ? { preserveRoots: true } : undefined);
+    // On a service with contexts the call's other entries go too (the family key reaches every variant, the
+    // lookup key's entry and the records): the new value may vary by other contexts than the old one, and a
+    // caller elsewhere must not find the old value where it looked before.
+    const replaced = outcome.key ?? key;
+    const keys = route === null ? [replaced] : [familyKey(route.root), replaced];
+    await this.#invalidateKeys(keys, outcome.stored === true ? { preserveRoots: true } : undefined);
     this.#receive(outcome, key, caller);
     return value;
   }
 
   #invalidateKeys(keys: readonly string[], options?: InvalidateOptions): { pending: boolean } | Promise<{ pending: boolean }> {
     if (keys.length === 0) return { pending: false };
+    // Inside a transaction: the keys are also held (no store depending on them) until it ends, then invalidated again.
+    const scope = currentScope();
+    if (scope !== undefined && options?.release !== true) {
+      scope.record(this, keys);
+      options = { ...options, holdMs: scope.leaseMs };
+    }
     this.#counters.invalidations++;
     // A computation already running may have read the data being invalidated (its dependencies are not all
     // known until it returns): callers arriving from now on start a new computation instead of joining it.
@@ -1153,6 +1242,50 @@ export class CachingService {
     };
     if (pending.length === 0) return finish();
     return Promise.all(pending).then(finish);
+  }
+
+  /**
+   * Runs `fn` — which runs your database transaction — in an invalidation scope (SPEC §13), so that no entry
+   * computed from data read before the commit survives it:
+   * - an invalidation inside `fn` (`invalidate`, `invalidateCall`, an `@InvalidateCache` method, of any service)
+   *   removes the entries at once **and holds** the keys: every store depending on them is refused, in every
+   *   process sharing the backend (on Redis the hold is a marker in Redis), until the scope ends;
+   * - when `fn` resolves (committed), the keys are invalidated again and the holds released, and only then does
+   *   `transaction` resolve; when `fn` rejects (rolled back), the same, and the error is rethrown;
+   * - if the process dies in between, the holds end after `leaseMs` (default 30 s): keep transactions shorter;
+   * - cached calls made inside `fn` may read uncommitted data: they run the method and neither read nor store;
+   * - scopes nest: an inner `transaction` just runs its function, the outermost acts.
+   *
+   * @example
+   * await caching.transaction(async () => {
+   *   await db.query('BEGIN');
+   *   try { await db.query('UPDATE prices …'); await catalogue.priceChanged(id); await db.query('COMMIT'); }
+   *   catch (error) { await db.query('ROLLBACK'); throw error; }
+   * });
+   */
+  async transaction<T>(fn: () => T | Promise<T>, options?: { leaseMs?: number }): Promise<Awaited<T>> {
+    if (typeof fn !== 'function') throw new CachingError(errors.E_INVALID_OPTION, 'CachingService.transaction: pass a function that runs the database transaction, e.g. caching.transaction(async () => { … }).');
+    if (options !== undefined) checkKnownOptions('CachingService.transaction', options, TRANSACTION_OPTION_NAMES);
+    const leaseMs = options?.leaseMs ?? DEFAULT_LEASE_MS;
+    if (!(typeof leaseMs === 'number' && Number.isFinite(leaseMs) && leaseMs > 0)) {
+      throw new CachingError(errors.E_INVALID_OPTION, `CachingService.transaction: option leaseMs must be a positive number of milliseconds, got ${String(leaseMs)}.`);
+    }
+    if (currentScope() !== undefined) return await fn();
+    const scope = new TransactionScope(leaseMs);
+    let result: Awaited<T>;
+    try {
+      result = await runInScope(scope, fn);
+    } catch (error) {
+      await CachingService.#endScope(scope);
+      throw error;
+    }
+    await CachingService.#endScope(scope);
+    return result;
+  }
+
+  /** Invalidates a scope's keys again, releasing their holds, in every service that invalidated some. */
+  static async #endScope(scope: TransactionScope): Promise<void> {
+    await Promise.all([...scope.keys].map(([service, keys]) => (service as CachingService).#invalidateKeys([...keys], { release: true })));
   }
 
   // ───────────────────────────── events and lifecycle ─────────────────────────────
@@ -1228,7 +1361,10 @@ export class CachingService {
           const owner = bound instanceof CachingService ? bound : service;
           const plan = owner.#planFor(descriptor, self);
           const keys = byService.get(owner) ?? [];
-          keys.push(plan.prefix + descriptor.keyFor(self, args, plan.ignoreThis));
+          const key = plan.prefix + descriptor.keyFor(self, args, plan.ignoreThis);
+          keys.push(key);
+          // On a service with contexts, every variant of the call (and its record) depends on its family key.
+          if (plan.variant !== null) keys.push(familyKey(key));
           byService.set(owner, keys);
         }
         return () => {
@@ -1304,8 +1440,33 @@ export function readContext(name: string): unknown {
 function readContextOf(source: ContextSource, name: string, where: string): unknown {
   const value = source.read(name, where);
   const context = currentContext();
-  if (context !== undefined && context.accepting) context.vary([name]);
+  if (context !== undefined) {
+    // The value as read here is what the computation is keyed by (never read again at the store).
+    let encoded: string;
+    try {
+      encoded = source.encodeValue(name, value, where);
+    } catch (error) {
+      context.refuse(error instanceof Error ? error.message : String(error));
+      return value;
+    }
+    context.vary(name, encoded);
+  }
   return value;
+}
+
+/** An entry's dependencies plus its call's family key (see {@link familyKey}), once. */
+function withFamily(dependencies: readonly string[], route: Route): readonly string[] {
+  const family = familyKey(route.root);
+  return dependencies.includes(family) ? dependencies : [...dependencies, family];
+}
+
+/** The key of a remembered variant for the current values, or undefined when one cannot be read (then the lookup key is used). */
+function knownKey(known: Variant, root: string, values?: string[]): string | undefined {
+  try {
+    return known.keyOf(root, values);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Runs `next` on a value or on what a promise of it resolves to (synchronous backends stay synchronous). */

@@ -63,7 +63,7 @@ const HEAVY_TEST = { timeout: 120_000 };
  * absolute and sliding expiry, invalidation by dependency key and by entry key, transitive invalidation
  * (chains of depth 50, cycles, a fan-out of 10,000 entries, cascades), `preserveRoots`, race-free stores
  * (a token issued before an invalidation of the key or of a dependency cannot store; `begin()` tokens
- * behave the same; `abandon()`), `clear()`, `dispose()` and value round-trips.
+ * behave the same; `abandon()`), holds (`holdMs`, `release`), `clear()`, `dispose()` and value round-trips.
  *
  * Requirements on the backend under test: it starts empty, holds at least 10,200 entries without evicting,
  * and has no size limit that the test values (a few hundred bytes) would exceed.
@@ -686,6 +686,46 @@ export function describeBackendConformance(name: string, options: ConformanceOpt
 
       it('does not certify a token of another backend instance', async () => {
         expect(await check({ foreign: true }, 'check:5', [])).toBe(false);
+      });
+    });
+
+    describe('holds (InvalidateOptions.holdMs and release, used by transactions)', () => {
+      const hold = async (keys: readonly string[], holdMs: number) => [...(await backend.invalidate(keys, { holdMs })).removed];
+      const release = async (keys: readonly string[]) => [...(await backend.invalidate(keys, { release: true })).removed];
+
+      it('removes the entries at once and refuses stores that depend on a held key, even with tokens taken after it', async () => {
+        await store('hold:a', { dependencies: ['dep:held'] });
+        expect(await hold(['dep:held'], 20 * unit)).toEqual(['hold:a']);
+        await expectMiss('hold:a');
+        const token = await missToken('hold:a');
+        if (backend.check !== undefined) expect(await backend.check(token, 'hold:a', ['dep:held'])).toBe(false);
+        expect(await set('hold:a', { dependencies: ['dep:held'] }, token)).toBe('stale');
+        // The held key itself, as an entry key.
+        await hold(['hold:self'], 20 * unit);
+        expect(await set('hold:self', {}, await missToken('hold:self'))).toBe('stale');
+        // Unrelated keys are not held.
+        await store('hold:bystander', { dependencies: ['dep:other'] });
+      });
+
+      it('keeps the hold through a later invalidation without release, and ends it on release', async () => {
+        await hold(['dep:h2'], 20 * unit);
+        await invalidate(['dep:h2']);
+        expect(await set('hold:b', { dependencies: ['dep:h2'] }, await missToken('hold:b'))).toBe('stale');
+        const during = await missToken('hold:c');
+        await release(['dep:h2']);
+        // A token taken while held is refused after the release too (the release invalidates again)…
+        expect(await set('hold:c', { dependencies: ['dep:h2'] }, during)).toBe('stale');
+        // …and one taken after it stores.
+        await store('hold:b', { dependencies: ['dep:h2'] });
+        await expectHit('hold:b');
+      });
+
+      it('ends a hold by itself after holdMs (a transaction whose process died)', async () => {
+        await hold(['dep:h3'], 2 * unit);
+        expect(await set('hold:d', { dependencies: ['dep:h3'] }, await missToken('hold:d'))).toBe('stale');
+        await elapse(3 * unit);
+        await store('hold:d', { dependencies: ['dep:h3'] });
+        await expectHit('hold:d');
       });
     });
 

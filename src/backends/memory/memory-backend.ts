@@ -136,6 +136,8 @@ export class MemoryBackend implements CachingBackend {
   readonly #invalidatedAt = new Map<string, number>();
   /** Invalidations up to this sequence number were dropped from the log: tokens that started before it are stale. */
   #watermark = -1;
+  /** Keys held by an invalidation with `holdMs` (a transaction not committed yet): key → end of the hold (clock ms). */
+  readonly #holds = new Map<string, number>();
   #disposed = false;
 
   constructor(options: MemoryBackendOptions = {}) {
@@ -207,7 +209,7 @@ export class MemoryBackend implements CachingBackend {
       throw new CachingError(errors.E_BACKEND, `MemoryBackend.set(${key}): the token was not issued by this backend or was already used.`);
     }
     const start = (token as WriteToken).start;
-    const stale = released === 'dropped' || start < this.#clearedAt || start < this.#watermark || this.#wasInvalidatedSince(start, key, entry.dependencies);
+    const stale = released === 'dropped' || start < this.#clearedAt || start < this.#watermark || this.#wasInvalidatedSince(start, key, entry.dependencies) || (this.#holds.size > 0 && this.#held(key, entry.dependencies));
     if (this.#live === 0) this.#resetLog();
     if (stale) return 'stale';
     // A store never replaces an entry computed from a later token (an older computation that finishes last,
@@ -247,7 +249,7 @@ export class MemoryBackend implements CachingBackend {
   check(token: unknown, key: string, dependencies: readonly string[]): boolean {
     // Only a token still in flight keeps the log that can answer; any other is not certified.
     if (!(token instanceof WriteToken && token.backend === this && token.state === 'live')) return false;
-    return !(token.start < this.#clearedAt || token.start < this.#watermark || this.#wasInvalidatedSince(token.start, key, dependencies));
+    return !(token.start < this.#clearedAt || token.start < this.#watermark || this.#wasInvalidatedSince(token.start, key, dependencies) || (this.#holds.size > 0 && this.#held(key, dependencies)));
   }
 
   abandon(token: unknown): void {
@@ -284,7 +286,25 @@ export class MemoryBackend implements CachingBackend {
       }
     }
     if (this.#live > 0) this.#logInvalidation(queue);
+    if (options?.release === true) for (const key of keys) this.#holds.delete(key);
+    if (options?.holdMs !== undefined && options.holdMs > 0) {
+      const until = this.clock.now() + options.holdMs;
+      if (this.#holds.size >= 1000) for (const key of [...this.#holds.keys()]) this.#held(key, EMPTY); // drops ended holds
+      for (const key of keys) if (!((this.#holds.get(key) ?? -Infinity) >= until)) this.#holds.set(key, until);
+    }
     return { removed };
+  }
+
+  /** True if `key` or one of `dependencies` is held (see `InvalidateOptions.holdMs`); ended holds are dropped. */
+  #held(key: string, dependencies: readonly string[]): boolean {
+    const now = this.clock.now();
+    for (const k of [key, ...dependencies]) {
+      const until = this.#holds.get(k);
+      if (until === undefined) continue;
+      if (until > now) return true;
+      this.#holds.delete(k);
+    }
+    return false;
   }
 
   clear(): void {

@@ -471,7 +471,7 @@ export class RedisBackend implements CachingBackend {
   async invalidate(keys: readonly string[], options?: InvalidateOptions): Promise<InvalidationResult> {
     if (keys.length === 0) return { removed: [] };
     try {
-      const removed = await this.#invalidateEverywhere(keys, options?.preserveRoots === true, false);
+      const removed = await this.#invalidateEverywhere(keys, options?.preserveRoots === true, false, options?.holdMs ?? 0, options?.release === true);
       return { removed };
     } catch (error) {
       // Never dropped: queued, retried, and meanwhile the affected entries are not served by this process.
@@ -503,7 +503,7 @@ export class RedisBackend implements CachingBackend {
    * queued invalidations) bypasses the circuit breaker and leaves its state alone: the retry has its own
    * schedule, and an open circuit must not keep other processes reading entries this one invalidated.
    */
-  async #invalidateEverywhere(keys: readonly string[], preserveRoots: boolean, direct: boolean): Promise<string[]> {
+  async #invalidateEverywhere(keys: readonly string[], preserveRoots: boolean, direct: boolean, holdMs = 0, release = false): Promise<string[]> {
     const removed: string[] = [];
     // Encoded key names (see encodeKey) on the wire; the removed keys are decoded back.
     const sent = new Set<string>(keys.map(encodeKey));
@@ -512,7 +512,9 @@ export class RedisBackend implements CachingBackend {
     // Preserved roots stay preserved in every round: in a cycle, a later round reaches them again.
     const protectedKeys = preserveRoots ? JSON.stringify(round) : '[]';
     let continuation = false;
-    const run = (base: string) => () => this.#scripts.aspectCacheInvalidate(1, sequenceKey(base), base, this.#markerTtlMs, protectedKeys, continuation ? '1' : '0', ...round);
+    // Holds and releases apply to the roots, which only the first round carries.
+    const run = (base: string) => () =>
+      this.#scripts.aspectCacheInvalidate(1, sequenceKey(base), base, this.#markerTtlMs, protectedKeys, continuation ? '1' : '0', continuation ? 0 : Math.ceil(holdMs), !continuation && release ? '1' : '0', ...round);
     // Keys sent again after the round that removed them (see below): at most once each, so that a key
     // recomputed between every two rounds cannot keep the invalidation going.
     const resent = new Set<string>();

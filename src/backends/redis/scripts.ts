@@ -293,9 +293,14 @@ return 'stored'
 `;
 
 /**
- * INVALIDATE — KEYS: [seq]; ARGV: [partitionBase, markerTtlMs, protectedKeysJson, continuation ('1'|'0'), key1, key2…]
+ * INVALIDATE — KEYS: [seq]; ARGV: [partitionBase, markerTtlMs, protectedKeysJson, continuation ('1'|'0'), holdMs,
+ * release ('1'|'0'), key1, key2…]
  * — protected keys (roots of a refresh) keep their entries. A continuation round carries keys removed in other
  * partitions: each gets a marker here, and its dependents are looked up only where something recorded it.
+ * Holds (a transaction not committed yet): with holdMs > 0 the roots' markers are set in the future (now +
+ * holdMs, never lowered), so every store depending on them is refused until then, whenever its token was taken;
+ * an invalidation without release keeps a root's hold; with release the roots' markers are set to the new
+ * generation, ending their holds (stores whose tokens predate it are still refused).
  * Marks every visited key with a new generation (refusing in-flight writes that depend on it), removes the
  * entries of the keys and, transitively, of the entries that recorded them. Returns {removed keys, corruptIndex}:
  * corruptIndex = 1 when an index key of another type was found (and deleted): its entries could not be found,
@@ -305,16 +310,18 @@ export const INVALIDATE_SCRIPT = `${NOW}${SAFE}${RETIME}
 local base = ARGV[1]
 local markerTtl = ARGV[2]
 local protectedList = decodeList(ARGV[3])
-if not protectedList or not number(markerTtl) or (ARGV[4] ~= '0' and ARGV[4] ~= '1') then
+local holdMs = number(ARGV[5])
+if not protectedList or not number(markerTtl) or (ARGV[4] ~= '0' and ARGV[4] ~= '1') or not holdMs or holdMs < 0 or (ARGV[6] ~= '0' and ARGV[6] ~= '1') then
   return redis.error_reply('aspect-cache INVALIDATE: invalid arguments')
 end
+local release = ARGV[6] == '1'
 local protected = {}
 for _, k in ipairs(protectedList) do protected[k] = true end
 local gen = newGeneration(KEYS[1], markerTtl)
 local corruptIndex = 0
 local queue = {}
 local visited = {}
-for i = 5, #ARGV do
+for i = 7, #ARGV do
   local k = ARGV[i]
   if not visited[k] then
     visited[k] = true
@@ -330,8 +337,21 @@ while i <= #queue do
   local vk = base .. 'v:' .. k
   local ik = base .. 'i:' .. k
   -- Every visited key gets a marker, even where nothing recorded it yet: a computation in flight here may
-  -- store an entry that depends on it.
-  redis.call('SET', base .. 'g:' .. k, gen, 'PX', markerTtl)
+  -- store an entry that depends on it. A root's marker may be a hold (in the future): kept unless released.
+  local mk = base .. 'g:' .. k
+  if i <= given and not continuation and holdMs > 0 then
+    local future = math.max(tonumber(gen), nowUs + holdMs * 1000)
+    local current = marker(mk)
+    if not (current and current >= future) then
+      redis.call('DEL', mk)
+      redis.call('SET', mk, string.format('%.0f', future), 'PX', number(markerTtl) + holdMs)
+    end
+  elseif i <= given and not release then
+    local current = marker(mk)
+    if not (current and current > tonumber(gen)) then redis.call('SET', mk, gen, 'PX', markerTtl) end
+  else
+    redis.call('SET', mk, gen, 'PX', markerTtl)
+  end
   if not (continuation and i <= given and redis.call('EXISTS', ik, vk) == 0) then
     if not protected[k] then
       -- A foreign key in an entry's place is removed like an entry (its dependencies are unknown).
