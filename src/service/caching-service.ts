@@ -120,6 +120,13 @@ interface Outcome {
   readonly stored?: boolean;
 }
 
+/** What a failed computation varied by (see {@link Flight.failure}). */
+interface Failure {
+  readonly varies: ReadonlyMap<string, string>;
+  readonly refusal: string | undefined;
+  readonly suffix: string | null;
+}
+
 /** A computation in flight that other callers of the same key (in this service) join. */
 interface Flight {
   /** What callers receive; with fail-safe it may answer before the computation does. */
@@ -133,6 +140,12 @@ interface Flight {
   answered?: boolean;
   /** Asks the backend again whether the expired value is still not invalidated (fail-safe flights). */
   recheck?: () => MaybePromise<boolean>;
+  /**
+   * Set when the computation failed: what it varied by, with the values it saw. A failure is shared like a
+   * value: only with joiners whose values agree (`suffix` null: with none, the computing caller's own contexts
+   * failed); the others compute on their own.
+   */
+  failure?: Failure;
 }
 
 /** A cached call recorded instead of run, for `invalidateCall`/`refreshCall`. */
@@ -338,6 +351,8 @@ export class CachingService {
           if (key === base) known = undefined;
         }
       } catch (error) {
+        // A caller that catches this failure must not store a value for every value of the context.
+        caller?.refuse(error instanceof Error ? error.message : String(error));
         if (descriptor.returnsPromise) return Promise.reject(error);
         throw error;
       }
@@ -360,6 +375,7 @@ export class CachingService {
       route = this.#route(variant, root);
     } catch (error) {
       if (looked !== undefined && !looked.hit) this.#abandon(backend, looked.token);
+      caller?.refuse(error instanceof Error ? error.message : String(error));
       if (descriptor.returnsPromise) return Promise.reject(error);
       throw error;
     }
@@ -488,6 +504,7 @@ export class CachingService {
           return fallback.async ? Promise.resolve(fallback.value) : fallback.value;
         }
       } else this.#abandon(backend, token);
+      this.#failedUp(this.#failureOf(context, error), caller);
       throw error;
     }
     if (isThenable(result)) return this.#fly(plan, key, context, token, result, stale, caller);
@@ -601,6 +618,13 @@ export class CachingService {
     // The fallback was certified when it was answered, before this caller came: it must be certified again.
     const late = flight.answered === true;
     const joinedAt = flight.clock.now();
+    // One tenant's failure (its error may name its data) is not another's: a joiner whose values differ retries.
+    const failed = (error: unknown): Promise<unknown> => {
+      const failure = flight.failure;
+      if (failure !== undefined && !this.#agrees(plan, failure)) return retry();
+      this.#failedUp(failure, caller);
+      throw error;
+    };
     return flight.outcome.then(outcome => {
       if (!outcome.shareable) return retry();
       // A value that varies by contexts beyond the lookup key's is taken only by a caller whose values agree.
@@ -608,14 +632,14 @@ export class CachingService {
       // A value that had expired before this caller came (a long computation over short-lived children) is
       // not served to it, as an expired entry would not be.
       if (outcome.servableUntil === undefined) return outcome.expiresAt <= joinedAt ? retry() : this.#receive(outcome, key, caller);
-      const waitForComputation = () => flight.computation.then(fresh => (fresh.shareable && (fresh.suffix === undefined || this.#agrees(plan, fresh)) ? this.#receive(fresh, key, caller) : retry()));
+      const waitForComputation = () => flight.computation.then(fresh => (fresh.shareable && (fresh.suffix === undefined || this.#agrees(plan, fresh)) ? this.#receive(fresh, key, caller) : retry()), failed);
       // A fail-safe fallback whose window has ended since: wait for the computation itself.
       if (flight.clock.now() >= outcome.servableUntil) return waitForComputation();
       if (!late || flight.recheck === undefined) return this.#receive(outcome, key, caller);
       const fresh = flight.recheck();
       const decide = (ok: boolean) => (ok && flight.clock.now() < outcome.servableUntil! ? this.#receive(outcome, key, caller) : waitForComputation());
       return typeof fresh === 'boolean' ? decide(fresh) : fresh.then(decide);
-    });
+    }, failed);
   }
 
   /**
@@ -627,13 +651,31 @@ export class CachingService {
   }
 
   /** True when this caller's values of the contexts a computation varied by are the ones it was computed with. */
-  #agrees(plan: Plan, outcome: Outcome): boolean {
-    if (plan.variant === null) return false;
+  #agrees(plan: Plan, outcome: Pick<Outcome, 'varies'> & { readonly suffix?: string | null }): boolean {
+    if (outcome.suffix === null || plan.variant === null) return false;
     try {
       return plan.variant.source.encode([...outcome.varies.keys()], plan.variant.where) === outcome.suffix;
     } catch {
       return false; // its own computation will say why
     }
+  }
+
+  /**
+   * What a failed computation varied by, with the values it saw, or undefined when it varied by nothing (the
+   * failure is then anyone's). A context error (E_CONTEXT) is the computing caller's own: shared with nobody.
+   */
+  #failureOf(context: CachingContext, error: unknown): Failure | undefined {
+    const { varies, refusal } = this.#variesOf(context);
+    const own = refusal !== undefined || (error instanceof CachingError && error.code === errors.E_CONTEXT);
+    if (varies.size === 0 && !own) return undefined;
+    return { varies, refusal: refusal ?? (own ? (error as Error).message : undefined), suffix: own ? null : suffixOf([...varies.keys()], [...varies.values()]) };
+  }
+
+  /** A failure hands up what the computation varied by, as a value does: a caller that catches it varies too. */
+  #failedUp(failure: Failure | undefined, caller: CachingContext | undefined): void {
+    if (caller === undefined || failure === undefined) return;
+    for (const [name, value] of failure.varies) caller.vary(name, value);
+    if (failure.refusal !== undefined) caller.refuse(failure.refusal);
   }
 
   #receive(outcome: Outcome, key: string, caller: CachingContext | undefined): unknown {
@@ -658,7 +700,7 @@ export class CachingService {
     if (stale === undefined) flight.outcome = flight.computation = this.#settle(plan, key, context, token, result, flight);
     else this.#failSafe(flight, plan, key, context, token, result, stale);
     this.#track(key, flight);
-    return this.#handUp(flight.outcome, key, caller);
+    return this.#handUp(flight.outcome, key, caller, () => flight.failure);
   }
 
   /**
@@ -684,16 +726,20 @@ export class CachingService {
     descriptor.returnsPromise = true;
     this.#counters.misses++;
     if (this.#missListeners !== undefined) this.#emit('miss', { key });
+    let failure: Failure | undefined;
     const computation = (async (): Promise<Outcome> => {
       let value: unknown;
       try {
         value = await result;
+      } catch (error) {
+        failure = this.#failureOf(context, error);
+        throw error;
       } finally {
         context.closed = true;
       }
       return this.#skipped(key, 'first-call', value, true, context, undefined, false);
     })();
-    return this.#handUp(computation, key, caller);
+    return this.#handUp(computation, key, caller, () => failure);
   }
 
   /** Awaits a computation's value and stores it; `NO_TOKEN` (the backend failed) returns it unstored. */
@@ -703,6 +749,7 @@ export class CachingService {
       value = await promise;
     } catch (error) {
       if (token !== NO_TOKEN) this.#abandon(plan.backend, token);
+      flight.failure = this.#failureOf(context, error);
       throw error;
     } finally {
       context.closed = true;
@@ -742,6 +789,7 @@ export class CachingService {
         value = await result;
       } catch (error) {
         context.closed = true;
+        flight.failure = this.#failureOf(context, error);
         if (answered) this.#reportError(error, 'background refresh', key); // its callers already have the expired value
         else {
           const fallback = await this.#fallback(plan, key, token, stale, error, context.route);
@@ -820,8 +868,14 @@ export class CachingService {
   }
 
   /** Gives a computation's value to a caller, and its key, dependencies and expiry to the caller's context. */
-  #handUp(computation: Promise<Outcome>, key: string, caller: CachingContext | undefined): Promise<unknown> {
-    return computation.then(outcome => this.#receive(outcome, key, caller));
+  #handUp(computation: Promise<Outcome>, key: string, caller: CachingContext | undefined, failure: () => Failure | undefined): Promise<unknown> {
+    return computation.then(
+      outcome => this.#receive(outcome, key, caller),
+      (error: unknown) => {
+        this.#failedUp(failure(), caller);
+        throw error;
+      },
+    );
   }
 
   /** Stores a computed value; `flight` (null for a synchronous computation, which nobody can join) counts its joiners. */
