@@ -89,6 +89,16 @@ class Shop {
     return `listing page ${requests.getStore()!.page}`;
   }
 
+  /** No varyBy: falls back when listing() fails (its provider throws for a request without a query string). */
+  @Cache()
+  async sidebar(): Promise<string> {
+    try {
+      return `sidebar with ${await this.listing()}`;
+    } catch {
+      return 'sidebar without a listing';
+    }
+  }
+
   /** No varyBy: a slow first part, then listing(), whose provider throws for a request without a query string. */
   @Cache()
   async home(): Promise<string> {
@@ -155,6 +165,13 @@ for (const [name, makeBackend] of Object.entries(backends)) {
         expect(as({ tenant: 'globex' }, () => s.shelf())).toBe('shelf with stock of globex');
       });
     }
+
+    it("a parent that catches a declared context's failure is not stored: the next request gets its own value", async () => {
+      const s = shop();
+      expect(await as({ tenant: 'acme' }, () => s.sidebar())).toBe('sidebar without a listing');
+      expect(await as({ tenant: 'acme', page: 2 }, () => s.sidebar())).toBe('sidebar with listing page 2');
+      expect(await as({ tenant: 'acme', page: 3 }, () => s.sidebar())).toBe('sidebar with listing page 3');
+    });
 
     it("never hands another request's E_CONTEXT to a caller whose own contexts are fine", async () => {
       const s = shop();
