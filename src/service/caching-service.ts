@@ -1313,6 +1313,43 @@ export class CachingService {
     return value;
   }
 
+  /**
+   * Removes every entry of this service's backends — the default one and every profile's; with a layered
+   * backend every process's local copies too (it publishes the clear) — and refuses the stores of computations
+   * that began before it (they still answer their callers). Calls that start afterwards compute. On Redis it
+   * marks every partition (one script each), then deletes the keys under the backend's prefix with an
+   * incremental `SCAN … COUNT` on each master — never `KEYS`, and nothing on the hit path.
+   *
+   * A backend holds whatever is stored in it: a backend shared with another service (another `keyPrefix`) loses
+   * that service's entries too. Rejects with a CachingError (`E_BACKEND`, the first failure as its `cause`) when
+   * a backend could not be cleared; the others are cleared anyway.
+   *
+   * @example
+   * await caching.clear(); // after a bulk import, say
+   */
+  async clear(): Promise<void> {
+    // Computations running now may have read what is being cleared: later callers do not join them (their
+    // stores are refused by the backends, whose clear refuses every token issued before it).
+    this.#inFlight.clear();
+    const results = await Promise.allSettled(
+      this.#backends.map(backend => {
+        try {
+          return Promise.resolve(backend.clear());
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      }),
+    );
+    const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{ backend: this.#backends[i]!, error: r.reason as unknown }] : []));
+    if (failures.length === 0) return;
+    for (const { error } of failures) this.#reportError(error, 'clear');
+    throw new CachingError(
+      errors.E_BACKEND,
+      `CachingService.clear: ${failures.length} of ${this.#backends.length} backends could not be cleared (${failures.map(f => f.backend.name).join(', ')}); the others were. Call clear() again once the store is reachable.`,
+      { cause: failures[0]!.error },
+    );
+  }
+
   #invalidateKeys(keys: readonly string[], options?: InvalidateOptions): { pending: boolean } | Promise<{ pending: boolean }> {
     if (keys.length === 0) return { pending: false };
     this.#counters.invalidations++;
