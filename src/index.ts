@@ -11,6 +11,7 @@ export { CacheConfiguration } from './decorators/cache-configuration.js';
 export { CachingService, addDependency, bindCachingService, readContext, type CachingServiceOptions } from './service/caching-service.js';
 export type { ContextProvider, ContextProviders } from './context/vary-by.js';
 export { suspendDependencyPropagation } from './context/caching-context.js';
+export { setCacheOptions, type CacheEntryOptions } from './context/set-cache-options.js';
 export type { CacheOptions, ProfileOptions } from './service/options.js';
 export { StringDependency, ObjectDependency, type CacheDependency, type DependencyLike } from './dependencies/cache-dependency.js';
 export {

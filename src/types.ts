@@ -74,10 +74,12 @@ export type ResyncReason = 'disconnected' | 'silence' | 'gap' | 'sender-silent' 
 export type CacheEventName = keyof CacheEventMap;
 
 /**
- * Why a computed value was not stored. `first-call`: the first call of a method not declared `async` on an
+ * Why a computed value was not stored. `predicate`: the method's `shouldCache` option answered false for it (or
+ * threw, or answered something other than a boolean — then an `error` event says why). `requested`: the
+ * computation called `setCacheOptions({ skip: true })`. `first-call`: the first call of a method not declared `async` on an
  * asynchronous backend (it ran before a token could be taken, so its freshness cannot be proved). `context`:
  * the computation varies by a context (through a child, or `readContext`) whose value could not be read where
  * it is stored (no provider on this service, or the provider threw): the value is returned, never stored under
  * a key that would ignore the context.
  */
-export type SkipReason = 'stale' | 'undefined' | 'disabled' | 'backend-error' | 'too-large' | 'not-serializable' | 'first-call' | 'context';
+export type SkipReason = 'stale' | 'undefined' | 'disabled' | 'backend-error' | 'too-large' | 'not-serializable' | 'first-call' | 'context' | 'predicate' | 'requested';

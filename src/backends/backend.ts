@@ -22,6 +22,12 @@ export interface CacheHit {
    * entries out of its local cache, since a local hit would not extend the shared entry. Absent or 0: none.
    */
   readonly sliding?: number;
+  /**
+   * When the entry should be recomputed in the background (eager refresh), absolute ms on the backend's clock,
+   * as it was stored ({@link CacheEntryInput.refreshAt}); absent when it was stored without one. A backend whose
+   * clock is on another machine may report it slightly shifted, like `expiresAt`.
+   */
+  readonly refreshAt?: number | undefined;
 }
 
 /** A miss; `token` must be passed to `set` (or `abandon`) so the backend can refuse a stale write. */
@@ -53,6 +59,12 @@ export interface CacheEntryInput {
    * (fail-safe). 0 or absent: remove it at expiry.
    */
   readonly staleFor?: number;
+  /**
+   * When a hit should start refreshing the entry in the background (the service's `eagerRefresh`), absolute ms
+   * on the backend's clock, before `expiresAt`; absent for none. Backends store it opaquely and return it on
+   * every hit ({@link CacheHit.refreshAt}); it does not change when the entry expires.
+   */
+  readonly refreshAt?: number | undefined;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { CacheHit, CacheLookup, CachingBackend, InvalidateOptions, InvalidationResult, StoreOutcome } from '../backends/backend.js';
 import { MemoryBackend } from '../backends/memory/memory-backend.js';
 import { addDependencyKeys, CachingContext, currentContext, currentSource, runInContext, suspendDependencyPropagation } from '../context/caching-context.js';
+import { entryOptionsOf } from '../context/set-cache-options.js';
 import { ContextSource, familyKey, namesOfRecord, normalizeNames, recordKey, recordValue, sameNames, suffixOf, Variant, variantKey as variantKeyOf, type ContextProviders, type Route } from '../context/vary-by.js';
 import type { MethodDescriptor } from '../decorators/method-descriptor.js';
 import { cascadeClosure, dependencyKey, type DependencyLike } from '../dependencies/cache-dependency.js';
@@ -74,6 +75,10 @@ interface Plan {
   readonly keys: Map<string | number, string> | null;
   /** Set when the service has contexts: the call may vary by some (declared, or learned from callees). */
   readonly variant: VariantPlan | null;
+  /** The `shouldCache` predicate; null for none. */
+  readonly shouldCache: ((value: unknown) => boolean) | null;
+  /** The `eagerRefresh` fraction of the ttl; 0 for none (the one field a hit tests). */
+  readonly eagerRefresh: number;
 }
 
 /**
@@ -218,6 +223,8 @@ export class CachingService {
   readonly #unsubscribe: ReadonlyArray<() => void>;
   /** The context providers (null when the service has none: then no call takes a vary-by path). */
   readonly #contexts: ContextSource | null;
+  /** Keys being refreshed in the background (eager refresh): one refresh per key at a time. */
+  readonly #refreshing = new Set<string>();
 
   constructor(options: CachingServiceOptions = {}) {
     const where = 'CachingService';
@@ -320,6 +327,7 @@ export class CachingService {
       this.#counters.hits++;
       if (this.#hitListeners !== undefined) this.#emit('hit', { key });
       if (caller !== undefined) caller.receive(key, lookup.dependencies, lookup.expiresAt);
+      if (plan.eagerRefresh !== 0) this.#refreshIfDue(descriptor, plan, self, args, key, lookup, null);
       return lookup.async ? Promise.resolve(lookup.value) : lookup.value;
     }
     return this.#missOnSyncBackend(descriptor, plan, self, args, key, caller, lookup.token, plan.failSafe !== null ? lookup.stale : undefined, null);
@@ -366,6 +374,7 @@ export class CachingService {
           const names = (known ?? variant.declared).names;
           for (let i = 0; i < names.length; i++) caller.vary(names[i]!, values![i]!);
         }
+        if (plan.eagerRefresh !== 0) this.#refreshIfDue(descriptor, plan, self, args, root, lookup, null);
         return lookup.async ? Promise.resolve(lookup.value) : lookup.value;
       }
       missedKey = key;
@@ -387,6 +396,7 @@ export class CachingService {
       const lookup = this.#findVariant(plan, route, looked) as CacheLookup;
       if (lookup.hit) {
         const value = this.#served(route.key, lookup, caller, route);
+        if (plan.eagerRefresh !== 0) this.#refreshIfDue(descriptor, plan, self, args, route.key, lookup, route);
         return lookup.async ? Promise.resolve(value) : value;
       }
       return this.#missOnSyncBackend(descriptor, plan, self, args, route.key, caller, lookup.token, plan.failSafe !== null ? lookup.stale : undefined, route);
@@ -536,7 +546,10 @@ export class CachingService {
       const answer = route === null ? plan.backend.get(key) : this.#findVariant(plan, route);
       if (!isThenable(answer)) {
         // An asynchronous backend may still answer a hit at once (a layered backend's L1): no promise to wait for.
-        if (answer.hit) return Promise.resolve(this.#served(key, answer, caller, route));
+        if (answer.hit) {
+          if (plan.eagerRefresh !== 0) this.#refreshIfDue(descriptor, plan, self, args, key, answer, route);
+          return Promise.resolve(this.#served(key, answer, caller, route));
+        }
         lookup = Promise.resolve(answer);
       } else lookup = answer as Promise<CacheLookup>;
     } catch (error) {
@@ -547,7 +560,10 @@ export class CachingService {
     // flight synchronously, and the second finds it when its own lookup answers.
     return lookup.then(
       result => {
-        if (result.hit) return this.#served(key, result, caller, route);
+        if (result.hit) {
+          if (plan.eagerRefresh !== 0) this.#refreshIfDue(descriptor, plan, self, args, key, result, route);
+          return this.#served(key, result, caller, route);
+        }
         return this.#missOnAsyncBackend(descriptor, plan, self, args, key, caller, result.token, plan.failSafe !== null ? result.stale : undefined, attempt, route);
       },
       error => {
@@ -895,20 +911,27 @@ export class CachingService {
     const variant: Pick<Outcome, 'key' | 'varies' | 'suffix'> = route === null ? { varies } : this.#variantOf(route, varies);
     const storeKey = variant.key ?? key;
     if (route !== null) dependencies = withFamily(dependencies, route);
+    // setCacheOptions inside the computation overrides the method's ttl and sliding window for this entry.
+    const requested = entryOptionsOf(context);
+    const ttl = requested?.ttl ?? plan.ttl;
+    const sliding = requested?.sliding ?? plan.sliding;
     let expiresAt = context.expiresAt;
-    const now = plan.ttl > 0 || plan.sliding > 0 ? backend.clock.now() : 0;
-    if (plan.ttl > 0) {
-      const own = now + plan.ttl;
+    const now = ttl > 0 || sliding > 0 ? backend.clock.now() : 0;
+    if (ttl > 0) {
+      const own = now + ttl;
       if (own < expiresAt) expiresAt = own;
     }
     // What the caller's context receives is the expiry a hit would report right now: with sliding expiration
     // the entry lapses after the window unless it is read, so a parent must not outlive that (SPEC §4).
-    const handedUp = plan.sliding > 0 && now + plan.sliding < expiresAt ? now + plan.sliding : expiresAt;
+    const handedUp = sliding > 0 && now + sliding < expiresAt ? now + sliding : expiresAt;
     const outcome: Outcome = { value, async, dependencies, expiresAt: handedUp, shareable: true, ...variant };
     if (value === undefined && !plan.cacheUndefined) return this.#notStored(plan, storeKey, token, 'undefined', outcome, flight);
+    const declined = requested?.skip === true ? 'requested' : plan.shouldCache === null ? undefined : this.#declinedByPredicate(plan, storeKey, value);
+    if (declined !== undefined) return this.#notStored(plan, storeKey, token, declined, outcome, flight);
     let stored: StoreOutcome | Promise<StoreOutcome>;
     try {
-      stored = backend.set(storeKey, { value, async, dependencies, expiresAt, sliding: plan.sliding, staleFor: plan.failSafe?.maxStaleness ?? 0 }, token);
+      const staleFor = plan.failSafe?.maxStaleness ?? 0;
+      stored = backend.set(storeKey, { value, async, dependencies, expiresAt, sliding, staleFor, refreshAt: plan.eagerRefresh === 0 ? undefined : refreshPoint(now, ttl, plan.eagerRefresh, expiresAt) }, token);
     } catch (error) {
       this.#reportError(error, 'set', storeKey);
       return this.#skipped(storeKey, 'backend-error', value, async, context, outcome, false);
@@ -1074,6 +1097,10 @@ export class CachingService {
       throw new CachingError(errors.E_INVALID_OPTION, `${where}: slidingExpiration (${merged.slidingExpiration} ms) must be shorter than ttl (${merged.ttl} ms) once profile '${profileName}' and the defaults are applied.`);
     }
     const backend = profile?.backend ?? this.#backend;
+    const eagerRefresh = merged.eagerRefresh === undefined || merged.eagerRefresh === false ? 0 : merged.eagerRefresh;
+    if (eagerRefresh !== 0 && merged.ttl === undefined) {
+      throw new CachingError(errors.E_INVALID_OPTION, `${where}: eagerRefresh (${eagerRefresh}) is a fraction of the ttl, but no ttl applies once profile '${profileName}' and the defaults are applied; give the method (or its profile) a ttl.`);
+    }
     return {
       enabled: merged.enabled !== false,
       backend,
@@ -1086,6 +1113,8 @@ export class CachingService {
       failSafe: merged.failSafe ? merged.failSafe : null,
       keys: method.key === undefined ? new Map() : null,
       variant: this.#variantPlan(merged.varyBy, where),
+      shouldCache: merged.shouldCache ?? null,
+      eagerRefresh,
     };
   }
 
@@ -1144,6 +1173,88 @@ export class CachingService {
       errors.E_RECURSION,
       `@Cache on ${descriptor.displayName}: the call ${key} is already being computed by one of its callers (the method calls itself with the same key, directly or indirectly); waiting for it would deadlock. Vary the arguments, or call the undecorated logic for the inner call.`,
     );
+  }
+
+  // ───────────────────────────── per-call control (SPEC §14) ─────────────────────────────
+
+  /**
+   * `shouldCache` for one value: undefined when it may be stored, else the skip reason. A predicate that throws
+   * or answers anything but a boolean never fails the call: the value is not stored and the error is reported.
+   */
+  #declinedByPredicate(plan: Plan, key: string, value: unknown): SkipReason | undefined {
+    let answer: unknown;
+    try {
+      answer = plan.shouldCache!(value);
+    } catch (error) {
+      this.#reportError(error, 'shouldCache', key);
+      return 'predicate';
+    }
+    if (answer === true) return undefined;
+    if (answer !== false) {
+      const got = isThenable(answer) ? 'a promise' : typeof answer;
+      this.#reportError(new CachingError(errors.E_INVALID_OPTION, `shouldCache for ${key} answered ${got}, not true or false; the value was returned but not stored. The predicate must answer synchronously with a boolean.`), 'shouldCache', key);
+    }
+    return 'predicate';
+  }
+
+  /**
+   * Eager refresh: a hit on an entry past its refresh point starts one background recomputation of the key (a
+   * later hit while it runs starts none). `route` is the hit's route on a service with contexts; null there
+   * means the sync hit path, which built none: it is built now from the lookup key's root (`key`).
+   */
+  #refreshIfDue(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, hit: CacheHit, route: Route | null): void {
+    const at = hit.refreshAt;
+    if (at === undefined || this.#disposed || plan.backend.clock.now() < at) return;
+    if (route === null && plan.variant !== null) {
+      try {
+        route = this.#route(plan.variant, key);
+      } catch {
+        return; // a context cannot be read now: the entry expires and a later call says why
+      }
+    }
+    const refreshKey = route?.key ?? key;
+    if (this.#refreshing.has(refreshKey)) return;
+    this.#refreshing.add(refreshKey);
+    const done = () => this.#refreshing.delete(refreshKey);
+    this.#refreshInBackground(descriptor, plan, self, args, refreshKey, route).then(done, done);
+  }
+
+  /**
+   * Recomputes an entry in the background and replaces it, like `refreshCall`: the token is taken before the
+   * method runs, so a concurrent invalidation refuses the store (no stale write). It runs outside the hit's
+   * caller context (the caller already has the cached value; nothing is handed up). The entries computed from
+   * the old value are not invalidated: each expires no later than the old value would have (a parent never
+   * outlives a child), which is all a TTL promised. A failure keeps the old entry and is reported.
+   */
+  async #refreshInBackground(descriptor: MethodDescriptor, plan: Plan, self: unknown, args: unknown[], key: string, route: Route | null): Promise<void> {
+    const backend = plan.backend;
+    const failed = (error: unknown): void => {
+      if (!this.#disposed) this.#reportError(error, 'eager refresh', key);
+    };
+    let token: unknown;
+    try {
+      token = await backend.begin(key);
+    } catch (error) {
+      return failed(error);
+    }
+    const context = this.#newContext(key, undefined, plan, route);
+    let value: unknown;
+    let async = false;
+    try {
+      const result = this.#run(descriptor, key, context, self, args);
+      async = isThenable(result);
+      value = await result;
+    } catch (error) {
+      this.#abandon(backend, token);
+      return failed(error);
+    } finally {
+      context.closed = true;
+    }
+    try {
+      await this.#store(plan, key, context, token, value, async, null);
+    } catch (error) {
+      failed(error);
+    }
   }
 
   // ───────────────────────────── dependencies ─────────────────────────────
@@ -1266,6 +1377,43 @@ export class CachingService {
     await this.#invalidateKeys(keys, outcome.stored === true ? { preserveRoots: true } : undefined);
     this.#receive(outcome, key, caller);
     return value;
+  }
+
+  /**
+   * Removes every entry of this service's backends — the default one and every profile's; with a layered
+   * backend every process's local copies too (it publishes the clear) — and refuses the stores of computations
+   * that began before it (they still answer their callers). Calls that start afterwards compute. On Redis it
+   * marks every partition (one script each), then deletes the keys under the backend's prefix with an
+   * incremental `SCAN … COUNT` on each master — never `KEYS`, and nothing on the hit path.
+   *
+   * A backend holds whatever is stored in it: a backend shared with another service (another `keyPrefix`) loses
+   * that service's entries too. Rejects with a CachingError (`E_BACKEND`, the first failure as its `cause`) when
+   * a backend could not be cleared; the others are cleared anyway.
+   *
+   * @example
+   * await caching.clear(); // after a bulk import, say
+   */
+  async clear(): Promise<void> {
+    // Computations running now may have read what is being cleared: later callers do not join them (their
+    // stores are refused by the backends, whose clear refuses every token issued before it).
+    this.#inFlight.clear();
+    const results = await Promise.allSettled(
+      this.#backends.map(backend => {
+        try {
+          return Promise.resolve(backend.clear());
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      }),
+    );
+    const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{ backend: this.#backends[i]!, error: r.reason as unknown }] : []));
+    if (failures.length === 0) return;
+    for (const { error } of failures) this.#reportError(error, 'clear');
+    throw new CachingError(
+      errors.E_BACKEND,
+      `CachingService.clear: ${failures.length} of ${this.#backends.length} backends could not be cleared (${failures.map(f => f.backend.name).join(', ')}); the others were. Call clear() again once the store is reachable.`,
+      { cause: failures[0]!.error },
+    );
   }
 
   #invalidateKeys(keys: readonly string[], options?: InvalidateOptions): { pending: boolean } | Promise<{ pending: boolean }> {
@@ -1521,6 +1669,16 @@ function knownKey(known: Variant, root: string, values?: string[]): string | und
   } catch {
     return undefined;
   }
+}
+
+/**
+ * When an entry stored at `now` with its own `ttl` should be refreshed eagerly: `fraction × ttl` into its life,
+ * or undefined when that is not before its expiry (a cached child capped it sooner: it expires with the child).
+ */
+function refreshPoint(now: number, ttl: number, fraction: number, expiresAt: number): number | undefined {
+  if (ttl <= 0) return undefined;
+  const at = now + ttl * fraction;
+  return at < expiresAt ? at : undefined;
 }
 
 /** Runs `next` on a value or on what a promise of it resolves to (synchronous backends stay synchronous). */

@@ -43,6 +43,28 @@ export interface CacheOptions {
    * The most specific options object that sets it wins (it is not merged with a profile's). @default none
    */
   varyBy?: readonly string[];
+  /**
+   * Decides whether a computed value is stored (EF Core's `SkipCachingResults`, inverted): called with the
+   * value (resolved, for async methods) after each computation; `false` returns the value to its caller without
+   * storing it (`skip` event, reason `predicate`). The caller's cached parents still learn its dependencies, as
+   * for any value that is not stored. It must answer synchronously with a boolean: a predicate that throws or
+   * answers anything else does not fail the call — the value is returned, not stored, and reported as an
+   * `error` event (operation `shouldCache`) plus a `skip` event (reason `predicate`).
+   *
+   * @example
+   * @Cache({ shouldCache: (product: Product | null) => product !== null }) // do not cache "not found"
+   */
+  shouldCache?: (value: any) => boolean;
+  /**
+   * Eager refresh, a fraction of the TTL strictly between 0 and 1: a hit on an entry older than
+   * `eagerRefresh × ttl` returns the cached value and recomputes the entry in the background — once per key at
+   * a time, in this service — replacing it when the recomputation succeeds (a failure keeps the old entry and
+   * is reported as an `error` event, operation `eager refresh`). Needs a `ttl` (from the method, class, profile
+   * or defaults: a CachingError on first call otherwise). The refresh point is stored with the entry; an entry
+   * whose expiry a cached child capped before that point is not refreshed eagerly (it expires with the child).
+   * `false` turns a profile's or the defaults' eager refresh off for one method. @default off
+   */
+  eagerRefresh?: number | false;
 }
 
 /** Options of {@link CacheOptions.failSafe}. */
@@ -61,10 +83,10 @@ export interface ProfileOptions extends Omit<CacheOptions, 'profile' | 'key' | '
 
 // Each list must name every field of its interface (`satisfies` fails the type check when one is added).
 const CACHE_OPTION_NAMES = optionNames({
-  ttl: 0, slidingExpiration: 0, profile: 0, ignoreThis: 0, ignoreArgs: 0, key: 0, enabled: 0, cacheUndefined: 0, scope: 0, failSafe: 0, varyBy: 0,
+  ttl: 0, slidingExpiration: 0, profile: 0, ignoreThis: 0, ignoreArgs: 0, key: 0, enabled: 0, cacheUndefined: 0, scope: 0, failSafe: 0, varyBy: 0, shouldCache: 0, eagerRefresh: 0,
 } satisfies Record<keyof CacheOptions, 0>);
 const PROFILE_OPTION_NAMES = optionNames({
-  ttl: 0, slidingExpiration: 0, ignoreThis: 0, enabled: 0, cacheUndefined: 0, backend: 0, failSafe: 0, varyBy: 0,
+  ttl: 0, slidingExpiration: 0, ignoreThis: 0, enabled: 0, cacheUndefined: 0, backend: 0, failSafe: 0, varyBy: 0, shouldCache: 0, eagerRefresh: 0,
 } satisfies Record<keyof ProfileOptions, 0>);
 const FAIL_SAFE_OPTION_NAMES = optionNames({ maxStaleness: 0, softTimeout: 0 } satisfies Record<keyof FailSafeOptions, 0>);
 
@@ -106,6 +128,10 @@ export function validateCacheOptions(options: unknown, where: string, kind: 'met
   }
   if (o.varyBy !== undefined && !(Array.isArray(o.varyBy) && o.varyBy.every(n => typeof n === 'string' && n !== '' && !n.startsWith(':')))) {
     throw invalid(where, `option varyBy must be an array of context names registered on the service ('tenant', 'user.roles', 'query:page'), got ${describe(o.varyBy)}`);
+  }
+  if (o.shouldCache !== undefined && typeof o.shouldCache !== 'function') throw invalid(where, `option shouldCache must be a function (value) => boolean, got ${describe(o.shouldCache)}`);
+  if (o.eagerRefresh !== undefined && o.eagerRefresh !== false && !(typeof o.eagerRefresh === 'number' && o.eagerRefresh > 0 && o.eagerRefresh < 1)) {
+    throw invalid(where, `option eagerRefresh must be a fraction of the ttl between 0 and 1 (exclusive), e.g. 0.8, or false, got ${describe(o.eagerRefresh)}`);
   }
   if (o.backend !== undefined && !isBackend(o.backend)) {
     throw invalid(where, `option backend must be a CachingBackend (with get, set, invalidate…), got ${describe(o.backend)}`);

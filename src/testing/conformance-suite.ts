@@ -49,6 +49,7 @@ interface EntrySpec {
   expiresAt?: number;
   sliding?: number;
   staleFor?: number;
+  refreshAt?: number;
 }
 
 const FAKE_UNIT_MS = 1_000;
@@ -63,7 +64,8 @@ const HEAVY_TEST = { timeout: 120_000 };
  * absolute and sliding expiry, invalidation by dependency key and by entry key, transitive invalidation
  * (chains of depth 50, cycles, a fan-out of 10,000 entries, cascades), `preserveRoots`, race-free stores
  * (a token issued before an invalidation of the key or of a dependency cannot store; `begin()` tokens
- * behave the same; `abandon()`), holds (`holdMs`, `release`), `clear()`, `dispose()` and value round-trips.
+ * behave the same; `abandon()`), holds (`holdMs`, `release`), the eager-refresh deadline (`refreshAt`)
+ * round-tripping, `clear()`, `dispose()` and value round-trips.
  *
  * Requirements on the backend under test: it starts empty, holds at least 10,200 entries without evicting,
  * and has no size limit that the test values (a few hundred bytes) would exceed.
@@ -133,6 +135,7 @@ export function describeBackendConformance(name: string, options: ConformanceOpt
       expiresAt: spec.expiresAt ?? Infinity,
       sliding: spec.sliding ?? 0,
       ...(spec.staleFor !== undefined ? { staleFor: spec.staleFor } : {}),
+      ...(spec.refreshAt !== undefined ? { refreshAt: spec.refreshAt } : {}),
     });
 
     const lookup = async (key: string): Promise<CacheLookup> => await backend.get(key);
@@ -318,6 +321,35 @@ export function describeBackendConformance(name: string, options: ConformanceOpt
         expect(await set('k:6', { value: 'first' }, first)).toBe('stored');
         expect(await set('k:6', { value: 'second' }, second)).toBe('stored');
         expect((await expectHit('k:6')).value).toBe('second');
+      });
+    });
+
+    describe('refresh deadline (refreshAt)', () => {
+      it('returns the refreshAt an entry was stored with on every hit, and none for an entry stored without', async () => {
+        const refreshAt = now() + 30 * unit;
+        await store('k:refresh', { value: 'r', dependencies: ['dep:r'], expiresAt: now() + 60 * unit, refreshAt });
+        for (let i = 0; i < 2; i++) expectExpiry((await expectHit('k:refresh')).refreshAt!, refreshAt);
+        await store('k:plain', { value: 'p', expiresAt: now() + 60 * unit });
+        expect((await expectHit('k:plain')).refreshAt).toBeUndefined();
+      });
+
+      it('replaces or drops refreshAt with the entry', async () => {
+        const first = now() + 20 * unit;
+        await store('k:refresh2', { value: 'old', expiresAt: now() + 60 * unit, refreshAt: first });
+        const second = now() + 40 * unit;
+        await storeWithBegin('k:refresh2', { value: 'new', expiresAt: now() + 60 * unit, refreshAt: second });
+        const hit = await expectHit('k:refresh2');
+        expect(hit.value).toBe('new');
+        expectExpiry(hit.refreshAt!, second);
+        await storeWithBegin('k:refresh2', { value: 'newer', expiresAt: now() + 60 * unit });
+        expect((await expectHit('k:refresh2')).refreshAt).toBeUndefined();
+      });
+
+      it('keeps serving an entry past its refreshAt until its expiry (refreshAt is not an expiry)', async () => {
+        const expiresAt = now() + 6 * unit;
+        await store('k:refresh3', { value: 'kept', expiresAt, refreshAt: now() + 2 * unit });
+        await elapse(3 * unit);
+        expect((await expectHit('k:refresh3')).value).toBe('kept');
       });
     });
 

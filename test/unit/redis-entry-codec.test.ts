@@ -34,8 +34,19 @@ describe('Redis entry codec', () => {
     expect(stored.hit.dependencies).toEqual(['p|q']);
   });
 
+  it('reads the eager-refresh deadline written after the async flag, converted to the local clock', () => {
+    const fields = entryFields({ value: 1, async: true, dependencies: ['d'], expiresAt: 1_000, sliding: 0, refreshAt: 500 }, ['d']);
+    const header = `10000|0|0|${fields.async}r8000|${fields.depsJson}\n${serializer.serialize(1)}`;
+    const stored = unpackEntry(header, serializer, 300);
+    expect(stored.hit).toEqual({ hit: true, value: 1, async: true, dependencies: ['d'], expiresAt: 9_700, sliding: 0, refreshAt: 7_700 });
+    // An entry written without one (or by a version that predates it) has none.
+    expect(unpackEntry(packed(10_000, fields, serializer.serialize(1)), serializer, 300).hit.refreshAt).toBeUndefined();
+    // A reader that looks at the flag's first character only (before refreshAt existed) still reads `async` right.
+    expect(header.charCodeAt(header.indexOf('|', header.indexOf('|', header.indexOf('|') + 1) + 1) + 1)).toBe(49);
+  });
+
   it('throws on a field that is not an aspect-cache entry', () => {
-    for (const foreign of ['', 'plain text', '1|2|3|0|[]', '1|2|3|0\n{}', 'x|0|0|0|[]\n{"json":1}', '0|0|0|0|{}\n{"json":1}', '0|0|0|0|[]\nnot json']) {
+    for (const foreign of ['', 'plain text', '1|2|3|0|[]', '1|2|3|0\n{}', 'x|0|0|0|[]\n{"json":1}', '0|0|0|0|{}\n{"json":1}', '0|0|0|0|[]\nnot json', '0|0|0|1rx|[]\n{"json":1}', '0|0|0|1x5|[]\n{"json":1}']) {
       expect(() => unpackEntry(foreign, serializer, 0), JSON.stringify(foreign)).toThrow();
     }
   });

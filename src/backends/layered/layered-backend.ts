@@ -64,6 +64,8 @@ class L1Answer implements CacheHit {
     readonly async: boolean,
     readonly dependencies: readonly string[],
     readonly expiresAt: number,
+    /** The entry's eager-refresh deadline, as L2 has it (not L1's cap). */
+    readonly refreshAt: number | undefined,
   ) {}
 }
 
@@ -344,13 +346,13 @@ export class LayeredBackend implements CachingBackend {
    * copy taken under a later token (a read-through that raced a `refreshCall`), which must not outlive the
    * refresh.
    */
-  #copyToL1(key: string, hit: Pick<CacheHit, 'value' | 'async' | 'dependencies' | 'expiresAt'>, sliding: number, l1Token: unknown): boolean {
+  #copyToL1(key: string, hit: Pick<CacheHit, 'value' | 'async' | 'dependencies' | 'expiresAt' | 'refreshAt'>, sliding: number, l1Token: unknown): boolean {
     const now = this.clock.now();
     if (sliding > 0 || !this.#protocol.trusted(now) || this.#affectedByQueued(key, hit.dependencies)) {
       this.l1.abandon(l1Token);
       return false;
     }
-    const answer = new L1Answer(hit.value, hit.async, hit.dependencies, hit.expiresAt);
+    const answer = new L1Answer(hit.value, hit.async, hit.dependencies, hit.expiresAt, hit.refreshAt);
     // A replaced copy may have been served to a computation still in flight: keep its mark.
     const previous = this.l1.peek(key);
     if (previous !== undefined) answer.servedAt = (previous.value as L1Answer).servedAt;

@@ -59,6 +59,8 @@ class MemoryRecord implements CacheHit {
     readonly staleFor: number,
     /** Issue order of the token it was stored with: a store with an older token never replaces it. */
     readonly order: number,
+    /** When a hit should refresh it in the background (eager refresh); undefined for none. */
+    readonly refreshAt: number | undefined,
   ) {}
 }
 
@@ -232,7 +234,7 @@ export class MemoryBackend implements CachingBackend {
     }
     const expiresAt = entry.sliding > 0 ? Math.min(entry.expiresAt, now + entry.sliding) : entry.expiresAt;
     const dependencies = entry.dependencies.length === 0 ? EMPTY : Object.freeze([...entry.dependencies]);
-    const record = new MemoryRecord(entry.value, entry.async, dependencies, expiresAt, entry.expiresAt, entry.sliding, size, staleFor, (token as WriteToken).order);
+    const record = new MemoryRecord(entry.value, entry.async, dependencies, expiresAt, entry.expiresAt, entry.sliding, size, staleFor, (token as WriteToken).order, entry.refreshAt);
     this.#lru.set(key, record);
     for (const dependency of dependencies) {
       let dependents = this.#index.get(dependency);

@@ -2,10 +2,12 @@
  * The `h` field of a Redis entry: everything a hit needs, in one field, so that a hit is one single-field HGET
  * and the cheapest reply to parse:
  *
- *     <cap>|<sliding>|<staleFor>|<async>|<deps JSON>\n<payload>
+ *     <cap>|<sliding>|<staleFor>|<async>[r<refresh>]|<deps JSON>\n<payload>
  *
  * cap = absolute expiry cap on the server's clock (ms, 0 = none), sliding and staleFor = windows in ms,
- * async = `1` or `0`, deps = the dependencies as the service gave them, payload = the serialized value.
+ * async = `1` or `0`, optionally followed by `r` and the eager-refresh deadline (absolute ms on the server's
+ * clock; readers that predate it look at the flag's first character only), deps = the dependencies as the
+ * service gave them, payload = the serialized value.
  * The SET script (scripts.ts) assembles the field from the parts {@link entryFields} prepares (it computes the
  * cap itself, from the deadline it is sent); {@link unpackEntry} reads it back. The other fields of the entry
  * hash are the scripts' bookkeeping (see scripts.ts); of those, only the moving expiry {@link EXPIRY_FIELD} is
@@ -65,8 +67,14 @@ export function unpackEntry(packed: string, serializer: Serializer, offset: numb
   if (!Array.isArray(dependencies) || Number.isNaN(cap) || Number.isNaN(sliding) || Number.isNaN(staleFor)) throw new Error('not an aspect-cache entry');
   const value = serializer.deserialize(packed.slice(newline + 1));
   const async = packed.charCodeAt(p3 + 1) === 49; /* '1' */
+  let refreshAt: number | undefined;
+  if (p4 > p3 + 2) {
+    const refresh = packed.charCodeAt(p3 + 2) === 114 /* 'r' */ ? Number(packed.slice(p3 + 3, p4)) : Number.NaN;
+    if (Number.isNaN(refresh)) throw new Error('not an aspect-cache entry');
+    refreshAt = refresh - offset;
+  }
   const expiresAt = cap === 0 ? Infinity : cap - offset;
-  // A sliding entry says so (a layered backend keeps it out of its L1); the shape stays the same for both.
-  const hit: CacheHit = { hit: true, value, async, dependencies: dependencies as string[], expiresAt, sliding };
+  // A sliding entry says so (a layered backend keeps it out of its L1); the shape stays the same for all.
+  const hit: CacheHit = { hit: true, value, async, dependencies: dependencies as string[], expiresAt, sliding, refreshAt };
   return { hit, cap, sliding, staleFor };
 }

@@ -429,9 +429,10 @@ export class RedisBackend implements CachingBackend {
     // Absolute deadlines on the server's clock, converted with a lower bound of the offset (see #offsetLow).
     const ttl = entry.expiresAt === Infinity ? 'none' : String(Math.floor(entry.expiresAt + this.#offsetLow));
     const slideUntil = entry.sliding > 0 ? String(Math.floor(this.clock.now() + entry.sliding + this.#offsetLow)) : '';
+    const refreshAt = entry.refreshAt !== undefined && Number.isFinite(entry.refreshAt) ? String(Math.floor(entry.refreshAt + this.#offsetLow)) : '';
     const fields = entryFields(entry, dependencies);
     const indexJson = JSON.stringify(names);
-    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, fields.depsJson, ttl, fields.sliding, fields.staleFor, fields.async, indexKeyPrefix(base), name, dependencies.length, indexJson === fields.depsJson ? '' : indexJson, slideUntil];
+    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, fields.depsJson, ttl, fields.sliding, fields.staleFor, fields.async, indexKeyPrefix(base), name, dependencies.length, indexJson === fields.depsJson ? '' : indexJson, slideUntil, refreshAt];
     try {
       const outcome = (await this.#guard.call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome | 'corrupt-index';
       if (outcome !== 'corrupt-index') return outcome;

@@ -6,7 +6,7 @@
  * Time is the server's (`TIME`), never the application's. Generations are microsecond-based numbers,
  * formatted with %.0f because Lua's tostring would switch to exponent notation and lose precision.
  *
- * Entry hash fields: h = what a hit needs, in one field (`<cap>|<sliding>|<staleFor>|<async>|<deps JSON>\n<payload>`:
+ * Entry hash fields: h = what a hit needs, in one field (`<cap>|<sliding>|<staleFor>|<async>[r<refresh>]|<deps JSON>\n<payload>`:
  * a hit is one single-field HGET, the cheapest read to parse), p = dependency keys (JSON array), n = their
  * count, e = logical expiry (ms, 0 = none; moves with sliding), a = absolute expiry cap (ms, 0 = none),
  * s = sliding window (ms), f = fail-safe window (ms), t = the token it was stored with (a store with an older
@@ -185,7 +185,8 @@ return 0
  * SET — KEYS: [entry, clearMarker, seq, marker(entryKey), marker(dep1)…] (the lease is released separately);
  * ARGV: [token, tokenTimeMs, markerTtlMs, payload, depsJson, expiresAt ('none', or absolute ms on the server's clock), slidingMs,
  *        staleForMs, async, indexPrefix, entryKey, dependencyCount, indexDepsJson ('' = depsJson), slideUntil (absolute
- *        server ms: the first sliding deadline, or '')].
+ *        server ms: the first sliding deadline, or ''), refreshAt (absolute server ms: the eager-refresh deadline, or
+ *        '' — written after the async flag in the h field, never interpreted here)].
  * Deadlines are absolute, converted by the caller with a lower bound of the clock offset, so however late the
  * script runs, an entry never lives longer than the expiry the service computed (a parent never outlives a child).
  * depsJson is what a hit returns (the dependencies as given, JSON from JavaScript, never decoded here);
@@ -208,7 +209,8 @@ local f = number(ARGV[8])
 local ttl = ARGV[6] == 'none' and 0 or number(ARGV[6])
 local slideUntil = (ARGV[14] == nil or ARGV[14] == '') and 0 or number(ARGV[14])
 local deps = decodeList(ARGV[13] ~= '' and ARGV[13] or ARGV[5])
-if not (token and tokenTime and markerTtl and sliding and f and ttl and slideUntil and deps and type(ARGV[4]) == 'string' and (ARGV[9] == '0' or ARGV[9] == '1') and number(ARGV[12])) then
+local refresh = (ARGV[15] == nil or ARGV[15] == '') and '' or number(ARGV[15])
+if not (token and tokenTime and markerTtl and sliding and f and ttl and slideUntil and deps and refresh and type(ARGV[4]) == 'string' and (ARGV[9] == '0' or ARGV[9] == '1') and number(ARGV[12])) then
   return redis.error_reply('aspect-cache SET: invalid arguments')
 end
 if now - tokenTime > markerTtl then return 'stale' end
@@ -276,7 +278,9 @@ if sliding > 0 then
   if a ~= 0 and a < e then e = a end
 end
 if e ~= 0 and e + f <= now then return 'stored' end
-local header = string.format('%.0f', a) .. '|' .. ARGV[7] .. '|' .. ARGV[8] .. '|' .. ARGV[9] .. '|' .. ARGV[5] .. '\\n'
+local flag = ARGV[9]
+if refresh ~= '' then flag = flag .. 'r' .. string.format('%.0f', refresh) end
+local header = string.format('%.0f', a) .. '|' .. ARGV[7] .. '|' .. ARGV[8] .. '|' .. flag .. '|' .. ARGV[5] .. '\\n'
 redis.call('HSET', KEYS[1], 'h', header .. ARGV[4], 'p', ARGV[13] ~= '' and ARGV[13] or ARGV[5], 'n', ARGV[12], 'e', string.format('%.0f', e), 'a', string.format('%.0f', a), 's', ARGV[7], 'f', ARGV[8], 't', ARGV[1])
 local score = '+inf'
 if e > 0 then
