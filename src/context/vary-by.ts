@@ -120,11 +120,17 @@ export class ContextSource {
 
 /**
  * The suffix of names (normalized) with their encoded values: `"tenant"="acme","user"=42`, injective (names
- * and values are self-delimiting), replaced by `~<sha256>` when long.
+ * and values are self-delimiting), replaced by `~<sha256>` when long. The hierarchy applies here, to values: a
+ * name covered by another (`user.roles` by `user`) is left out — unless the covering value is null (an
+ * anonymous caller's roles still tell callers apart).
  */
 export function suffixOf(names: readonly string[], encoded: readonly string[]): string {
   let suffix = '';
-  for (let i = 0; i < names.length; i++) suffix += (i === 0 ? '' : ',') + JSON.stringify(names[i]) + '=' + encoded[i]!;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    if (names.some((m, j) => j !== i && encoded[j] !== NULL && covers(m, name))) continue;
+    suffix += (suffix === '' ? '' : ',') + JSON.stringify(name) + '=' + encoded[i]!;
+  }
   return suffix.length > MAX_SUFFIX_LENGTH ? `~${createHash('sha256').update(suffix).digest('base64url')}` : suffix;
 }
 
@@ -204,19 +210,21 @@ function providerName(name: string): string {
   return colon < 0 ? name : name.slice(0, colon);
 }
 
-/**
- * Sorted, duplicate-free, with the hierarchy applied: a name is dropped when a more specific one covers it —
- * `user` covers `user.roles` (and `user.roles.x`), since the user determines the roles. A parameterised name
- * (`query:page`) covers nothing. Returns the same array when it was already normal.
- */
+/** Sorted and duplicate-free (the hierarchy is applied to values, by {@link suffixOf}). */
 export function normalizeNames(names: Iterable<string>): readonly string[] {
   const sorted = [...new Set(names)].sort();
-  if (sorted.length === 0) return NO_NAMES;
-  const kept: string[] = [];
-  for (const name of sorted) {
-    if (!kept.some(m => !m.includes(':') && name.startsWith(`${m}.`))) kept.push(name);
-  }
-  return kept;
+  return sorted.length === 0 ? NO_NAMES : sorted;
+}
+
+/** The encoding of `null`: a covering context with this value covers nothing. */
+const NULL = 'null';
+
+/**
+ * True when `covering` makes `name` redundant: `user` covers `user.roles` (and `user.roles.x`), since the user
+ * determines the roles. A parameterised name (`query:page`) covers nothing.
+ */
+function covers(covering: string, name: string): boolean {
+  return !covering.includes(':') && name.startsWith(`${covering}.`);
 }
 
 /** True when two normalized name lists are equal. */

@@ -193,6 +193,14 @@ for (const [backendName, makeBackend] of Object.entries(backends)) {
       }
     });
 
+    it('keeps `user.roles` apart when `user` is null (anonymous callers with different roles do not share)', async () => {
+      const { catalogue, db } = build(service());
+      expect(await as({ tenant: 'acme', roles: ['admin'] }, () => catalogue.profile())).toBe('null: all details');
+      expect(await as({ tenant: 'acme', roles: ['clerk'] }, () => catalogue.profile())).toBe('null: some details');
+      expect(await as({ tenant: 'acme', roles: ['admin'] }, () => catalogue.profile())).toBe('null: all details');
+      expect(db.ran('profile')).toBe(2);
+    });
+
     it('passes the parameter of a parameterised context to its provider', async () => {
       const { catalogue, db } = build(service());
       expect(await as({ tenant: 'acme', query: { page: '1' } }, () => catalogue.listing())).toBe('page 1');
