@@ -322,6 +322,14 @@ export function defineVaryModel(options: VaryModelOptions = {}, scope = `VaryBy$
   const o = (varyBy?: string[]): CacheOptions => ({ scope, ...(varyBy ? { varyBy } : {}) });
   let counter = 0;
   // Not cached: a plain async function between cached calls must not break the chain (SPEC §4).
+  /** Calls `fn` now; a synchronous throw becomes a rejected promise. */
+  const settledNow = <T>(fn: () => T | Promise<T>): T | Promise<T> => {
+    try {
+      return fn();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
   const plain = async <T>(fn: () => Promise<T>): Promise<T> => {
     await Promise.resolve();
     return fn();
@@ -412,7 +420,9 @@ export function defineVaryModel(options: VaryModelOptions = {}, scope = `VaryBy$
     @Cache(o())
     async card(i: number): Promise<VaryNode> {
       this.executions.card++;
-      const parts = await Promise.all([this.price(i), this.cost(i), this.label(i), this.badge(i)]);
+      // badge(i) may be synchronous and throw at once: as a rejection, so that Promise.all still awaits (and
+      // handles) the siblings already started.
+      const parts = await Promise.all([this.price(i), this.cost(i), this.label(i), settledNow(() => this.badge(i))]);
       return this.#node('card', [i], {}, [], parts);
     }
 
