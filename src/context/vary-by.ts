@@ -181,14 +181,16 @@ export class Variant {
       values?.push(encoded);
       return variantKey(root, suffixOf(this.names, [encoded]));
     }
+    let byValue = this.#keys.get(root);
+    let key = byValue?.get(value);
+    // A hit with no caller to hand the value to needs nothing more.
+    if (key !== undefined && values === undefined) return key;
     let encoded = this.#encoded.get(value);
     if (encoded === undefined) {
       encoded = this.#source.encodeValue(single.name, value, this.#where);
       this.#encoded.set(value, encoded);
     }
     values?.push(encoded);
-    let byValue = this.#keys.get(root);
-    let key = byValue?.get(value);
     if (key !== undefined) return key;
     key = variantKey(root, suffixOf(this.names, [encoded]));
     if (this.#size >= VARIANT_KEY_CACHE_LIMIT) {
