@@ -50,6 +50,11 @@ interface VariantPlan {
   readonly memo: Map<string, Variant>;
   /** One {@link Variant} per set of names (by the names joined), so their key caches are shared. */
   readonly variants: Map<string, Variant>;
+  /**
+   * Set once the memo holds a variant beyond the declared contexts: until then a hit needs no memo lookup (the
+   * lookup key is the entry's key; a record another process wrote is still read on a miss).
+   */
+  learned: boolean;
   /** For messages: `@Cache on Class.method`. */
   readonly where: string;
 }
@@ -351,7 +356,7 @@ export class CachingService {
       const values: string[] | undefined = caller === undefined ? undefined : [];
       try {
         const base = variant.declared.keyOf(root, values);
-        known = variant.memo.get(base);
+        known = variant.learned ? variant.memo.get(base) : undefined;
         key = base;
         if (known !== undefined && known !== variant.declared) {
           if (values !== undefined) values.length = 0;
@@ -1127,7 +1132,7 @@ export class CachingService {
     }
     for (const name of varyBy ?? NO_NAMES) source.check(name, `${where} (varyBy)`);
     const declared = new Variant(normalizeNames(varyBy ?? NO_NAMES), source, where);
-    return { source, declared, memo: new Map(), variants: new Map([[declared.names.join('\u0000'), declared]]), where };
+    return { source, declared, memo: new Map(), variants: new Map([[declared.names.join('\u0000'), declared]]), where, learned: false };
   }
 
   #syncOnAsync(descriptor: MethodDescriptor, plan: Plan): CachingError {
@@ -1703,6 +1708,7 @@ const VARIANT_MEMO_LIMIT = 4096;
 function remember(variant: VariantPlan, base: string, known: Variant): void {
   if (variant.memo.size >= VARIANT_MEMO_LIMIT && !variant.memo.has(base)) variant.memo.clear();
   variant.memo.set(base, known);
+  if (known !== variant.declared) variant.learned = true;
 }
 
 /** The plan's {@link Variant} of a set of normalized names (one per set: their key caches are shared). */
