@@ -11,7 +11,7 @@ for (const [subpath, target] of Object.entries(pkg.exports)) {
   }
 }
 const core = await import('../dist/index.js');
-const required = ['Cache', 'InvalidateCache', 'CacheKey', 'CachingService', 'addDependency', 'suspendDependencyPropagation', 'StringDependency', 'ObjectDependency', 'defineDependency', 'MemoryBackend', 'CachingError'];
+const required = ['Cache', 'InvalidateCache', 'CacheKey', 'CachingService', 'addDependency', 'suspendDependencyPropagation', 'StringDependency', 'ObjectDependency', 'defineDependency', 'readContext', 'setCacheOptions', 'MemoryBackend', 'CachingError'];
 for (const name of required) if (!(name in core)) problems.push(`aspect-cache does not export ${name}`);
 const testing = await import('../dist/testing.js');
 for (const name of ['describeBackendConformance', 'ChaosBackend', 'FakeClock']) if (!(name in testing)) problems.push(`aspect-cache/testing does not export ${name}`);
