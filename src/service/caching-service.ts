@@ -1631,7 +1631,8 @@ export function addDependency(...dependencies: DependencyLike[]): void {
  * Reads a vary-by context inside a cached method: returns the provider's value (the provider registered on the
  * service computing the method, under `contexts`) and makes the running computation vary by it, exactly as
  * `addDependency` makes it depend on a key — its entry, and those of its cached callers, are then stored per
- * value of the context. Outside a cached method it reads `CachingService.default`'s provider and records nothing.
+ * value of the context. A provider that throws, or a value that cannot be keyed, fails with a `CachingError`
+ * (`E_CONTEXT`) naming the context. Outside a cached method it reads the provider and records nothing.
  * `name:param` passes `param` to the provider (`readContext('query:page')`).
  *
  * @example
@@ -1653,8 +1654,9 @@ function readContextOf(source: ContextSource, name: string, where: string): unkn
     try {
       encoded = source.encodeValue(name, value, where);
     } catch (error) {
+      // SPEC §11: an unkeyable context value fails the call (a caller that catches it cannot be stored either).
       context.refuse(error instanceof Error ? error.message : String(error));
-      return value;
+      throw error;
     }
     context.vary(name, encoded);
   }
