@@ -225,8 +225,10 @@ describeRedis('RedisBackend when Redis fails', () => {
 
     await server.start();
     const backAt = performance.now();
-    await waitUntil(async () => a.backend.pendingInvalidations === 0, 3_000, () => `${a.backend.pendingInvalidations} invalidations still pending ${(performance.now() - backAt).toFixed(0)} ms after Redis was back`);
-    expect(performance.now() - backAt).toBeLessThan(1_000);
+    await waitUntil(async () => a.backend.pendingInvalidations === 0, 5_000, () => `${a.backend.pendingInvalidations} invalidations still pending ${(performance.now() - backAt).toFixed(0)} ms after Redis was back`);
+    // Far below the 20 s schedule: it ran on reconnect. (The bound leaves room for a loaded 2-core CI machine,
+    // where the reconnect and the first script took 1,024 ms once.)
+    expect(performance.now() - backAt).toBeLessThan(2_500);
     expect(await raw.exists(entryKey)).toBe(0);
   });
 
