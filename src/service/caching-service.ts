@@ -1243,22 +1243,32 @@ export class CachingService {
       return failed(error);
     }
     const context = this.#newContext(key, undefined, plan, route);
-    let value: unknown;
-    let async = false;
+    let computed: { value: unknown; async: boolean };
     try {
-      const result = this.#run(descriptor, key, context, self, args);
-      async = isThenable(result);
-      value = await result;
+      computed = await this.#recompute(descriptor, plan, context, token, self, args);
     } catch (error) {
-      this.#abandon(backend, token);
       return failed(error);
-    } finally {
-      context.closed = true;
     }
     try {
-      await this.#store(plan, key, context, token, value, async, null);
+      await this.#store(plan, key, context, token, computed.value, computed.async, null);
     } catch (error) {
       failed(error);
+    }
+  }
+
+  /**
+   * Runs the method for `refreshCall` or an eager refresh, under a token already taken (released if the method
+   * fails), and closes its context.
+   */
+  async #recompute(descriptor: MethodDescriptor, plan: Plan, context: CachingContext, token: unknown, self: unknown, args: unknown[]): Promise<{ value: unknown; async: boolean }> {
+    try {
+      const result = this.#run(descriptor, context.key!, context, self, args);
+      return { value: await result, async: isThenable(result) };
+    } catch (error) {
+      this.#abandon(plan.backend, token);
+      throw error;
+    } finally {
+      context.closed = true;
     }
   }
 
@@ -1352,25 +1362,13 @@ export class CachingService {
       await this.#invalidateKeys(plan.variant === null ? [root] : [root, familyKey(root)]);
       return value;
     }
-    // On a service with contexts, the variant of the current contexts is refreshed (other variants stay).
+    // On a service with contexts, the current contexts' variant is recomputed (the others are removed below).
     const route = plan.variant === null ? null : this.#route(plan.variant, root);
     const key = route === null ? root : route.base;
-    const backend = plan.backend;
     const caller = currentContext();
-    const token = await backend.begin(key);
+    const token = await plan.backend.begin(key);
     const context = this.#newContext(key, caller, plan, route);
-    let value: unknown;
-    let async = false;
-    try {
-      const result = this.#run(descriptor, key, context, self, args);
-      async = isThenable(result);
-      value = await result;
-    } catch (error) {
-      this.#abandon(backend, token);
-      throw error;
-    } finally {
-      context.closed = true;
-    }
+    const { value, async } = await this.#recompute(descriptor, plan, context, token, self, args);
     const outcome = await this.#store(plan, key, context, token, value, async, null);
     // Replace first, then drop what was computed from the old value: a reader in between sees the new entry.
     // If the new value was not stored (refused as stale: a concurrent write, say), the old entry must go too.
