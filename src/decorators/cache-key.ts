@@ -1,6 +1,6 @@
 import { CachingError, errors } from '../errors.js';
 import { CACHE_KEY_METADATA, registerCacheKeyProperty } from '../keys/key-builder.js';
-import { checkFactoryCall, memberDecoration } from './decorator-shape.js';
+import { checkFactoryCall, memberDecoration, placement, qualified } from './decorator-shape.js';
 
 /**
  * Marks a property (field, getter or accessor) as part of its instances' cache key. An instance with
@@ -17,6 +17,9 @@ export function CacheKey(): (...args: any[]) => any {
     if (decoration.mode === 'standard') {
       const { context } = decoration;
       const name = String(context.name);
+      if (context.kind === 'class') {
+        throw new CachingError(errors.E_DECORATOR_TARGET, `@CacheKey on class ${String(context.name ?? '(anonymous)')}: @CacheKey decorates class members, not classes; ${placement('@CacheKey')}.`);
+      }
       if (context.static || context.private || !['field', 'getter', 'accessor'].includes(context.kind)) {
         const what = context.static ? 'a static member' : context.private ? 'a private member' : `a ${context.kind}`;
         throw new CachingError(errors.E_DECORATOR_TARGET, `@CacheKey on ${name}: ${what} cannot be part of an instance's key; put @CacheKey on a public instance field or getter.`);
@@ -35,9 +38,18 @@ export function CacheKey(): (...args: any[]) => any {
       }
       return undefined;
     }
-    const { target, key } = decoration;
-    if (typeof target === 'function' || typeof key === 'symbol') {
-      throw new CachingError(errors.E_DECORATOR_TARGET, `@CacheKey on ${String(key)}: only public instance properties with string names can be part of a key.`);
+    const { target, key, descriptor } = decoration;
+    const cls = typeof target === 'function' ? target : (target as { constructor: Function }).constructor;
+    const member = qualified(cls.name, String(key));
+    // Legacy decorators see a method or a setter only through its descriptor; TC39 ones through context.kind.
+    const what =
+      typeof target === 'function' ? 'a static member'
+      : typeof key === 'symbol' ? 'a symbol-named property'
+      : typeof descriptor?.value === 'function' ? 'a method'
+      : descriptor !== undefined && descriptor.set !== undefined && descriptor.get === undefined ? 'a setter'
+      : undefined;
+    if (what !== undefined) {
+      throw new CachingError(errors.E_DECORATOR_TARGET, `@CacheKey on ${member}: ${what} cannot be part of an instance's key; put @CacheKey on a public instance field or getter with a string name.`);
     }
     registerCacheKeyProperty((target as { constructor: Function }).constructor, key);
     return undefined;

@@ -1,7 +1,7 @@
 import { CachingError, errors } from '../errors.js';
 import { capture, serviceOf } from '../service/caching-service.js';
 import { validateCacheOptions, type CacheOptions } from '../service/options.js';
-import { checkFactoryCall, memberDecoration, qualified, type StandardContext } from './decorator-shape.js';
+import { checkFactoryCall, memberDecoration, placement, qualified, type StandardContext } from './decorator-shape.js';
 import { MethodDescriptor, registerDescriptor } from './method-descriptor.js';
 import { noteCachedMethod } from './definition-state.js';
 
@@ -24,13 +24,15 @@ import { noteCachedMethod } from './definition-state.js';
  */
 export function Cache(options?: CacheOptions): (...args: any[]) => any {
   checkFactoryCall('@Cache', arguments);
-  const validated = validateCacheOptions(options, '@Cache', 'method');
+  // Options that are not an object fail here; the rest is checked at decoration, where the member's name is
+  // known for the message ("@Cache on ProductCatalogue.getPrice: …").
+  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) validateCacheOptions(options, '@Cache', 'method');
   return function cacheDecorator(...args: unknown[]): any {
     const decoration = memberDecoration(args, '@Cache');
     if (decoration.mode === 'standard') {
       const { value, context } = decoration;
       if (context.kind !== 'method' || typeof value !== 'function') throw wrongTarget(context);
-      const descriptor = new MethodDescriptor(String(context.name), context.static === true, value, checked(validated, String(context.name)));
+      const descriptor = new MethodDescriptor(String(context.name), context.static === true, value, checked(options, String(context.name)));
       noteCachedMethod(context.metadata, descriptor);
       if (context.static) context.addInitializer(function (this: Function) { descriptor.bindClass(this); });
       return wrap(descriptor);
@@ -43,7 +45,7 @@ export function Cache(options?: CacheOptions): (...args: any[]) => any {
       const what = property === undefined ? 'a property' : property.get || property.set ? 'an accessor' : 'a non-function property';
       throw new CachingError(errors.E_DECORATOR_TARGET, `@Cache on ${member}: ${what} cannot be cached; put @Cache on a method.`);
     }
-    const descriptor = new MethodDescriptor(String(key), isStatic, property.value as Function, checked(validated, member));
+    const descriptor = new MethodDescriptor(String(key), isStatic, property.value as Function, checked(options, member));
     descriptor.bindClass(cls);
     // With emitDecoratorMetadata, TypeScript records the declared return type: a Promise-typed method is async.
     const reflect = Reflect as { getMetadata?: (key: string, target: object, property: string | symbol) => unknown };
@@ -55,8 +57,7 @@ export function Cache(options?: CacheOptions): (...args: any[]) => any {
   };
 }
 
-function checked(options: Readonly<CacheOptions>, member: string): Readonly<CacheOptions> {
-  // Re-validated with the member's name so a message can say where (the first pass had no name yet).
+function checked(options: CacheOptions | undefined, member: string): Readonly<CacheOptions> {
   return validateCacheOptions(options, `@Cache on ${member}`, 'method');
 }
 
@@ -87,6 +88,9 @@ function wrap(descriptor: MethodDescriptor): Function {
 }
 
 function wrongTarget(context: StandardContext): CachingError {
+  if (context.kind === 'class') {
+    return new CachingError(errors.E_DECORATOR_TARGET, `@Cache on class ${String(context.name ?? '(anonymous)')}: @Cache decorates class members, not classes; ${placement('@Cache')}.`);
+  }
   return new CachingError(
     errors.E_DECORATOR_TARGET,
     `@Cache on ${String(context.name)}: a ${context.kind} cannot be cached; put @Cache on a method.`,

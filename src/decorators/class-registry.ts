@@ -12,9 +12,14 @@ export function setClassOptions(cls: Function, options: Readonly<CacheOptions>):
 
 /** The `@CacheConfiguration` options of `cls` or its nearest configured ancestor. */
 export function classOptionsOf(cls: Function): Readonly<CacheOptions> | undefined {
+  const configured = configuredClassOf(cls);
+  return configured === undefined ? undefined : classOptions.get(configured);
+}
+
+/** `cls` or its nearest ancestor that has `@CacheConfiguration` (for messages: which class set an option). */
+export function configuredClassOf(cls: Function): Function | undefined {
   for (let c: Function | null = cls; c && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
-    const options = classOptions.get(c);
-    if (options) return options;
+    if (classOptions.has(c)) return c;
   }
   return undefined;
 }

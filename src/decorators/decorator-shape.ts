@@ -30,7 +30,28 @@ export function memberDecoration(args: readonly unknown[], decorator: string): M
   if ((typeof second === 'string' || typeof second === 'symbol') && first !== null && (typeof first === 'object' || typeof first === 'function')) {
     return { mode: 'legacy', target: first as object, key: second, descriptor: third as PropertyDescriptor | undefined };
   }
+  // Legacy class decorators get (constructor); legacy parameter decorators (target, key | undefined, index).
+  if (args.length === 1 && typeof first === 'function') {
+    throw new CachingError(errors.E_DECORATOR_TARGET, `${decorator} on class ${first.name || '(anonymous)'}: ${decorator} decorates class members, not classes; ${placement(decorator)}.`);
+  }
+  if (typeof third === 'number' && first !== null && (typeof first === 'object' || typeof first === 'function')) {
+    const cls = typeof first === 'function' ? first : (first as { constructor: Function }).constructor;
+    const member = second === undefined ? 'the constructor' : qualified(cls.name, String(second));
+    throw new CachingError(errors.E_DECORATOR_TARGET, `${decorator} on parameter ${third} of ${member}: ${decorator} does not decorate parameters; ${placement(decorator)}.`);
+  }
   throw new CachingError(errors.E_DECORATOR_TARGET, `${decorator} must decorate a class member; it was called with (${args.map(a => typeof a).join(', ')}). Did you forget the parentheses, as in ${decorator}()?`);
+}
+
+/** Where a decorator belongs, for messages about misplaced ones. */
+export function placement(decorator: string): string {
+  switch (decorator) {
+    case '@Cache':
+      return 'put @Cache() on its methods (options shared by a class go in @CacheConfiguration({ … }) on the class)';
+    case '@CacheKey':
+      return 'put @CacheKey() on a public instance field or getter (or give the class a getCacheKey() method)';
+    default:
+      return `put ${decorator} on a method`;
+  }
 }
 
 function isStandardContext(value: unknown): value is StandardContext {

@@ -1,7 +1,7 @@
 import { CachingError, errors } from '../errors.js';
 import { DEFAULT_MAX_KEY_LENGTH, encodeValue, hashKey, instanceKeyOf, isPlaceholderValue, keyPropertiesOf, keyRegistrationGeneration, UnkeyableValueError } from '../keys/key-builder.js';
 import type { CacheOptions } from '../service/options.js';
-import { claimKeyHead, classOptionsOf } from './class-registry.js';
+import { claimKeyHead, classOptionsOf, configuredClassOf } from './class-registry.js';
 import { parameterNames, type ParameterName } from './parameter-names.js';
 
 const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as Function;
@@ -56,6 +56,14 @@ export class MethodDescriptor {
   /** Method options merged over `@CacheConfiguration` class options (resolved with the class). */
   get options(): Readonly<CacheOptions> {
     return this.#options;
+  }
+
+  /** Which decorator set option `name` of this method, for messages: `@Cache`, `@CacheConfiguration on X`, or undefined. */
+  optionSource(name: keyof CacheOptions): string | undefined {
+    if (this.methodOptions[name] !== undefined) return '@Cache';
+    const configured = this.#cls === undefined ? undefined : configuredClassOf(this.#cls);
+    if (configured !== undefined && classOptionsOf(configured)?.[name] !== undefined) return `@CacheConfiguration on ${configured.name}`;
+    return undefined;
   }
 
   /** Parameter names of the original method, for `@InvalidateCache` mapping. */

@@ -1098,13 +1098,22 @@ export class CachingService {
       );
     }
     const merged = { ...this.#defaults, ...profile, ...method };
+    // Which level set an option, so that a conflict names the decorator, profile or defaults to change.
+    const from = (name: keyof CacheOptions): string =>
+      descriptor.optionSource(name) ?? (profile !== undefined && (profile as CacheOptions)[name] !== undefined ? `profile '${profileName}'` : 'the service defaults');
     if (merged.ttl !== undefined && merged.slidingExpiration !== undefined && merged.slidingExpiration >= merged.ttl) {
-      throw new CachingError(errors.E_INVALID_OPTION, `${where}: slidingExpiration (${merged.slidingExpiration} ms) must be shorter than ttl (${merged.ttl} ms) once profile '${profileName}' and the defaults are applied.`);
+      throw new CachingError(
+        errors.E_INVALID_OPTION,
+        `${where}: slidingExpiration (${merged.slidingExpiration} ms, from ${from('slidingExpiration')}) must be shorter than ttl (${merged.ttl} ms, from ${from('ttl')}), otherwise it never applies; lower one of them.`,
+      );
     }
     const backend = profile?.backend ?? this.#backend;
     const eagerRefresh = merged.eagerRefresh === undefined || merged.eagerRefresh === false ? 0 : merged.eagerRefresh;
     if (eagerRefresh !== 0 && merged.ttl === undefined) {
-      throw new CachingError(errors.E_INVALID_OPTION, `${where}: eagerRefresh (${eagerRefresh}) is a fraction of the ttl, but no ttl applies once profile '${profileName}' and the defaults are applied; give the method (or its profile) a ttl.`);
+      throw new CachingError(
+        errors.E_INVALID_OPTION,
+        `${where}: eagerRefresh (${eagerRefresh}) is a fraction of the ttl, but no ttl applies once profile '${profileName}' and the defaults are applied (eagerRefresh is from ${from('eagerRefresh')}); give the method, its class or its profile a ttl.`,
+      );
     }
     return {
       enabled: merged.enabled !== false,

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { bindCachingService, Cache, CacheConfiguration, CachingError, CachingService, InvalidateCache, type CacheOptions } from 'aspect-cache';
+import { bindCachingService, Cache, CacheConfiguration, CacheKey, CachingError, CachingService, InvalidateCache, type CacheOptions } from 'aspect-cache';
 import { definitionError } from '../support/definition-error.js';
 
 // Decoration mistakes throw a CachingError at class definition, naming the member and the fix (SPEC §2,
@@ -199,5 +199,138 @@ describe('correct decoration still works next to these checks', () => {
     expect(f.describe(1)).toBe('FINE-1');
     expect(f.describe(1)).toBe('FINE-1');
     expect(runs).toBe(1);
+  });
+});
+
+// Casts keep these mistakes compiling whatever the decorators' declared types reject: what is checked here is
+// the runtime message, for code that got past the type checker (plain JavaScript, `any`, a looser tsconfig).
+const AnyDecorator = (decorator: unknown) => decorator as (...args: any[]) => any;
+
+describe('@Cache() on a class', () => {
+  it('throws E_DECORATOR_TARGET naming the class and pointing to its methods and @CacheConfiguration', () => {
+    const error = definitionError(() => {
+      @(AnyDecorator(Cache()))
+      class WholeCatalogue {
+        price(): number {
+          return 1;
+        }
+      }
+      return WholeCatalogue;
+    }, 'E_DECORATOR_TARGET');
+    expect(error.message).toContain('@Cache');
+    expect(error.message).toContain('class WholeCatalogue');
+    expect(error.message).toContain('@CacheConfiguration');
+    expect(error.message).not.toContain('parentheses');
+  });
+
+  it('@CacheKey() on a class names the class and says where @CacheKey goes', () => {
+    const error = definitionError(() => {
+      @(AnyDecorator(CacheKey()))
+      class KeyedWhole {
+        id = 1;
+      }
+      return KeyedWhole;
+    }, 'E_DECORATOR_TARGET');
+    expect(error.message).toContain('class KeyedWhole');
+    expect(error.message).toContain('field or getter');
+    expect(error.message).not.toContain('parentheses');
+  });
+});
+
+describe('@CacheKey() on a method', () => {
+  it('throws E_DECORATOR_TARGET naming the method, in both modes', () => {
+    const error = definitionError(() => {
+      class KeyedByMethod {
+        @(AnyDecorator(CacheKey()))
+        identity(): string {
+          return 'k';
+        }
+      }
+      return KeyedByMethod;
+    }, 'E_DECORATOR_TARGET');
+    expect(error.message).toContain('@CacheKey on');
+    expect(error.message).toContain('identity');
+    expect(error.message).toContain('a method');
+    expect(error.message).toContain('getter');
+  });
+});
+
+describe('options that only conflict once combined', () => {
+  it('options key and ignoreArgs together name the method', () => {
+    const error = definitionError(() => {
+      class KeyedLookup {
+        @Cache({ key: (id: string) => id, ignoreArgs: [1] })
+        find(id: string, trace: string): string {
+          return id + trace;
+        }
+      }
+      return KeyedLookup;
+    }, 'E_INVALID_OPTION');
+    expect(error.message).toMatch(/^@Cache on (KeyedLookup\.)?find: /);
+    expect(error.message).toContain('key and ignoreArgs');
+  });
+
+  it("a ttl from @CacheConfiguration shorter than the method's slidingExpiration names @CacheConfiguration and the class, not a profile", async () => {
+    let runs = 0;
+    @CacheConfiguration({ ttl: 1_000 })
+    class ShortLived {
+      @Cache({ slidingExpiration: 5_000 })
+      async get(id: string): Promise<string> {
+        runs++;
+        return id;
+      }
+    }
+    const error = await bindCachingService(new ShortLived(), service).get('a').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(CachingError);
+    expect(error).toMatchObject({ code: 'E_INVALID_OPTION' });
+    const message = (error as Error).message;
+    expect(message).toContain('ShortLived.get');
+    expect(message).toContain('slidingExpiration (5000 ms, from @Cache)');
+    expect(message).toContain('ttl (1000 ms, from @CacheConfiguration on ShortLived)');
+    expect(message).not.toContain('profile');
+    expect(runs).toBe(0);
+  });
+
+  it('a slidingExpiration from @CacheConfiguration reaching the ttl of a profile names both', async () => {
+    const profiled = new CachingService({ profiles: { brief: { ttl: 2_000 } }, logger: { debug: vi.fn(), warn: vi.fn(), error: vi.fn() } });
+    try {
+      @CacheConfiguration({ slidingExpiration: 2_000, profile: 'brief' })
+      class Sliding {
+        @Cache()
+        read(id: string): string {
+          return id;
+        }
+      }
+      const sliding = bindCachingService(new Sliding(), profiled);
+      let thrown: unknown;
+      try {
+        sliding.read('a');
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown).toMatchObject({ code: 'E_INVALID_OPTION' });
+      const message = (thrown as Error).message;
+      expect(message).toContain('slidingExpiration (2000 ms, from @CacheConfiguration on Sliding)');
+      expect(message).toContain("ttl (2000 ms, from profile 'brief')");
+    } finally {
+      await profiled.dispose();
+    }
+  });
+
+  it('an invalid @CacheConfiguration option names the class', () => {
+    const error = definitionError(() => {
+      @CacheConfiguration({ ttl: 1_000, slidingExpiration: 1_000 })
+      class BadlyConfigured {
+        @Cache()
+        get(): number {
+          return 1;
+        }
+      }
+      return BadlyConfigured;
+    }, 'E_INVALID_OPTION');
+    expect(error.message).toMatch(/^@CacheConfiguration on BadlyConfigured: slidingExpiration/);
   });
 });
