@@ -48,7 +48,7 @@ export function CacheKey(): (...args: any[]) => any {
       : typeof descriptor?.value === 'function' ? 'a method'
       : descriptor !== undefined && descriptor.set !== undefined && descriptor.get === undefined ? 'a setter'
       : undefined;
-    if (what !== undefined) {
+    if (what !== undefined || typeof key !== 'string') {
       throw new CachingError(errors.E_DECORATOR_TARGET, `@CacheKey on ${member}: ${what} cannot be part of an instance's key; put @CacheKey on a public instance field or getter with a string name.`);
     }
     registerCacheKeyProperty((target as { constructor: Function }).constructor, key);
