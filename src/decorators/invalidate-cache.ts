@@ -121,7 +121,7 @@ export function InvalidateCache(...targets: InvalidationTarget[]): (...args: any
 function wrap(original: Function, member: string, specs: readonly TargetSpec[], resolved: Array<ResolvedTarget | undefined>, source: ParameterName[], isStatic: boolean): Function {
   const wrapper = function invalidating(this: unknown, ...args: unknown[]): unknown {
     for (let i = 0; i < specs.length; i++) if (resolved[i] === undefined) resolved[i] = resolveSameClass(specs[i]!, this, member, source, isStatic);
-    const service = serviceOf(this);
+    const service = serviceOf(this, original.name);
     // Keys are computed before the method runs, so a bad argument fails before any side effect.
     const calls = (resolved as ResolvedTarget[]).map(t => ({ descriptor: t.descriptor, self: t.self(this, args), args: t.args(this, args) }));
     const invalidate = serviceInternals.prepareInvalidation(service, calls);

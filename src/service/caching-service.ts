@@ -181,6 +181,18 @@ const NO_VARIES: ReadonlyMap<string, string> = new Map();
 const noop = (): void => {};
 
 let defaultService: CachingService | undefined;
+/** True while `CachingService.default` is the one created on first use (not one the application set). */
+let defaultIsLazy = false;
+/** Set while the getter creates the default, so that the constructor does not count it as the application's. */
+let creatingDefault = false;
+/** Services the application constructed (not the lazily created default) and has not disposed. */
+let applicationServices = 0;
+let fallbackWarned = false;
+/**
+ * What an unbound decorated call uses, once checked: `serviceOf` reads only this on its fast path. Cleared
+ * whenever the answer or the warning check could change (default set or disposed, a service constructed).
+ */
+let checkedFallback: CachingService | undefined;
 
 /** Internal entry points used by the decorators (kept off the public surface). */
 export let serviceInternals: {
@@ -230,6 +242,8 @@ export class CachingService {
   readonly #contexts: ContextSource | null;
   /** Keys being refreshed in the background (eager refresh): one refresh per key at a time. */
   readonly #refreshing = new Set<string>();
+  /** Constructed by the application (not the default created on first use): counted in `applicationServices`. */
+  readonly #byApplication: boolean;
 
   constructor(options: CachingServiceOptions = {}) {
     const where = 'CachingService';
@@ -278,16 +292,38 @@ export class CachingService {
           },
         }) ?? noop,
     );
+    this.#byApplication = !creatingDefault;
+    if (this.#byApplication) {
+      applicationServices++;
+      // The next unbound decorated call checks again whether it falls back to a private default (not this call).
+      if (!fallbackWarned) checkedFallback = undefined;
+    }
   }
 
-  /** The service used by decorated methods whose instance has none bound. Created on first use. */
+  /**
+   * The service used by decorated methods whose instance has none bound. Created on first use (a memory
+   * cache of its own) unless set: `CachingService.default = caching` makes unbound instances use `caching`.
+   * When a decorated call falls back to the created one while the application has constructed another
+   * service, a process warning (`ASPECT_CACHE_DEFAULT_FALLBACK`, once per process) names the method and the fix.
+   */
   static get default(): CachingService {
-    return (defaultService ??= new CachingService());
+    if (defaultService === undefined) {
+      creatingDefault = true;
+      try {
+        defaultService = new CachingService();
+      } finally {
+        creatingDefault = false;
+      }
+      defaultIsLazy = true;
+    }
+    return defaultService;
   }
 
   static set default(service: CachingService) {
     if (!(service instanceof CachingService)) throw new CachingError(errors.E_INVALID_OPTION, 'CachingService.default must be set to a CachingService.');
     defaultService = service;
+    defaultIsLazy = false;
+    checkedFallback = undefined;
   }
 
   /** The default profile's backend. */
@@ -1358,7 +1394,7 @@ export class CachingService {
       throw new CachingError(errors.E_NO_CACHED_CALL, `refreshCall: the function must call exactly one cached method, it called ${calls.length}.`);
     }
     const { descriptor, self, args } = calls[0]!;
-    return serviceOf(self).#refresh(descriptor, self, args) as Promise<Awaited<T>>;
+    return serviceOf(self, descriptor.methodName).#refresh(descriptor, self, args) as Promise<Awaited<T>>;
   }
 
   async #refresh(descriptor: MethodDescriptor, self: unknown, args: unknown[]): Promise<unknown> {
@@ -1537,8 +1573,10 @@ export class CachingService {
     this.#listeners.clear();
     this.#refreshShortcuts();
     this.#telemetry?.dispose();
+    if (this.#byApplication) applicationServices--;
     await Promise.all(this.#backends.map(b => b.dispose()));
     if (defaultService === this) defaultService = undefined;
+    if (checkedFallback === this) checkedFallback = undefined;
   }
 
   #refreshShortcuts(): void {
@@ -1600,13 +1638,35 @@ export class CachingService {
   }
 }
 
-/** The service a decorated method called on `self` uses. */
-export function serviceOf(self: unknown): CachingService {
+/** The service a decorated method (named `method`, for the fallback warning) called on `self` uses. */
+export function serviceOf(self: unknown, method?: string): CachingService {
   if (self !== null && self !== undefined) {
     const bound = (self as Record<symbol, unknown>)[BOUND_SERVICE];
     if (bound !== undefined) return bound as CachingService;
   }
-  return CachingService.default;
+  return checkedFallback ?? checkFallback(self, method);
+}
+
+/** The slow path of an unbound call: the default, after warning (once) if it is a private cache nobody chose. */
+function checkFallback(self: unknown, method: string | undefined): CachingService {
+  const service = CachingService.default;
+  if (defaultIsLazy && applicationServices > 0 && !fallbackWarned) {
+    fallbackWarned = true;
+    const isClass = typeof self === 'function';
+    const className = (isClass ? (self as Function).name : (self as { constructor?: Function } | null | undefined)?.constructor?.name) || '(anonymous class)';
+    const target = isClass ? className : 'instance';
+    process.emitWarning(
+      `aspect-cache: ${className}.${method ?? '(method)'} was called on ${isClass ? 'a class' : `an instance of ${className}`} with no CachingService bound, ` +
+        `so it uses CachingService.default — a private memory cache created on first use — although this process constructed another CachingService. ` +
+        `That service does not see these entries, and its invalidations do not reach them. ` +
+        `Bind the service: bindCachingService(${target}, service); or make it the default: CachingService.default = service; ` +
+        `or let the container bind it: @CachingInjectable() from aspect-cache/tsyringe, CachingModule from aspect-cache/nestjs. ` +
+        `(Warned once per process.)`,
+      { code: 'ASPECT_CACHE_DEFAULT_FALLBACK' },
+    );
+  }
+  checkedFallback = service;
+  return service;
 }
 
 /**
