@@ -70,7 +70,7 @@ function wrap(descriptor: MethodDescriptor): Function {
         }
         // An async method reports every failure (unkeyable argument, recursion…) as a rejection, never a throw.
         try {
-          return serviceOf(this, descriptor.methodName).invoke(descriptor, this, args);
+          return serviceOf(this, descriptor).invoke(descriptor, this, args);
         } catch (error) {
           return Promise.reject(error);
         }
@@ -80,7 +80,7 @@ function wrap(descriptor: MethodDescriptor): Function {
           capture.calls.push({ descriptor, self: this, args });
           return undefined;
         }
-        return serviceOf(this, descriptor.methodName).invoke(descriptor, this, args);
+        return serviceOf(this, descriptor).invoke(descriptor, this, args);
       };
   Object.defineProperty(wrapper, 'name', { value: descriptor.methodName, configurable: true });
   registerDescriptor(wrapper, descriptor);

@@ -1394,7 +1394,7 @@ export class CachingService {
       throw new CachingError(errors.E_NO_CACHED_CALL, `refreshCall: the function must call exactly one cached method, it called ${calls.length}.`);
     }
     const { descriptor, self, args } = calls[0]!;
-    return serviceOf(self, descriptor.methodName).#refresh(descriptor, self, args) as Promise<Awaited<T>>;
+    return serviceOf(self, descriptor).#refresh(descriptor, self, args) as Promise<Awaited<T>>;
   }
 
   async #refresh(descriptor: MethodDescriptor, self: unknown, args: unknown[]): Promise<unknown> {
@@ -1638,8 +1638,8 @@ export class CachingService {
   }
 }
 
-/** The service a decorated method (named `method`, for the fallback warning) called on `self` uses. */
-export function serviceOf(self: unknown, method?: string): CachingService {
+/** The service a decorated method called on `self` uses; `method` (its descriptor or name) is for the fallback warning. */
+export function serviceOf(self: unknown, method?: MethodDescriptor | string): CachingService {
   if (self !== null && self !== undefined) {
     const bound = (self as Record<symbol, unknown>)[BOUND_SERVICE];
     if (bound !== undefined) return bound as CachingService;
@@ -1648,15 +1648,16 @@ export function serviceOf(self: unknown, method?: string): CachingService {
 }
 
 /** The slow path of an unbound call: the default, after warning (once) if it is a private cache nobody chose. */
-function checkFallback(self: unknown, method: string | undefined): CachingService {
+function checkFallback(self: unknown, method: MethodDescriptor | string | undefined): CachingService {
   const service = CachingService.default;
   if (defaultIsLazy && applicationServices > 0 && !fallbackWarned) {
     fallbackWarned = true;
+    const methodName = typeof method === 'string' ? method : method?.methodName;
     const isClass = typeof self === 'function';
     const className = (isClass ? (self as Function).name : (self as { constructor?: Function } | null | undefined)?.constructor?.name) || '(anonymous class)';
     const target = isClass ? className : 'instance';
     process.emitWarning(
-      `aspect-cache: ${className}.${method ?? '(method)'} was called on ${isClass ? 'a class' : `an instance of ${className}`} with no CachingService bound, ` +
+      `aspect-cache: ${className}.${methodName ?? '(method)'} was called on ${isClass ? 'a class' : `an instance of ${className}`} with no CachingService bound, ` +
         `so it uses CachingService.default — a private memory cache created on first use — although this process constructed another CachingService. ` +
         `That service does not see these entries, and its invalidations do not reach them. ` +
         `Bind the service: bindCachingService(${target}, service); or make it the default: CachingService.default = service; ` +
