@@ -16,19 +16,22 @@ beforeEach(async () => {
 
 const quiet = () => ({ debug: vi.fn(), warn: vi.fn(), error: vi.fn() });
 
-/** The ASPECT_CACHE_DEFAULT_FALLBACK warnings emitted while `fn` runs (process warnings arrive on a later tick). */
-async function fallbackWarnings(fn: () => unknown): Promise<Array<Error & { code?: string }>> {
-  const seen: Array<Error & { code?: string }> = [];
-  const listener = (w: Error & { code?: string }) => {
-    if (w.code === 'ASPECT_CACHE_DEFAULT_FALLBACK') seen.push(w);
-  };
-  process.on('warning', listener);
+/**
+ * The ASPECT_CACHE_DEFAULT_FALLBACK warnings emitted while `fn` runs. process.emitWarning is intercepted (other
+ * warnings pass through), so the expected warnings do not clutter the test output.
+ */
+async function fallbackWarnings(fn: () => unknown): Promise<Array<{ message: string }>> {
+  const seen: Array<{ message: string }> = [];
+  const original = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  const spy = vi.spyOn(process, 'emitWarning').mockImplementation(((warning: string | Error, options?: unknown) => {
+    const code = typeof options === 'object' && options !== null ? (options as { code?: string }).code : undefined;
+    if (code === 'ASPECT_CACHE_DEFAULT_FALLBACK') seen.push({ message: String(warning) });
+    else original(warning, options);
+  }) as typeof process.emitWarning);
   try {
     await fn();
-    await new Promise(resolve => setImmediate(resolve));
-    await new Promise(resolve => setImmediate(resolve));
   } finally {
-    process.off('warning', listener);
+    spy.mockRestore();
   }
   return seen;
 }
