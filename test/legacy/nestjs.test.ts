@@ -140,7 +140,9 @@ describe('CachingModule.forRoot', () => {
 
   it('two applications in one process each use their own service', async () => {
     reset();
-    @Module({ imports: [CachingModule.forRoot({ setDefault: false })], providers: [PriceService], exports: [PriceService] })
+    // Default settings (setDefault: true): the default is the last app's service, yet each app's singletons
+    // are bound to their own.
+    @Module({ imports: [CachingModule.forRoot()], providers: [PriceService], exports: [PriceService] })
     class AppModule {}
     const first = await boot([AppModule], []);
     const second = await boot([AppModule], []);
