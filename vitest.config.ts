@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 
 // One shared test folder runs twice: once with legacy decorators (experimentalDecorators, the mode tsyringe
 // needs) transformed by Oxc, once with TC39 decorators transformed by SWC (Oxc does not lower them).
-const alias = { 'aspect-cache/testing': new URL('./src/testing.ts', import.meta.url).pathname, 'aspect-cache/tsyringe': new URL('./src/tsyringe.ts', import.meta.url).pathname, 'aspect-cache': new URL('./src/index.ts', import.meta.url).pathname };
+const alias = { 'aspect-cache/testing': new URL('./src/testing.ts', import.meta.url).pathname, 'aspect-cache/tsyringe': new URL('./src/tsyringe.ts', import.meta.url).pathname, 'aspect-cache/nestjs': new URL('./src/nestjs.ts', import.meta.url).pathname, 'aspect-cache': new URL('./src/index.ts', import.meta.url).pathname };
 
 export default defineConfig({
   test: {

@@ -15,6 +15,8 @@ const required = ['Cache', 'InvalidateCache', 'CacheKey', 'CachingService', 'add
 for (const name of required) if (!(name in core)) problems.push(`aspect-cache does not export ${name}`);
 const testing = await import('../dist/testing.js');
 for (const name of ['describeBackendConformance', 'ChaosBackend', 'FakeClock']) if (!(name in testing)) problems.push(`aspect-cache/testing does not export ${name}`);
+const nestjs = await import('../dist/nestjs.js');
+if (typeof nestjs.CachingModule?.forRoot !== 'function' || typeof nestjs.CachingModule?.forRootAsync !== 'function') problems.push('aspect-cache/nestjs does not export CachingModule with forRoot and forRootAsync');
 if (problems.length > 0) {
   console.error(problems.join('\n'));
   process.exit(1);

@@ -1,6 +1,7 @@
 import { CachingError, errors } from '../errors.js';
 import { capture, serviceOf } from '../service/caching-service.js';
 import { validateCacheOptions, type CacheOptions } from '../service/options.js';
+import { copyMetadata } from './copy-metadata.js';
 import { checkFactoryCall, memberDecoration, placement, qualified, type StandardContext } from './decorator-shape.js';
 import { MethodDescriptor, registerDescriptor } from './method-descriptor.js';
 import { noteCachedMethod } from './definition-state.js';
@@ -84,6 +85,7 @@ function wrap(descriptor: MethodDescriptor): Function {
       };
   Object.defineProperty(wrapper, 'name', { value: descriptor.methodName, configurable: true });
   registerDescriptor(wrapper, descriptor);
+  copyMetadata(descriptor.fn, wrapper);
   return wrapper;
 }
 

@@ -2,6 +2,7 @@ import { CachingError, errors } from '../errors.js';
 import { keyPropertiesOf } from '../keys/key-builder.js';
 import { checkKnownOptions } from '../options-check.js';
 import { serviceInternals, serviceOf } from '../service/caching-service.js';
+import { copyMetadata } from './copy-metadata.js';
 import { checkFactoryCall, memberDecoration, qualified } from './decorator-shape.js';
 import { whenCachedMethod } from './definition-state.js';
 import { descriptorOf, type MethodDescriptor } from './method-descriptor.js';
@@ -140,6 +141,7 @@ function wrap(original: Function, member: string, specs: readonly TargetSpec[], 
     return result;
   };
   Object.defineProperty(wrapper, 'name', { value: original.name, configurable: true });
+  copyMetadata(original, wrapper);
   return wrapper;
 }
 

@@ -92,7 +92,7 @@ interface Plan {
  */
 const MAX_JOIN_ATTEMPTS = 3;
 
-const SERVICE_OPTION_NAMES = optionNames({ backend: 0, profiles: 0, defaults: 0, keyPrefix: 0, clock: 0, logger: 0, telemetry: 0, contexts: 0 } satisfies Record<keyof CachingServiceOptions, 0>);
+export const SERVICE_OPTION_NAMES = optionNames({ backend: 0, profiles: 0, defaults: 0, keyPrefix: 0, clock: 0, logger: 0, telemetry: 0, contexts: 0 } satisfies Record<keyof CachingServiceOptions, 0>);
 
 /** How long the holds of a transaction last when it never ends (its process died). */
 const DEFAULT_LEASE_MS = 30_000;
@@ -194,6 +194,17 @@ let fallbackWarned = false;
  */
 let checkedFallback: CachingService | undefined;
 
+/**
+ * The default service as it is, without creating one, and a way to put one back or clear it: for integrations
+ * (the NestJS module) that make their service the default for a while and restore the previous one after.
+ */
+export const defaultServiceSlot = {
+  get: (): CachingService | undefined => defaultService,
+  set: (service: CachingService | undefined): void => {
+    defaultService = service;
+  },
+};
+
 /** Internal entry points used by the decorators (kept off the public surface). */
 export let serviceInternals: {
   /** Computes the keys of cached calls now; the returned function invalidates them (undefined when done synchronously). */
@@ -201,6 +212,8 @@ export let serviceInternals: {
   reportError(service: CachingService, error: unknown, operation: string): void;
   /** The service's context providers (null when it has none). */
   contextsOf(service: CachingService): ContextSource | null;
+  /** Whether dispose() was called. */
+  isDisposed(service: CachingService): boolean;
 };
 
 /** A cached call to invalidate: which method, on which `this`, with which arguments. */
@@ -1633,6 +1646,9 @@ export class CachingService {
       },
       contextsOf(service) {
         return service.#contexts;
+      },
+      isDisposed(service) {
+        return service.#disposed;
       },
     };
   }
