@@ -21,8 +21,12 @@ const VITEST_HINT =
  * dynamic `import()` is too late, and a top-level `await import()` would stop CommonJS projects from
  * `require()`-ing this module. `require('vitest')` picks vitest's CommonJS entry, which only throws. So the
  * ES module entry is located with `import.meta.resolve` (the same resolution a static import would do) and
- * loaded with `require()` of an ES module (Node >= 20.19). Inside a vitest run the test file has already
- * loaded that module, so `require()` returns the very instance that is collecting tests.
+ * loaded with `require()` of an ES module (Node >= 20.19). In vitest's default pools (`forks`, `threads`) the
+ * test file has already loaded that module, so `require()` returns the very instance that is collecting tests.
+ *
+ * vitest's `vmThreads` / `vmForks` pools run test files and their imports in a VM context with its own copy
+ * of vitest, which no synchronous call can reach (the `require()` they provide cannot load ES modules). There
+ * the suite uses vitest's globals (`test.globals: true`), and without them it throws an error that says so.
  */
 function loadVitest(): VitestApi {
   let entry: string;
@@ -31,11 +35,24 @@ function loadVitest(): VitestApi {
   } catch (cause) {
     throw new CachingError(errors.E_MISSING_PEER, `describeBackendConformance: vitest is not installed. ${VITEST_HINT}`, { cause });
   }
+  let loaded: VitestApi | undefined;
+  let failure: unknown;
   try {
-    return createRequire(import.meta.url)(entry) as VitestApi;
+    loaded = createRequire(import.meta.url)(entry) as VitestApi;
   } catch (cause) {
-    throw new CachingError(errors.E_MISSING_PEER, `describeBackendConformance: vitest (${entry}) could not be loaded. ${VITEST_HINT}`, { cause });
+    failure = cause;
   }
+  if (loaded !== undefined) return loaded;
+  // In a vm pool, `require()` (vitest's own, for the VM context) cannot load the ES module: use the globals.
+  const globals = globalThis as { __vitest_worker__?: unknown } & Partial<VitestApi>;
+  const { afterEach, beforeEach, describe, expect, it } = globals;
+  if (globals.__vitest_worker__ !== undefined && afterEach && beforeEach && describe && expect && it) return { afterEach, beforeEach, describe, expect, it };
+  throw new CachingError(
+    errors.E_MISSING_PEER,
+    `describeBackendConformance: vitest (${entry}) could not be loaded where the test file runs. In vitest's vmThreads or vmForks pool, ` +
+      `enable vitest's globals (test.globals: true in the vitest config, or --globals), or run the file in the forks or threads pool. ${VITEST_HINT}`,
+    { cause: failure },
+  );
 }
 
 /**
@@ -108,7 +125,8 @@ const HEAVY_TEST = { timeout: 120_000 };
  *
  * Call it at the top level of a vitest test file. vitest (>= 3.2) is an optional peer dependency needed by this
  * function only: it is loaded when the function is called, so the rest of `aspect-cache/testing` works without
- * it. Without vitest the call throws a {@link CachingError} with code `E_MISSING_PEER`.
+ * it. Without vitest the call throws a {@link CachingError} with code `E_MISSING_PEER`. In vitest's `vmThreads` and
+ * `vmForks` pools it needs vitest's globals (`test.globals: true`); the default pools need nothing.
  *
  * @param name - the title of the `describe` block, e.g. the backend's class name.
  * @param options - how to create and dispose of the backend, and what it supports.
