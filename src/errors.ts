@@ -27,6 +27,8 @@ export const errors = {
   E_BACKEND: 'E_BACKEND',
   /** A vary-by context is unknown, or its provider threw or returned an unkeyable value. */
   E_CONTEXT: 'E_CONTEXT',
+  /** A feature needs an optional peer dependency that is not installed or cannot be loaded. */
+  E_MISSING_PEER: 'E_MISSING_PEER',
 } as const;
 
 /** One of the {@link errors} codes. */

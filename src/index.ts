@@ -3,6 +3,7 @@
  * methods, dependencies propagated from nested cached calls to their callers.
  *
  * @packageDocumentation
+ * @module aspect-cache
  */
 export { Cache } from './decorators/cache.js';
 export { InvalidateCache, type InvalidationTarget } from './decorators/invalidate-cache.js';

@@ -3,6 +3,7 @@
  * dependency imported only by this entry point.
  *
  * @packageDocumentation
+ * @module aspect-cache/redis
  */
 export { RedisBackend, type RedisBackendOptions, type RedisLockOptions } from './backends/redis/redis-backend.js';
 export { RedisInvalidationBus, type RedisInvalidationBusOptions } from './backends/redis/redis-invalidation-bus.js';

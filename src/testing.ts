@@ -4,6 +4,7 @@
  * clock.
  *
  * @packageDocumentation
+ * @module aspect-cache/testing
  */
 export { FakeClock } from './testing/fake-clock.js';
 export { ChaosBackend, type ChaosOperation } from './testing/chaos-backend.js';

@@ -25,6 +25,7 @@
  * const catalogue = container.resolve(ProductCatalogue);
  *
  * @packageDocumentation
+ * @module aspect-cache/tsyringe
  */
 import { injectable, type DependencyContainer, type InjectionToken } from 'tsyringe';
 import { CachingError, errors } from './errors.js';

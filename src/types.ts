@@ -9,8 +9,11 @@ export const systemClock: Clock = { now: () => Date.now() };
 
 /** A minimal logger; `console` fits. */
 export interface Logger {
+  /** Detailed tracing (optional): the service logs nothing at this level unless the logger has it. */
   debug?(message: string, data?: unknown): void;
+  /** Something went wrong and was absorbed (a backend failure served from fail-safe, say); `data` has the details. */
   warn(message: string, data?: unknown): void;
+  /** A failure that needs attention; `data` has the details (often the error itself). */
   error(message: string, data?: unknown): void;
 }
 
@@ -41,22 +44,82 @@ export interface CacheStats {
 
 /** The payload of each event emitted by `CachingService.on()`. */
 export interface CacheEventMap {
-  hit: { key: string };
-  miss: { key: string };
-  set: { key: string; dependencies: readonly string[]; expiresAt: number };
-  /** `detail`, when the backend gives one, says why in words (e.g. which value could not be serialized). */
-  skip: { key: string; reason: SkipReason; detail?: string };
-  invalidate: { keys: readonly string[]; entries: readonly string[] };
-  evict: { key: string; reason: 'evict' | 'expire' };
-  error: { error: unknown; key?: string; operation: string };
-  failsafe: { key: string; error: unknown };
-  circuit: { state: 'open' | 'half-open' | 'closed'; backend: string };
+  /** A call was served from the cache. */
+  hit: {
+    /** The entry key of the call. */
+    key: string;
+  };
+  /** A call found no fresh entry and computes its value. */
+  miss: {
+    /** The entry key of the call. */
+    key: string;
+  };
+  /** A computed value was stored. */
+  set: {
+    /** The entry key. */
+    key: string;
+    /** The keys the entry depends on (dependency keys and the entry keys of the cached calls it made). */
+    dependencies: readonly string[];
+    /** When the entry expires, in ms on the service's clock; `Infinity` for never. */
+    expiresAt: number;
+  };
+  /** A computed value was returned but not stored; `reason` says why. */
+  skip: {
+    /** The entry key of the call. */
+    key: string;
+    /** Why the value was not stored. */
+    reason: SkipReason;
+    /** When the backend gives one, why in words (e.g. which value could not be serialized). */
+    detail?: string;
+  };
+  /** An invalidation removed entries. */
+  invalidate: {
+    /** The keys that were invalidated (dependency keys or entry keys, as given). */
+    keys: readonly string[];
+    /** The entry keys that were removed, the dependents of `keys` included. */
+    entries: readonly string[];
+  };
+  /** An entry left the cache on its own: evicted by a size bound, or expired. */
+  evict: {
+    /** The entry key. */
+    key: string;
+    /** `evict` (a size bound) or `expire` (its time was up). */
+    reason: 'evict' | 'expire';
+  };
+  /** A failure the service absorbed (a backend call that failed or timed out, a throwing listener…). */
+  error: {
+    /** What was thrown. */
+    error: unknown;
+    /** The entry key concerned, when there is one. */
+    key?: string;
+    /** The operation that failed, e.g. `get`, `set` or `invalidate`. */
+    operation: string;
+  };
+  /** A computation failed and fail-safe served the expired (stale) entry instead. */
+  failsafe: {
+    /** The entry key of the call. */
+    key: string;
+    /** The computation's error. */
+    error: unknown;
+  };
+  /** A backend's circuit breaker changed state. */
+  circuit: {
+    /** The new state: `open` (calls fail fast), `half-open` (one probe goes through) or `closed` (healthy). */
+    state: 'open' | 'half-open' | 'closed';
+    /** The backend's name. */
+    backend: string;
+  };
   /**
    * A layered backend dropped its local cache (L1) because it may have missed an invalidation: its bus
    * subscription was lost (`disconnected`), it heard nothing of its own for two heartbeats (`silence`), a
    * sender's messages had a gap (`gap`), a sender went silent (`sender-silent`), or a foreign payload appeared.
    */
-  resync: { reason: ResyncReason; backend: string };
+  resync: {
+    /** Why the local cache was dropped. */
+    reason: ResyncReason;
+    /** The layered backend's name. */
+    backend: string;
+  };
 }
 
 /**

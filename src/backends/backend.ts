@@ -5,6 +5,7 @@ import type { Clock, MaybePromise, ResyncReason } from '../types.js';
  * callers must not mutate it.
  */
 export interface CacheHit {
+  /** Always `true`: tells a hit from a {@link CacheMiss}. */
   readonly hit: true;
   /** The cached value (already resolved for async methods). */
   readonly value: unknown;
@@ -32,6 +33,7 @@ export interface CacheHit {
 
 /** A miss; `token` must be passed to `set` (or `abandon`) so the backend can refuse a stale write. */
 export interface CacheMiss {
+  /** Always `false`: tells a miss from a {@link CacheHit}. */
   readonly hit: false;
   /** Opaque marker of when the computation started (a sequence number, a Redis generation…). */
   readonly token: unknown;
@@ -47,8 +49,11 @@ export type CacheLookup = CacheHit | CacheMiss;
 
 /** What `set` stores. */
 export interface CacheEntryInput {
+  /** The value to store (already resolved for async methods). */
   readonly value: unknown;
+  /** True if the method returned a promise; returned as {@link CacheHit.async} on hits. */
   readonly async: boolean;
+  /** The keys the entry depends on (dependencies and child method keys, transitively). */
   readonly dependencies: readonly string[];
   /** Absolute expiry in ms on the backend's clock; `Infinity` for none. */
   readonly expiresAt: number;
@@ -79,7 +84,9 @@ export type StoreOutcome = 'stored' | 'stale' | 'too-large' | 'not-serializable'
 
 /** A refused store with an explanation, e.g. `{ reason: 'not-serializable', detail: 'an instance of Foo at .items[0] …' }`. */
 export interface StoreRefusal {
+  /** The outcome, as the plain {@link StoreOutcome} strings name it. */
   readonly reason: 'stale' | 'too-large' | 'not-serializable' | 'backend-error';
+  /** Why, in words; the service passes it on as the `skip` event's `detail`. */
   readonly detail: string;
 }
 
@@ -115,10 +122,29 @@ export interface InvalidationResult {
 
 /** Something a backend absorbed and wants reported: a failure it recovered from, a circuit breaker change. */
 export type BackendEvent =
-  | { readonly type: 'error'; readonly error: unknown; readonly operation: string }
-  | { readonly type: 'circuit'; readonly state: 'open' | 'half-open' | 'closed' }
+  /** A failure the backend absorbed (it answered a miss, or queued an invalidation for retry). */
+  | {
+      /** Tells the event kinds apart. */
+      readonly type: 'error';
+      /** What was thrown. */
+      readonly error: unknown;
+      /** The backend operation that failed, e.g. `get` or `invalidate`. */
+      readonly operation: string;
+    }
+  /** The backend's circuit breaker changed state. */
+  | {
+      /** Tells the event kinds apart. */
+      readonly type: 'circuit';
+      /** The new state: `open` (calls fail fast), `half-open` (one probe goes through) or `closed`. */
+      readonly state: 'open' | 'half-open' | 'closed';
+    }
   /** A layered backend dropped its local cache because it may have missed an invalidation (see `LayeredBackend`). */
-  | { readonly type: 'resync'; readonly reason: ResyncReason };
+  | {
+      /** Tells the event kinds apart. */
+      readonly type: 'resync';
+      /** Why the local cache was dropped. */
+      readonly reason: ResyncReason;
+    };
 
 /** Why an entry left the backend on its own. */
 export type RemovalReason = 'evict' | 'expire';

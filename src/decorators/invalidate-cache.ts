@@ -20,9 +20,13 @@ export type InvalidationTarget =
   | string
   | readonly [target: Function, method: string]
   | {
+      /** The class that declares the target method; default: the decorated method's own class. */
       readonly target?: Function;
+      /** The name of the cached method to invalidate. */
       readonly method: string;
+      /** Maps the decorated method's arguments to the target's arguments. */
       readonly args?: (...args: any[]) => readonly unknown[];
+      /** Maps the decorated method's arguments to the target's `this` (when its instances have their own cache key). */
       readonly instance?: (...args: any[]) => object;
     };
 

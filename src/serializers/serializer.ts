@@ -6,7 +6,9 @@ import SuperJSON from 'superjson';
  * and where it is in the value, becomes the `detail` of the `skip` event), so the value is not stored.
  */
 export interface Serializer {
+  /** Turns a value into text; throws (a `TypeError` saying what and where) if it cannot be restored faithfully. */
   serialize(value: unknown): string;
+  /** Restores a value from the text `serialize` produced. */
   deserialize(text: string): unknown;
 }
 

@@ -332,6 +332,7 @@ export class CachingService {
     return defaultService;
   }
 
+  /** Replaces the default service (throws a {@link CachingError} if `service` is not a CachingService). */
   static set default(service: CachingService) {
     if (!(service instanceof CachingService)) throw new CachingError(errors.E_INVALID_OPTION, 'CachingService.default must be set to a CachingService.');
     defaultService = service;
@@ -351,7 +352,10 @@ export class CachingService {
 
   // ───────────────────────────── the call path ─────────────────────────────
 
-  /** Runs one call of a cached method (used by the `@Cache` wrapper). */
+  /**
+   * Runs one call of a cached method (used by the `@Cache` wrapper).
+   * @internal
+   */
   invoke(descriptor: MethodDescriptor, self: unknown, args: unknown[]): unknown {
     const plan = (descriptor.planOwner === this ? descriptor.plan : this.#planFor(descriptor, self)) as Plan;
     // Inside a transaction the data may be uncommitted: the method runs, nothing is read from or stored in the cache.
@@ -1370,7 +1374,10 @@ export class CachingService {
    * const { pending } = await caching.invalidate('PriceList');
    * if (pending) throw new ServiceUnavailable('saved, but caches may serve the old price for a moment');
    */
-  invalidate(...dependencies: DependencyLike[]): Promise<{ pending: boolean }> {
+  invalidate(...dependencies: DependencyLike[]): Promise<{
+    /** A store could not be reached: the invalidation is queued and retried until it lands. */
+    pending: boolean;
+  }> {
     try {
       const keys = cascadeClosure(dependencies, 'CachingService.invalidate');
       return Promise.resolve(this.#invalidateKeys(keys.map(k => this.#prefix + k)));

@@ -7,8 +7,16 @@ import type { CacheStats } from '../types.js';
  * '@opentelemetry/api'`) or let the service load it when it is installed.
  */
 export interface OpenTelemetryApi {
-  trace: { getTracer(name: string, version?: string): OtelTracer };
-  metrics: { getMeter(name: string, version?: string): OtelMeter };
+  /** `trace` of `@opentelemetry/api`: the service's spans. */
+  trace: {
+    /** Returns the tracer of the instrumentation scope `name`. */
+    getTracer(name: string, version?: string): OtelTracer;
+  };
+  /** `metrics` of `@opentelemetry/api`: the service's counters and histograms. */
+  metrics: {
+    /** Returns the meter of the instrumentation scope `name`. */
+    getMeter(name: string, version?: string): OtelMeter;
+  };
 }
 
 interface OtelSpan {
@@ -36,7 +44,12 @@ interface OtelMeter {
 }
 
 /** `telemetry` option of `CachingService`. */
-export type TelemetryOption = boolean | { api: OpenTelemetryApi };
+export type TelemetryOption =
+  | boolean
+  | {
+      /** The OpenTelemetry API to use (`import * as api from '@opentelemetry/api'`). */
+      api: OpenTelemetryApi;
+    };
 
 /** What the service calls; null when telemetry is off. */
 export interface Telemetry {

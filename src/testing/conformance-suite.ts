@@ -1,6 +1,59 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type * as Vitest from 'vitest';
 import type { CacheEntryInput, CacheHit, CacheLookup, CacheMiss, CachingBackend, StoreOutcome } from '../backends/backend.js';
+import { CachingError, errors } from '../errors.js';
 import { FakeClock } from './fake-clock.js';
+
+/** The part of vitest's API the suite uses. */
+type VitestApi = Pick<typeof Vitest, 'afterEach' | 'beforeEach' | 'describe' | 'expect' | 'it'>;
+
+const VITEST_HINT =
+  'describeBackendConformance needs vitest (>= 3.2) as a dev dependency of the project that runs it ' +
+  '(npm i -D vitest), and must be called at the top level of a test file run by vitest. FakeClock, ChaosBackend ' +
+  'and TestBusNetwork from aspect-cache/testing work without vitest.';
+
+/**
+ * Loads vitest when the suite is defined, not when `aspect-cache/testing` is imported, so that FakeClock,
+ * ChaosBackend and the test bus work in projects without vitest.
+ *
+ * Why this way: the suite must call `describe`/`it` synchronously while vitest collects the test file, so a
+ * dynamic `import()` is too late, and a top-level `await import()` would stop CommonJS projects from
+ * `require()`-ing this module. `require('vitest')` picks vitest's CommonJS entry, which only throws. So the
+ * ES module entry is located with `import.meta.resolve` (the same resolution a static import would do) and
+ * loaded with `require()` of an ES module (Node >= 20.19). In vitest's default pools (`forks`, `threads`) the
+ * test file has already loaded that module, so `require()` returns the very instance that is collecting tests.
+ *
+ * vitest's `vmThreads` / `vmForks` pools run test files and their imports in a VM context with its own copy
+ * of vitest, which no synchronous call can reach (the `require()` they provide cannot load ES modules). There
+ * the suite uses vitest's globals (`test.globals: true`), and without them it throws an error that says so.
+ */
+function loadVitest(): VitestApi {
+  let entry: string;
+  try {
+    entry = fileURLToPath(import.meta.resolve('vitest'));
+  } catch (cause) {
+    throw new CachingError(errors.E_MISSING_PEER, `describeBackendConformance: vitest is not installed. ${VITEST_HINT}`, { cause });
+  }
+  let loaded: VitestApi | undefined;
+  let failure: unknown;
+  try {
+    loaded = createRequire(import.meta.url)(entry) as VitestApi;
+  } catch (cause) {
+    failure = cause;
+  }
+  if (loaded !== undefined) return loaded;
+  // In a vm pool, `require()` (vitest's own, for the VM context) cannot load the ES module: use the globals.
+  const globals = globalThis as { __vitest_worker__?: unknown } & Partial<VitestApi>;
+  const { afterEach, beforeEach, describe, expect, it } = globals;
+  if (globals.__vitest_worker__ !== undefined && afterEach && beforeEach && describe && expect && it) return { afterEach, beforeEach, describe, expect, it };
+  throw new CachingError(
+    errors.E_MISSING_PEER,
+    `describeBackendConformance: vitest (${entry}) could not be loaded where the test file runs. In vitest's vmThreads or vmForks pool, ` +
+      `enable vitest's globals (test.globals: true in the vitest config, or --globals), or run the file in the forks or threads pool. ${VITEST_HINT}`,
+    { cause: failure },
+  );
+}
 
 /**
  * How {@link describeBackendConformance} builds, drives and tears down the backend under test.
@@ -70,7 +123,10 @@ const HEAVY_TEST = { timeout: 120_000 };
  * Requirements on the backend under test: it starts empty, holds at least 10,200 entries without evicting,
  * and has no size limit that the test values (a few hundred bytes) would exceed.
  *
- * Call it at the top level of a test file (vitest is a peer dependency of `aspect-cache/testing`).
+ * Call it at the top level of a vitest test file. vitest (>= 3.2) is an optional peer dependency needed by this
+ * function only: it is loaded when the function is called, so the rest of `aspect-cache/testing` works without
+ * it. Without vitest the call throws a {@link CachingError} with code `E_MISSING_PEER`. In vitest's `vmThreads` and
+ * `vmForks` pools it needs vitest's globals (`test.globals: true`); the default pools need nothing.
  *
  * @param name - the title of the `describe` block, e.g. the backend's class name.
  * @param options - how to create and dispose of the backend, and what it supports.
@@ -100,6 +156,10 @@ const HEAVY_TEST = { timeout: 120_000 };
 export function describeBackendConformance(name: string, options: ConformanceOptions): void {
   const fakeTime = options.supportsFakeClock !== false;
   const unit = fakeTime ? FAKE_UNIT_MS : (options.realTimeUnitMs ?? 100);
+  const vitest = loadVitest();
+  const { afterEach, beforeEach, describe, it } = vitest;
+  // Annotated so that `expect.fail(…)` (which returns `never`) narrows types, as with a static import.
+  const expect: VitestApi['expect'] = vitest.expect;
 
   describe(name, () => {
     let clock: FakeClock;

@@ -34,6 +34,7 @@ export interface TestBusFaults {
  * network.faults({ drop: 0.1, delayMs: [0, 5] });
  */
 export class TestBusNetwork {
+  /** The heartbeat period the endpoints report, in ms (the `heartbeatMs` option). */
   readonly heartbeatMs: number;
   readonly #endpoints = new Set<TestBus>();
   #faults: Required<Omit<TestBusFaults, 'dropIf'>> & Pick<TestBusFaults, 'dropIf'> = { drop: 0, duplicate: 0, delayMs: 0 };

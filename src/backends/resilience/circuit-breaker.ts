@@ -1,7 +1,7 @@
 import { CachingError, errors } from '../../errors.js';
 import type { Clock } from '../../types.js';
 
-/** States of a {@link CircuitBreaker}. */
+/** States of a circuit breaker (`RedisBackend`'s `circuitBreaker` option): `open` fails fast, `half-open` lets one probe through. */
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
 /** Options of a circuit breaker (RedisBackend's `circuitBreaker` option). */
