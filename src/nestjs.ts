@@ -19,6 +19,7 @@
  * class AppModule {}
  *
  * @packageDocumentation
+ * @module aspect-cache/nestjs
  */
 import type { DynamicModule, InjectionToken, ModuleMetadata, OptionalFactoryDependency } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService } from '@nestjs/core';

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -8,8 +8,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 // tsconfig), so what is checked is what a user sees.
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const expectedDir = new URL('./expected/', import.meta.url);
-/** In CI, shared/ (with the reference outputs) sits next to the repository. */
-const samplesMd = fileURLToPath(new URL('../shared/SAMPLES.md', `file://${root}`));
 const tsxCli = createRequire(import.meta.url).resolve('tsx/cli');
 
 interface Run {
@@ -37,17 +35,6 @@ function lines(text: string): string[] {
   return text.replace(/\r\n/g, '\n').replace(/\n$/, '').split('\n');
 }
 
-/** The first fenced code block under the `## <name>` heading of SAMPLES.md. */
-function referenceBlock(markdown: string, name: string): string {
-  const all = markdown.replace(/\r\n/g, '\n').split('\n');
-  const heading = all.indexOf(`## ${name}`);
-  if (heading < 0) throw new Error(`SAMPLES.md has no '## ${name}' section`);
-  const open = all.findIndex((line, i) => i > heading && line.startsWith('```'));
-  const close = all.findIndex((line, i) => i > open && line.startsWith('```'));
-  if (open < 0 || close < 0) throw new Error(`SAMPLES.md: no code block under '## ${name}'`);
-  return all.slice(open + 1, close).join('\n') + '\n';
-}
-
 const runs = new Map<string, Promise<Run>>();
 beforeAll(() => {
   // The three processes start together: each takes about a second to boot tsx.
@@ -68,14 +55,6 @@ describe.each(['string-dependencies', 'object-dependencies'])('sample %s', name 
     expect(run.stdout).toBe(expectedOutput(name));
   });
 });
-
-if (existsSync(samplesMd)) {
-  describe('expected outputs', () => {
-    it.each(['string-dependencies', 'object-dependencies'])('the copy of %s equals the code block of shared/SAMPLES.md', name => {
-      expect(expectedOutput(name)).toBe(referenceBlock(readFileSync(samplesMd, 'utf8'), name));
-    });
-  });
-}
 
 describe('sample suspend-propagation', () => {
   it('exits with code 0, so its own assertions held', async () => {
