@@ -16,6 +16,10 @@ const config = {
   tsconfig: './tsconfig.build.json',
   out: 'docs/api',
   readme: 'none',
+  // Source links point at the repository named in package.json, not at whatever git remote a checkout has
+  // (a CI clone's origin is a local path, which TypeDoc would warn about and CI would fail on).
+  disableGit: true,
+  sourceLinkTemplate: `${String(pkg.repository?.url ?? '').replace(/^git\+/, '').replace(/\.git$/, '')}/blob/main/{path}#L{line}`,
   excludePrivate: true,
   excludeInternal: true,
   // Structural types of third-party objects (a superjson instance, an OpenTelemetry tracer and meter): users

@@ -58,7 +58,15 @@ export interface CachingModuleSettings {
 }
 
 /** Options of {@link CachingModule.forRoot}: the options of a new service, or an existing service. */
-export type CachingModuleOptions = (CachingServiceOptions & { service?: never }) | { service: CachingService };
+export type CachingModuleOptions =
+  | (CachingServiceOptions & {
+      /** Not with service options: give either options (the module creates the service) or `service`. */
+      service?: never;
+    })
+  | {
+      /** An existing service to provide; the module does not dispose it (unless `dispose: true`). */
+      service: CachingService;
+    };
 
 /** Options of {@link CachingModule.forRootAsync}. */
 export interface CachingModuleAsyncOptions extends CachingModuleSettings {
