@@ -1,6 +1,7 @@
 import { CachingError, errors } from '../errors.js';
 import { capture, serviceOf } from '../service/caching-service.js';
 import { validateCacheOptions, type CacheOptions } from '../service/options.js';
+import type { MethodOnlyDecorator } from './decorator-types.js';
 import { checkFactoryCall, memberDecoration, qualified, type StandardContext } from './decorator-shape.js';
 import { MethodDescriptor, registerDescriptor } from './method-descriptor.js';
 import { noteCachedMethod } from './definition-state.js';
@@ -22,7 +23,7 @@ import { noteCachedMethod } from './definition-state.js';
  *   }
  * }
  */
-export function Cache(options?: CacheOptions): (...args: any[]) => any {
+export function Cache(options?: CacheOptions): MethodOnlyDecorator {
   checkFactoryCall('@Cache', arguments);
   const validated = validateCacheOptions(options, '@Cache', 'method');
   return function cacheDecorator(...args: unknown[]): any {
