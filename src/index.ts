@@ -9,6 +9,7 @@ export { Cache } from './decorators/cache.js';
 export { InvalidateCache, type InvalidationTarget } from './decorators/invalidate-cache.js';
 export { CacheKey } from './decorators/cache-key.js';
 export { CacheConfiguration } from './decorators/cache-configuration.js';
+export type { MethodOnlyDecorator, CacheKeyDecorator, ClassOnlyDecorator } from './decorators/decorator-types.js';
 export { CachingService, addDependency, bindCachingService, readContext, type CachingServiceOptions } from './service/caching-service.js';
 export type { ContextProvider, ContextProviders } from './context/vary-by.js';
 export { suspendDependencyPropagation } from './context/caching-context.js';

@@ -34,7 +34,7 @@ export interface CachingModuleSettings {
    * Register the module globally, so that every module can inject `CachingService` without importing it.
    * @default true
    */
-  global?: boolean;
+  global?: boolean | undefined;
   /**
    * Make the module's service `CachingService.default` from the module's initialization until application
    * shutdown (then the previous default comes back). Providers that Nest creates after start-up (request-scoped
@@ -47,14 +47,14 @@ export interface CachingModuleSettings {
    * caching)` in its constructor.
    * @default true
    */
-  setDefault?: boolean;
+  setDefault?: boolean | undefined;
   /**
    * Dispose the service (and so its backends) on application shutdown (`app.close()`, or a signal with
    * `enableShutdownHooks()`).
    * @default true when the module created the service from options; false for a service you passed in
    *   (`{ service }`, or a `CachingService` returned by `useFactory`): whoever created it disposes it.
    */
-  dispose?: boolean;
+  dispose?: boolean | undefined;
 }
 
 /** Options of {@link CachingModule.forRoot}: the options of a new service, or an existing service. */

@@ -1,5 +1,6 @@
 import { CachingError, errors } from '../errors.js';
 import { validateCacheOptions, type CacheOptions } from '../service/options.js';
+import type { ClassOnlyDecorator } from './decorator-types.js';
 import { setClassOptions } from './class-registry.js';
 
 /**
@@ -10,7 +11,7 @@ import { setClassOptions } from './class-registry.js';
  * @CacheConfiguration({ scope: 'billing.UserService', profile: 'hot' })
  * class UserService { @Cache() async find(id: string) { … } }
  */
-export function CacheConfiguration(options: Omit<CacheOptions, 'key' | 'ignoreArgs'>): (...args: any[]) => any {
+export function CacheConfiguration(options: Omit<CacheOptions, 'key' | 'ignoreArgs'>): ClassOnlyDecorator {
   if (typeof options === 'function') throw new CachingError(errors.E_DECORATOR_TARGET, '@CacheConfiguration is a decorator factory: write @CacheConfiguration({ … }) with parentheses.');
   // Options that are not an object fail here; the rest is checked when the class is decorated, so that the
   // message names it.

@@ -1,5 +1,6 @@
 import { CachingError, errors } from '../errors.js';
 import { CACHE_KEY_METADATA, registerCacheKeyProperty } from '../keys/key-builder.js';
+import type { CacheKeyDecorator } from './decorator-types.js';
 import { checkFactoryCall, memberDecoration, placement, qualified } from './decorator-shape.js';
 
 /**
@@ -10,7 +11,7 @@ import { checkFactoryCall, memberDecoration, placement, qualified } from './deco
  * @example
  * class Order { @CacheKey() id: number; @CacheKey() tenant: string; … }
  */
-export function CacheKey(): (...args: any[]) => any {
+export function CacheKey(): CacheKeyDecorator {
   checkFactoryCall('@CacheKey', arguments);
   return function cacheKeyDecorator(...args: unknown[]): any {
     const decoration = memberDecoration(args, '@CacheKey');

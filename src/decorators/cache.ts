@@ -2,6 +2,7 @@ import { CachingError, errors } from '../errors.js';
 import { capture, serviceOf } from '../service/caching-service.js';
 import { validateCacheOptions, type CacheOptions } from '../service/options.js';
 import { copyMetadata } from './copy-metadata.js';
+import type { MethodOnlyDecorator } from './decorator-types.js';
 import { checkFactoryCall, memberDecoration, placement, qualified, type StandardContext } from './decorator-shape.js';
 import { MethodDescriptor, registerDescriptor } from './method-descriptor.js';
 import { noteCachedMethod } from './definition-state.js';
@@ -23,7 +24,7 @@ import { noteCachedMethod } from './definition-state.js';
  *   }
  * }
  */
-export function Cache(options?: CacheOptions): (...args: any[]) => any {
+export function Cache(options?: CacheOptions): MethodOnlyDecorator {
   checkFactoryCall('@Cache', arguments);
   // Options that are not an object fail here; the rest is checked at decoration, where the member's name is
   // known for the message ("@Cache on ProductCatalogue.getPrice: …").

@@ -3,6 +3,7 @@ import { keyPropertiesOf } from '../keys/key-builder.js';
 import { checkKnownOptions } from '../options-check.js';
 import { serviceInternals, serviceOf } from '../service/caching-service.js';
 import { copyMetadata } from './copy-metadata.js';
+import type { MethodOnlyDecorator } from './decorator-types.js';
 import { checkFactoryCall, memberDecoration, qualified } from './decorator-shape.js';
 import { whenCachedMethod } from './definition-state.js';
 import { descriptorOf, type MethodDescriptor } from './method-descriptor.js';
@@ -64,7 +65,7 @@ interface ResolvedTarget {
  * @InvalidateCache('getPrice', [ProductList, 'getProducts'])
  * async updatePrice(id: string, price: number) { … }
  */
-export function InvalidateCache(...targets: InvalidationTarget[]): (...args: any[]) => any {
+export function InvalidateCache(...targets: InvalidationTarget[]): MethodOnlyDecorator {
   checkFactoryCall('@InvalidateCache', targets);
   if (targets.length === 0) throw new CachingError(errors.E_INVALIDATION_MAPPING, '@InvalidateCache needs at least one target: a method name, [Class, "method"], or { method, args }.');
   const specs = targets.map(normalize);

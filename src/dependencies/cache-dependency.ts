@@ -20,9 +20,10 @@ export interface CacheDependency {
   getCacheKey(): string;
   /**
    * Dependencies invalidated together with this one (transitively, cycle-safe). Only invalidation follows
-   * them: adding a dependency registers its own key only.
+   * them: adding a dependency registers its own key only. `undefined` means none (so implementations can
+   * declare it `Iterable<CacheDependency> | undefined` under `exactOptionalPropertyTypes`).
    */
-  readonly cascadeDependencies?: Iterable<CacheDependency>;
+  readonly cascadeDependencies?: Iterable<CacheDependency> | undefined;
 }
 
 /**

@@ -155,7 +155,7 @@ interface Flight {
    * value: only with joiners whose values agree (`suffix` null: with none, the computing caller's own contexts
    * failed); the others compute on their own.
    */
-  failure?: Failure;
+  failure?: Failure | undefined;
 }
 
 /** A cached call recorded instead of run, for `invalidateCall`/`refreshCall`. */

@@ -37,7 +37,7 @@ export class TestBusNetwork {
   /** The heartbeat period the endpoints report, in ms (the `heartbeatMs` option). */
   readonly heartbeatMs: number;
   readonly #endpoints = new Set<TestBus>();
-  #faults: Required<Omit<TestBusFaults, 'dropIf'>> & Pick<TestBusFaults, 'dropIf'> = { drop: 0, duplicate: 0, delayMs: 0 };
+  #faults: Required<Omit<TestBusFaults, 'dropIf'>> & { dropIf: TestBusFaults['dropIf'] | undefined } = { dropIf: undefined, drop: 0, duplicate: 0, delayMs: 0 };
   #groups: Map<TestBus, number> | undefined;
   #held: (() => void)[] | undefined;
   #random: () => number;

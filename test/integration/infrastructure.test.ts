@@ -138,7 +138,7 @@ describeRedis('redis test infrastructure: command counting', () => {
   });
 
   it('refuses to reset the statistics of a server the tests did not start', async () => {
-    const [port] = await freePorts(1);
+    const port = (await freePorts(1))[0]!;
     const stranger = new Redis({ host: '127.0.0.1', port, lazyConnect: true });
     await expect(resetCommandStats(stranger)).rejects.toThrow(/not a server these tests started/);
     stranger.disconnect();

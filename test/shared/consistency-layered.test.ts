@@ -493,7 +493,7 @@ let reproScopes = 0;
 /** What the repro's cached methods read: a price, and a gate that holds a read open until it opens. */
 interface Db {
   price: number;
-  gate?: Promise<void>;
+  gate?: Promise<void> | undefined;
 }
 
 /** A cached price (depending on `price:<id>`) and a total computed from it, one class per test. */

@@ -20,6 +20,7 @@ describe('@Cache on something that is not a method', () => {
   it('on an instance field throws E_DECORATOR_TARGET naming the field', () => {
     const error = definitionError(() => {
       class CachedField {
+        // @ts-expect-error -- misuse on purpose: the type rejects it, the run-time check is what this test covers
         @Cache()
         cachedTotal = 1;
       }
@@ -32,6 +33,7 @@ describe('@Cache on something that is not a method', () => {
   it('on a static field throws E_DECORATOR_TARGET naming the field', () => {
     const error = definitionError(() => {
       class CachedStaticField {
+        // @ts-expect-error -- misuse on purpose: the type rejects it, the run-time check is what this test covers
         @Cache()
         static staticTotal = 1;
       }
@@ -43,6 +45,7 @@ describe('@Cache on something that is not a method', () => {
   it('on a getter throws E_DECORATOR_TARGET naming the getter', () => {
     const error = definitionError(() => {
       class CachedGetter {
+        // @ts-expect-error -- misuse on purpose: the type rejects it, the run-time check is what this test covers
         @Cache()
         get expensiveTotal(): number {
           return 42;
@@ -58,6 +61,7 @@ describe('@Cache on something that is not a method', () => {
       class CachedSetter {
         #value = 0;
 
+        // @ts-expect-error -- misuse on purpose: the type rejects it, the run-time check is what this test covers
         @Cache()
         set assignedTotal(value: number) {
           this.#value = value;
@@ -130,6 +134,7 @@ describe('other decorators on the wrong target', () => {
           return id;
         }
 
+        // @ts-expect-error -- misuse on purpose: the type rejects it, the run-time check is what this test covers
         @InvalidateCache('get')
         invalidator = 1;
       }
@@ -146,6 +151,7 @@ describe('other decorators on the wrong target', () => {
           return id;
         }
 
+        // @ts-expect-error -- misuse on purpose: the type rejects it, the run-time check is what this test covers
         @InvalidateCache('get')
         get invalidatingGetter(): number {
           return 1;
@@ -157,10 +163,10 @@ describe('other decorators on the wrong target', () => {
   });
 
   it('@CacheConfiguration on a method throws E_DECORATOR_TARGET', () => {
-    const ClassDecoratorOnMethod = CacheConfiguration({ ttl: 1_000 }) as (...args: any[]) => any;
     definitionError(() => {
       class ConfiguredMethod {
-        @ClassDecoratorOnMethod
+        // @ts-expect-error -- misuse on purpose: the type rejects it, the run-time check is what this test covers
+        @CacheConfiguration({ ttl: 1_000 })
         get(): number {
           return 1;
         }

@@ -143,7 +143,7 @@ interface Session {
   connection: Array<{ at: number; state: 'up' | 'down' }>;
   arrivals: Arrival[];
   gates: Map<number, { promise: Promise<void>; release: () => void }>;
-  load?: { running: boolean; loops: Promise<void>[]; reads: ReadRecord[]; bumps: BumpResult[] };
+  load?: { running: boolean; loops: Promise<void>[]; reads: ReadRecord[]; bumps: BumpResult[] } | undefined;
 }
 
 let session: Session | undefined;
@@ -177,7 +177,9 @@ class Rows {
   }
 }
 
-function connect(redis: OpenOptions['redis'], extra: RedisOptions = {}, natMap?: Record<string, Address>): Redis | Cluster {
+// ioredis 6.0.0 declares RedisOptions.replyMapping as `ReplyMappingMode | undefined`, which its own constructors
+// reject under exactOptionalPropertyTypes; these helpers never set it.
+function connect(redis: OpenOptions['redis'], extra: Omit<RedisOptions, 'replyMapping'> = {}, natMap?: Record<string, Address>): Redis | Cluster {
   // Quick reconnections: the tests kill and stall connections and look at how fast the processes recover.
   const retryStrategy = () => 50;
   const client =
@@ -257,7 +259,7 @@ async function open(options: OpenOptions): Promise<WorkerState> {
   let busClient = cache;
   if (options.bus !== undefined) {
     const { standalone, cluster, natMap, username, password } = options.bus;
-    const auth: RedisOptions = username === undefined ? {} : { username, password };
+    const auth: Omit<RedisOptions, 'replyMapping'> = username === undefined ? {} : { username, password };
     const target: OpenOptions['redis'] = cluster ? { cluster } : standalone ? { standalone } : options.redis;
     busClient = connect(target, auth, natMap);
     clients.push(busClient);

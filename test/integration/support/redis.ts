@@ -141,15 +141,19 @@ function tracked<T extends RedisClient>(client: T): T {
   return client;
 }
 
+// ioredis 6.0.0 declares RedisOptions.replyMapping as `ReplyMappingMode | undefined`, which its own constructors
+// reject under exactOptionalPropertyTypes; these helpers never set it.
+type ClientOptions = Omit<RedisOptions, 'replyMapping'>;
+
 /** An ioredis client of the standalone server (options override; pass `port` to reach a dedicated server). */
-export function standaloneClient(options: RedisOptions = {}): Redis {
+export function standaloneClient(options: ClientOptions = {}): Redis {
   const { standalone } = availableTopology();
   if (options.port === FOREIGN_PORT) throw new Error(`port ${FOREIGN_PORT} is not a server these tests started`);
   return tracked(new Redis({ host: standalone.host, port: standalone.port, ...options }));
 }
 
 /** An ioredis Cluster client of the 3-master cluster, seeded with all six nodes. */
-export function clusterClient(options: ClusterOptions = {}): Cluster {
+export function clusterClient(options: Omit<ClusterOptions, 'redisOptions'> & { redisOptions?: ClientOptions } = {}): Cluster {
   const { cluster } = availableTopology();
   return tracked(new Cluster(cluster.nodes, options));
 }
