@@ -24,7 +24,9 @@ const config = {
   excludeInternal: true,
   // Structural types of third-party objects (a superjson instance, an OpenTelemetry tracer and meter): users
   // pass the real library's objects, so these are not exported and are shown by name only.
-  intentionallyNotExported: ['src/serializers/serializer.ts:SuperJsonInstance', 'src/telemetry/open-telemetry.ts:OtelTracer', 'src/telemetry/open-telemetry.ts:OtelMeter'],
+  intentionallyNotExported: ['src/serializers/serializer.ts:SuperJsonInstance', 'src/telemetry/open-telemetry.ts:OtelTracer', 'src/telemetry/open-telemetry.ts:OtelMeter',
+    // Helper types inside the decorators' signatures (what they accept); shown by name only.
+    ...['PublicInstanceMember', 'Prototype', 'NotAMethod', 'AnyClass', 'AnyMethod'].map(name => `src/decorators/decorator-types.ts:${name}`)],
   sort: ['kind', 'instance-first', 'alphabetical-ignoring-documents'],
   // `npm run docs:check` adds --treatWarningsAsErrors: an export without JSDoc, a {@link} that does not
   // resolve or a public type that is used but not exported fails CI.
