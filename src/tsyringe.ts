@@ -28,6 +28,7 @@
  * @module aspect-cache/tsyringe
  */
 import { injectable, type DependencyContainer, type InjectionToken } from 'tsyringe';
+import type { ClassOnlyDecorator } from './decorators/decorator-types.js';
 import { CachingError, errors } from './errors.js';
 import { BOUND_SERVICE, bindCachingService, CachingService } from './service/caching-service.js';
 
@@ -104,7 +105,7 @@ const INJECTION_TOKENS = 'injectionTokens';
  * registerCachingService(tenantA, new CachingService());
  * const catalogue = tenantA.resolve(ProductCatalogue); // cached in tenantA's service
  */
-export function CachingInjectable(options?: CachingInjectableOptions): (...args: any[]) => any {
+export function CachingInjectable(options?: CachingInjectableOptions): ClassOnlyDecorator {
   return function cachingInjectableDecorator(...args: unknown[]): any {
     const [target, context] = args;
     const isStandard = args.length === 2 && (context as { kind?: unknown } | null | undefined)?.kind === 'class';
