@@ -1,38 +1,15 @@
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { expectedOutput, lines, runSample, type SampleRun } from '../support/run-sample.js';
 
 // The flagship sample (what `npm start` runs), as its own process exactly as `npm run sample:flagship` runs it.
 // It asserts the database reads of each step itself (node:assert), so exit code 0 means they held; its output
 // is compared with the recorded one, so what a first-time user reads stays what the README promises.
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const tsxCli = createRequire(import.meta.url).resolve('tsx/cli');
-const expected = readFileSync(new URL('./expected/flagship.txt', import.meta.url), 'utf8');
+const expected = expectedOutput('flagship');
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function runSample(): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-  delete env.NODE_OPTIONS; // the test runner's own loader options must not leak into the sample
-  return new Promise(resolve => {
-    execFile(process.execPath, [tsxCli, '--tsconfig', 'samples/tsconfig.json', 'samples/flagship/main.ts'], { cwd: root, env, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-const lines = (text: string) => text.replace(/\r\n/g, '\n').replace(/\n$/, '').split('\n');
-
-let run: Promise<Run>;
+let run: Promise<SampleRun>;
 beforeAll(() => {
-  run = runSample();
+  run = runSample('flagship');
 });
 
 describe('sample flagship', () => {
@@ -64,8 +41,8 @@ describe('sample flagship', () => {
 
   it('runs the class of the README example verbatim', () => {
     // The README's Example section and the sample share the class body: a change to one must reach the other.
-    const readme = readFileSync(new URL('README.md', `file://${root}`), 'utf8').replace(/\r\n/g, '\n');
-    const sample = readFileSync(new URL('samples/flagship/main.ts', `file://${root}`), 'utf8').replace(/\r\n/g, '\n');
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8').replace(/\r\n/g, '\n');
+    const sample = readFileSync(new URL('../../samples/flagship/main.ts', import.meta.url), 'utf8').replace(/\r\n/g, '\n');
     const classOf = (text: string) => {
       const start = text.indexOf('class ProductCatalogue {');
       const end = text.indexOf('\n}\n', start);

@@ -1,32 +1,10 @@
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { runSample, type SampleRun } from '../support/run-sample.js';
 
 // The orderflow sample on the memory backend, run as its own process exactly as `npm run sample:orderflow`
 // runs it. The sample asserts its own invalidations (node:assert), so exit code 0 means they all held; the
 // lines checked here are the ones a reader of its output relies on.
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const tsxCli = createRequire(import.meta.url).resolve('tsx/cli');
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function runOrderflow(): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-  delete env.NODE_OPTIONS; // the test runner's own loader options must not leak into the sample
-  delete env.REDIS_URL; // the memory backend, whatever the developer's shell says
-  return new Promise(resolve => {
-    execFile(process.execPath, [tsxCli, '--tsconfig', 'samples/tsconfig.json', 'samples/orderflow/main.ts'], { cwd: root, env, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** The lines of one numbered section ("4. …") up to the next blank line. */
 function section(lines: string[], number: number): string[] {
@@ -43,9 +21,9 @@ function outcome(lines: string[], call: string): string {
   return line!;
 }
 
-let run: Promise<Run>;
+let run: Promise<SampleRun>;
 beforeAll(() => {
-  run = runOrderflow();
+  run = runSample('orderflow', undefined, { REDIS_URL: undefined }); // the memory backend, whatever the shell says
 });
 
 describe('sample orderflow (memory backend)', () => {

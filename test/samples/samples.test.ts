@@ -1,41 +1,10 @@
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { expectedOutput, lines, runSample, type SampleRun } from '../support/run-sample.js';
 
 // Each sample runs as its own process, exactly as `npm run sample:<name>` runs it (tsx with the samples'
 // tsconfig), so what is checked is what a user sees.
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const expectedDir = new URL('./expected/', import.meta.url);
-const tsxCli = createRequire(import.meta.url).resolve('tsx/cli');
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function runSample(name: string): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-  delete env.NODE_OPTIONS; // the test runner's own loader options must not leak into the sample
-  return new Promise(resolve => {
-    execFile(process.execPath, [tsxCli, '--tsconfig', 'samples/tsconfig.json', `samples/${name}/main.ts`], { cwd: root, env, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function expectedOutput(name: string): string {
-  return readFileSync(new URL(`${name}.txt`, expectedDir), 'utf8');
-}
-
-function lines(text: string): string[] {
-  return text.replace(/\r\n/g, '\n').replace(/\n$/, '').split('\n');
-}
-
-const runs = new Map<string, Promise<Run>>();
+const runs = new Map<string, Promise<SampleRun>>();
 beforeAll(() => {
   // The three processes start together: each takes about a second to boot tsx.
   for (const name of ['string-dependencies', 'object-dependencies', 'suspend-propagation']) runs.set(name, runSample(name));
