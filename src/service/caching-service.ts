@@ -200,10 +200,18 @@ let checkedFallback: CachingService | undefined;
  */
 export const defaultServiceSlot = {
   get: (): CachingService | undefined => defaultService,
-  set: (service: CachingService | undefined): void => {
-    defaultService = service;
-  },
+  set: (service: CachingService | undefined): void => replaceDefault(service),
 };
+
+/**
+ * Makes `service` the default (undefined: none, so the next use creates one lazily). The one way the default
+ * changes: it also forgets the cached unbound fallback, which would otherwise keep serving the previous default.
+ */
+function replaceDefault(service: CachingService | undefined): void {
+  defaultService = service;
+  defaultIsLazy = false;
+  checkedFallback = undefined;
+}
 
 /** Internal entry points used by the decorators (kept off the public surface). */
 export let serviceInternals: {
@@ -335,9 +343,7 @@ export class CachingService {
   /** Replaces the default service (throws a {@link CachingError} if `service` is not a CachingService). */
   static set default(service: CachingService) {
     if (!(service instanceof CachingService)) throw new CachingError(errors.E_INVALID_OPTION, 'CachingService.default must be set to a CachingService.');
-    defaultService = service;
-    defaultIsLazy = false;
-    checkedFallback = undefined;
+    replaceDefault(service);
   }
 
   /** The default profile's backend. */

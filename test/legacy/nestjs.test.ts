@@ -260,6 +260,28 @@ describe('setDefault', () => {
     expect(calls.request).toBe(1);
     expect(caching.stats()).toMatchObject({ misses: 1, hits: 1 });
   });
+  it('a request-scoped call uses the module service even after an unbound call already used the default', async () => {
+    reset();
+    class Unbound {
+      @Cache()
+      async value(): Promise<number> {
+        return 1;
+      }
+    }
+    await new Unbound().value(); // the unbound fallback now resolves to the lazily created default
+    @Injectable({ scope: Scope.REQUEST })
+    class PerRequest {
+      @Cache()
+      async lookup(id: string): Promise<string> {
+        calls.request++;
+        return `value of ${id}`;
+      }
+    }
+    const moduleRef = await boot([CachingModule.forRoot({})], [PerRequest]);
+    const caching = moduleRef.get(CachingService);
+    await (await moduleRef.resolve(PerRequest, ContextIdFactory.create())).lookup('a');
+    expect(caching.stats().misses).toBe(1);
+  });
 });
 
 describe('CachingModule.forRootAsync', () => {
