@@ -272,7 +272,7 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   const cacheKeys = ids.map(id => descriptor.keyFor(catalogue, [id]));
   const entryKeys = cacheKeys.map(key => hitBackend.entryKey(key));
   const rawKeys = ids.map(id => `${PREFIX.raw}price:${id}`);
-  /** The partition's key base (`<prefix>ac1:{p0}:`), for the BEGIN script's keys. */
+  /** The partition's key base (`<prefix>ac2:{p0}:`), for the BEGIN script's keys. */
   const hitBase = entryKeys[0]!.slice(0, entryKeys[0]!.length - `v:${cacheKeys[0]!}`.length);
 
   const layers: Record<Layer, LayerDefinition> = {
@@ -846,7 +846,7 @@ async function scanResidue(admin: Redis, prefix: string): Promise<Residue> {
   const list = [...keys];
   let withoutExpiry = 0;
   let maxTtlMs = 0;
-  const kindPattern = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}ac1:\\{p\\d+\\}:([a-z])`);
+  const kindPattern = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}ac2:\\{p\\d+\\}:([a-z])`);
   for (let i = 0; i < list.length; i += 1000) {
     const chunk = list.slice(i, i + 1000);
     const pipeline = admin.pipeline();

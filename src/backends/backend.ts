@@ -53,7 +53,14 @@ export interface CacheEntryInput {
   readonly value: unknown;
   /** True if the method returned a promise; returned as {@link CacheHit.async} on hits. */
   readonly async: boolean;
-  /** The keys the entry depends on (dependencies and child method keys, transitively). */
+  /**
+   * The keys the entry depends on (dependencies and child method keys, transitively). The list is **closed**:
+   * when it names the key of another entry (a child call), it also names that entry's dependencies — what the
+   * service always passes, since a child hands its key and its dependencies up to its caller. A backend may
+   * rely on it: invalidating a key must remove every entry whose list names it, and refuse every store whose
+   * list names it, without following the chain through the dependents' own keys (RedisBackend does so; the
+   * memory backend follows chains anyway).
+   */
   readonly dependencies: readonly string[];
   /** Absolute expiry in ms on the backend's clock; `Infinity` for none. */
   readonly expiresAt: number;
@@ -166,7 +173,8 @@ export interface BackendListener {
  * - `set(key, entry, token)` does not store (returns `'stale'`) if `key` or any of `entry.dependencies` was
  *   invalidated after `token` was issued by the miss. This must hold across processes for shared backends.
  * - `invalidate(keys)` removes the entries with those keys and every entry that recorded one of them as a
- *   dependency, transitively through the removed entries' own keys (cycle-safe).
+ *   dependency (dependency lists are closed, see {@link CacheEntryInput.dependencies}, so that covers every
+ *   dependent at any depth; a backend may also follow the removed entries' own keys, cycle-safe).
  * - Every method may answer synchronously or with a promise; `isSync` promises synchronous answers, which
  *   lets synchronous methods be cached.
  */

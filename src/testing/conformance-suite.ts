@@ -115,7 +115,8 @@ const HEAVY_TEST = { timeout: 120_000 };
  *
  * It covers: lookups (miss with a token; hit with value, `async` flag, dependencies and expiry), overwrites,
  * absolute and sliding expiry, invalidation by dependency key and by entry key, transitive invalidation
- * (chains of depth 50, cycles, a fan-out of 10,000 entries, cascades), `preserveRoots`, race-free stores
+ * (chains of depth 50, cycles, a fan-out of 10,000 entries, cascades; stored with closed dependency lists, as
+ * {@link CacheEntryInput.dependencies} requires), `preserveRoots`, race-free stores
  * (a token issued before an invalidation of the key or of a dependency cannot store; `begin()` tokens
  * behave the same; `abandon()`), holds (`holdMs`, `release`), the eager-refresh deadline (`refreshAt`)
  * round-tripping, `clear()`, `dispose()` and value round-trips.
@@ -631,8 +632,9 @@ export function describeBackendConformance(name: string, options: ConformanceOpt
       const depth = 50;
       const chainKey = (i: number) => `chain:${i}`;
       const storeChain = async (): Promise<void> => {
-        // chain:0 depends on dep:root; chain:i depends only on chain:(i-1), as a caller records its child's key.
-        for (let i = 0; i < depth; i++) await store(chainKey(i), { value: i, dependencies: [i === 0 ? 'dep:root' : chainKey(i - 1)] });
+        // chain:0 depends on dep:root; chain:i on chain:(i-1) and what it depends on (a closed list, as a caller
+        // records its child's key and the child's dependencies).
+        for (let i = 0; i < depth; i++) await store(chainKey(i), { value: i, dependencies: [...Array.from({ length: i }, (_, j) => chainKey(j)), 'dep:root'] });
       };
 
       it(`removes a whole chain of depth ${depth} when its root dependency is invalidated`, async () => {
@@ -654,8 +656,8 @@ export function describeBackendConformance(name: string, options: ConformanceOpt
       });
 
       it('terminates on a cycle (A depends on B, B on A) and removes both', async () => {
-        await store('cycle:a', { dependencies: ['cycle:b'] });
-        await store('cycle:b', { dependencies: ['cycle:a'] });
+        await store('cycle:a', { dependencies: ['cycle:b', 'cycle:a'] });
+        await store('cycle:b', { dependencies: ['cycle:a', 'cycle:b'] });
         await store('cycle:outside', { dependencies: ['dep:outside'] });
         expect(sorted(await invalidate(['cycle:a']))).toEqual(['cycle:a', 'cycle:b']);
         await expectMiss('cycle:a');
@@ -664,10 +666,12 @@ export function describeBackendConformance(name: string, options: ConformanceOpt
       });
 
       it('terminates on a cycle reached through an outside dependency and removes the whole cycle', async () => {
-        await store('ring:1', { dependencies: ['ring:3', 'dep:ring'] });
-        await store('ring:2', { dependencies: ['ring:1'] });
-        await store('ring:3', { dependencies: ['ring:2'] });
-        await store('ring:tail', { dependencies: ['ring:2'] });
+        // Closed lists: each member of the ring names the others and what they depend on.
+        const ring = ['ring:1', 'ring:2', 'ring:3', 'dep:ring'];
+        await store('ring:1', { dependencies: ring });
+        await store('ring:2', { dependencies: ring });
+        await store('ring:3', { dependencies: ring });
+        await store('ring:tail', { dependencies: ring });
         expect(sorted(await invalidate(['dep:ring']))).toEqual(['ring:1', 'ring:2', 'ring:3', 'ring:tail']);
         for (const key of ['ring:1', 'ring:2', 'ring:3', 'ring:tail']) await expectMiss(key);
       });
@@ -701,7 +705,7 @@ export function describeBackendConformance(name: string, options: ConformanceOpt
           await store(`tree:${i}`, { dependencies: ['dep:tree'] });
           expected.push(`tree:${i}`);
           for (let j = 0; j < 10; j++) {
-            await store(`tree:${i}:${j}`, { dependencies: [`tree:${i}`] });
+            await store(`tree:${i}:${j}`, { dependencies: [`tree:${i}`, 'dep:tree'] });
             expected.push(`tree:${i}:${j}`);
           }
         }
@@ -715,8 +719,8 @@ export function describeBackendConformance(name: string, options: ConformanceOpt
     describe('invalidation with preserveRoots', () => {
       it('keeps the root entries but removes their dependents, transitively', async () => {
         await store('root', { value: 'fresh', dependencies: ['dep:root'] });
-        await store('root:parent', { dependencies: ['root'] });
-        await store('root:grandparent', { dependencies: ['root:parent'] });
+        await store('root:parent', { dependencies: ['root', 'dep:root'] });
+        await store('root:grandparent', { dependencies: ['root:parent', 'root', 'dep:root'] });
         await store('root:unrelated', { dependencies: ['dep:unrelated'] });
         const removed = await invalidate(['root'], true);
         expect(sorted(removed)).toEqual(['root:grandparent', 'root:parent']);
@@ -727,8 +731,8 @@ export function describeBackendConformance(name: string, options: ConformanceOpt
       });
 
       it('keeps a root that is part of a cycle while removing the rest of the cycle', async () => {
-        await store('pr:a', { dependencies: ['pr:b'] });
-        await store('pr:b', { dependencies: ['pr:a'] });
+        await store('pr:a', { dependencies: ['pr:b', 'pr:a'] });
+        await store('pr:b', { dependencies: ['pr:a', 'pr:b'] });
         expect(await invalidate(['pr:a'], true)).toEqual(['pr:b']);
         await expectHit('pr:a');
         await expectMiss('pr:b');
@@ -840,7 +844,7 @@ export function describeBackendConformance(name: string, options: ConformanceOpt
         await store('race:child', { dependencies: ['dep:deep'] });
         const token = await missToken('race:3');
         await invalidate(['dep:deep']);
-        expect(await set('race:3', { dependencies: ['race:child'] }, token)).toBe('stale');
+        expect(await set('race:3', { dependencies: ['race:child', 'dep:deep'] }, token)).toBe('stale');
         await expectMiss('race:3');
       });
 

@@ -98,22 +98,23 @@ for (const [name, makeClient] of [
       expect(await other.getGroup(7)).toEqual([2, 1]); // what the store holds is fresh, seen from the other process
     });
 
-    it('fail-safe never serves a copy invalidated between the lookup that found it and the token', async () => {
+    it('fail-safe never serves a copy invalidated after the lookup that found it (and brought its token)', async () => {
       const { reader, writer } = twoProcesses(makeClient);
       const rows = bindCachingService(new Rows(), reader.service);
       expect(await rows.quote(3)).toBe(1);
       await new Promise(resolve => setTimeout(resolve, 400)); // expired, inside the fail-safe window
-      // The invalidation lands right after the reader's lookup found the expired copy, before its token
-      // (the backend's scripts are commands defined on its client).
-      const scripts = reader.client as unknown as { aspectCacheBegin: (...args: unknown[]) => Promise<unknown> };
-      const begin = scripts.aspectCacheBegin.bind(scripts);
+      // The invalidation lands after the reader's lookup found the expired copy (with its token in the same round
+      // trip), before fail-safe asks whether the copy may be served (the backend's scripts are commands defined
+      // on its client).
+      const scripts = reader.client as unknown as { aspectCacheCheck: (...args: unknown[]) => Promise<unknown> };
+      const check = scripts.aspectCacheCheck.bind(scripts);
       let injected = false;
-      scripts.aspectCacheBegin = async (...args: unknown[]) => {
+      scripts.aspectCacheCheck = async (...args: unknown[]) => {
         if (!injected) {
           injected = true;
           await writer.service.invalidate('row:3');
         }
-        return begin(...args);
+        return check(...args);
       };
       rows.failing = true;
       await expect(rows.quote(3)).rejects.toThrow('source down');

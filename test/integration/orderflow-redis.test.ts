@@ -51,7 +51,7 @@ describeRedis('sample orderflow on Redis', () => {
     // their own) may remain under its prefix.
     const client = standaloneClient();
     const left = await scanKeys(client, match![1]!);
-    expect(left.filter(key => /:ac1:\{p\d+\}:[vi]:/.test(key))).toEqual([]);
+    expect(left.filter(key => /:ac2:\{p\d+\}:[vim]:/.test(key))).toEqual([]);
     for (const key of left) expect(await client.pttl(key), key).toBeGreaterThan(0);
   });
 });

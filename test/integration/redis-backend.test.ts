@@ -335,7 +335,12 @@ class Orders {
 
 // ───────────────────────────── shared checks ─────────────────────────────
 
-/** N hits on a warm entry: exactly N commands reach Redis (one round trip each), however many masters there are. */
+/**
+ * N hits on a warm entry: exactly N socket writes of the client (one round trip each), each the lookup's pipeline
+ * of the partition's generation (GET), the server's clock (TIME) and the entry's field (HGET) — the first two
+ * are what a miss takes its token from — however many masters there are.
+ */
+const LOOKUP_COMMANDS = ['get', 'time', 'hget'];
 async function expectOneRoundTripPerHit(client: RedisClient, probe: RedisClient, label: string): Promise<void> {
   const prefix = uniquePrefix(`round-trips-${label}`);
   const a = startProcess(client, prefix);
@@ -345,28 +350,75 @@ async function expectOneRoundTripPerHit(client: RedisClient, probe: RedisClient,
   expect(catalogue.runs).toBe(1);
 
   const N = 25;
+  await connectAll(client);
   await resetCommandStats(probe);
   const nodes = probe instanceof Cluster ? probe.nodes('master') : [probe];
+  const writes = countSocketWrites(client);
+  let writesPerHit: number[] = [];
   const sent = await clientCommandsDuring(nodes, async () => {
-    for (let i = 0; i < N; i++) expect(await catalogue.getPrice('corn')).toBe(3);
+    try {
+      for (let i = 0; i < N; i++) {
+        const before = writes.count;
+        expect(await catalogue.getPrice('corn')).toBe(3);
+        writesPerHit.push(writes.count - before);
+      }
+    } finally {
+      writes.stop();
+    }
   });
   const calls = await commandCalls(probe);
 
   expect(catalogue.runs).toBe(1);
   expect(a.events.hits).toHaveLength(N + 1);
-  // What the servers received from clients: exactly one command per hit, the same each time.
-  expect(sent).toHaveLength(N);
-  const [command] = sent;
-  expect(sent).toEqual(Array(N).fill(command));
-  console.log(`[redis-backend] a hit on the ${label} is one ${String(command).toUpperCase()}`);
+  // One socket write (one round trip) per hit.
+  expect(writesPerHit).toEqual(Array(N).fill(1));
+  // What the servers received from clients: the same three commands per hit, in that order.
+  expect(sent).toEqual(Array.from({ length: N }, () => LOOKUP_COMMANDS).flat());
+  console.log(`[redis-backend] a hit on the ${label} is one round trip: ${LOOKUP_COMMANDS.join(', ').toUpperCase()} in one write`);
   // INFO commandstats agrees. Since Redis 7 it also counts the commands a script runs inside the server
   // (TIME, HMGET, GET… under an EVALSHA), which are not round trips: MONITOR above tells them apart.
-  expect(calls.get(command!)).toBe(N);
-  // When the hit is a plain command, the servers executed nothing else at all, but the measurement itself (INFO,
-  // CONFIG RESETSTAT, and the MONITOR connections' HELLO, MONITOR and ECHO) and replicas acknowledging the
-  // replication stream (REPLCONF).
+  // (On a cluster, another client's topology check may add a command of its own: MONITOR is the exact count.)
+  expect(calls.get('hget')).toBe(N);
+  for (const command of LOOKUP_COMMANDS) expect(calls.get(command)).toBeGreaterThanOrEqual(N);
+  // The servers executed nothing else at all, but the measurement itself (INFO, CONFIG RESETSTAT, and the
+  // MONITOR connections' HELLO, MONITOR and ECHO) and replicas acknowledging the replication stream (REPLCONF).
   // ioredis's own cluster topology refreshes (CLUSTER SLOTS/NODES) may land in the window too: not cache traffic.
-  if (command !== 'evalsha') expect(totalCalls(calls, ['info', 'config|resetstat', 'hello', 'monitor', 'echo', 'replconf', 'cluster|slots', 'cluster|nodes', 'cluster|shards', 'cluster|info', 'command'])).toBe(N);
+  if (!(probe instanceof Cluster)) expect(totalCalls(calls, ['info', 'config|resetstat', 'hello', 'monitor', 'echo', 'replconf', 'cluster|slots', 'cluster|nodes', 'cluster|shards', 'cluster|info', 'command'])).toBe(3 * N);
+}
+
+/**
+ * N misses, each computed and stored: two socket writes each (the lookup, which brings the token, and the store
+ * script), and the servers receive the lookup's three commands and one EVALSHA per miss.
+ */
+async function expectTwoRoundTripsPerMiss(client: RedisClient, probe: RedisClient, label: string): Promise<void> {
+  const prefix = uniquePrefix(`miss-round-trips-${label}`);
+  const a = startProcess(client, prefix);
+  const N = 20;
+  const catalogue = new Catalogue(a.service, new Map(Array.from({ length: N + 1 }, (_, i) => [`m${i}`, i])));
+  expect(await catalogue.getPrice('m0')).toBe(0); // warms the connection (a script is sent in full once per connection)
+  await connectAll(client);
+  const nodes = probe instanceof Cluster ? probe.nodes('master') : [probe];
+  const writes = countSocketWrites(client);
+  const writesPerMiss: number[] = [];
+  const sent = await clientCommandsDuring(nodes, async () => {
+    try {
+      for (let i = 1; i <= N; i++) {
+        const before = writes.count;
+        expect(await catalogue.getPrice(`m${i}`)).toBe(i);
+        await waitUntil(async () => a.events.sets.length === i + 1, 2_000, () => `m${i} was not stored`);
+        writesPerMiss.push(writes.count - before);
+      }
+    } finally {
+      writes.stop();
+    }
+  });
+  expect(catalogue.runs).toBe(N + 1);
+  expect(a.events.sets).toHaveLength(N + 1);
+  expect(writesPerMiss).toEqual(Array(N).fill(2));
+  // A cluster client connects to a master on its first command there (HELLO, INFO): not cache traffic.
+  // Its first script on a master is sent in full (EVAL), later ones by their SHA.
+  expect(sent.filter(c => c !== 'hello' && c !== 'info').map(c => (c === 'eval' ? 'evalsha' : c))).toEqual(Array.from({ length: N }, () => [...LOOKUP_COMMANDS, 'evalsha']).flat());
+  console.log(`[redis-backend] a miss on the ${label} is two round trips: ${LOOKUP_COMMANDS.join(', ').toUpperCase()}, then the store (EVALSHA)`);
 }
 
 /**
@@ -405,9 +457,15 @@ async function expectConcurrentHitsWrittenTogether(client: RedisClient, probe: R
   console.log(`[redis-backend] ${n} concurrent hits on the ${label}: ${n} HGETs in ${writes.count} socket write(s) of the client, ${reads} socket read(s) of the server(s)`);
 }
 
+/** Connects a cluster client to every master (it connects to one on its first command there). */
+async function connectAll(client: RedisClient): Promise<void> {
+  if (client instanceof Cluster) await Promise.all(client.nodes('master').map(node => node.ping()));
+}
+
 /** Counts the writes to the sockets of a client's connections (every master's, on a cluster) until stopped. */
 function countSocketWrites(client: RedisClient): { readonly count: number; stop(): void } {
-  const sockets = (client instanceof Cluster ? client.nodes('master') : [client]).map(node => node.stream as { write: (...args: unknown[]) => boolean });
+  // (A cluster client connects to a master on its first command there: connect them all first, see connectAll.)
+  const sockets = (client instanceof Cluster ? client.nodes('master') : [client]).map(node => node.stream as { write: (...args: unknown[]) => boolean } | undefined).filter(socket => socket !== undefined);
   const counter = { count: 0, stop: () => sockets.forEach(socket => delete (socket as { write?: unknown }).write) };
   for (const socket of sockets) {
     const write = socket.write;
@@ -468,6 +526,10 @@ describeRedis('RedisBackend on a standalone Redis', () => {
 
   it('serves a hit in exactly one round trip: one command reaches Redis per hit, nothing else', async () => {
     await expectOneRoundTripPerHit(standaloneClient(), raw, 'standalone');
+  });
+
+  it('serves a miss in two round trips: the lookup brings the token, then the store', async () => {
+    await expectTwoRoundTripsPerMiss(standaloneClient(), raw, 'standalone');
   });
 
   it('sends the lookups of one tick together: each concurrent caller gets its own value, one HGET per hit, one socket write', async () => {
@@ -648,10 +710,10 @@ describeRedis('RedisBackend on a standalone Redis', () => {
     const prefix = uniquePrefix('foreign');
     const key = priceKey('corn');
     const foreign = {
-      [`${prefix}ac0:{p0}:v:${key}`]: 'older schema',
-      [`${prefix}ac2:{p0}:v:${key}`]: 'newer schema',
+      [`${prefix}ac1:{p0}:v:${key}`]: 'older schema',
+      [`${prefix}ac3:{p0}:v:${key}`]: 'newer schema',
       [`${prefix}${key}`]: 'no schema at all',
-      [`${prefix}ac1:{p0}:i-legacy:Price:corn`]: 'unknown kind',
+      [`${prefix}ac2:{p0}:i-legacy:Price:corn`]: 'unknown kind',
     };
     for (const [k, d] of Object.entries(foreign)) await raw.hset(k, 'd', d, 'p', '["Price:corn"]', 'e', '0');
 
@@ -668,13 +730,13 @@ describeRedis('RedisBackend on a standalone Redis', () => {
     expect(a.events.errors).toEqual([]);
   });
 
-  it('puts the prefix and the schema version in every key: <prefix>ac1:{p0}:<kind>:<key>', async () => {
+  it('puts the prefix and the schema version in every key: <prefix>ac2:{p0}:<kind>:<key>', async () => {
     const prefix = uniquePrefix('layout');
     const a = startProcess(standaloneClient(), prefix);
     const catalogue = new Catalogue(a.service, new Map([['corn', 1]]));
     await catalogue.getPrice('corn');
-    expect(a.backend.entryKey(priceKey('corn'))).toBe(`${prefix}ac1:{p0}:v:${priceKey('corn')}`);
-    expect((await scanKeys(raw, prefix)).sort()).toEqual([`${prefix}ac1:{p0}:i:Price:corn`, `${prefix}ac1:{p0}:v:${priceKey('corn')}`]);
+    expect(a.backend.entryKey(priceKey('corn'))).toBe(`${prefix}ac2:{p0}:v:${priceKey('corn')}`);
+    expect((await scanKeys(raw, prefix)).sort()).toEqual([`${prefix}ac2:{p0}:i:Price:corn`, `${prefix}ac2:{p0}:v:${priceKey('corn')}`]);
   });
 
   it('keeps backends with different key prefixes on one server apart', async () => {
@@ -924,13 +986,31 @@ describeRedis('RedisBackend on a standalone Redis', () => {
     expect((await keysByKind(raw, prefix)).l).toHaveLength(0);
 
     const waiterClient = standaloneClient();
+    // The waiter's lookup (a pipeline: GET, TIME, HGET) is answered as if the entry were not there yet.
+    type Replies = Array<[Error | null, unknown]> | null;
+    const pipeline = waiterClient.pipeline.bind(waiterClient);
+    let lookups = 0;
+    (waiterClient as unknown as { pipeline: () => unknown }).pipeline = () => {
+      const p = pipeline();
+      const exec = p.exec.bind(p) as () => Promise<Replies>;
+      (p as unknown as { exec: () => Promise<Replies> }).exec = async () => {
+        const replies = await exec();
+        if (++lookups === 1 && replies !== null) replies[2] = [null, null];
+        return replies;
+      };
+      return p;
+    };
     const hget = waiterClient.hget.bind(waiterClient) as (...args: unknown[]) => Promise<string | null>;
     let reads = 0;
-    (waiterClient as unknown as { hget: (...args: unknown[]) => Promise<string | null> }).hget = (...args: unknown[]) => (++reads === 1 ? Promise.resolve(null) : hget(...args));
+    (waiterClient as unknown as { hget: (...args: unknown[]) => Promise<string | null> }).hget = (...args: unknown[]) => {
+      reads++;
+      return hget(...args);
+    };
     const waiter = startProcess(waiterClient, prefix, { lock });
     expect(await new Catalogue(waiter.service, db, counter).getPrice('corn')).toBe(9);
     expect(counter.runs).toBe(1);
-    expect(reads).toBe(2);
+    expect(lookups).toBe(1);
+    expect(reads).toBe(1); // the value, read after BEGIN answered that it is stored
     expect(waiter.events.sets).toHaveLength(0);
     expect((await keysByKind(raw, prefix)).l).toHaveLength(0);
   });
@@ -939,7 +1019,7 @@ describeRedis('RedisBackend on a standalone Redis', () => {
     const prefix = uniquePrefix('dead-holder');
     const a = startProcess(standaloneClient(), prefix, { lock: { leaseMs: 3_000, pollMs: 20 } });
     const catalogue = new Catalogue(a.service, new Map([['corn', 8]]));
-    const leaseKey = `${prefix}ac1:{p0}:l:${priceKey('corn')}`;
+    const leaseKey = `${prefix}ac2:{p0}:l:${priceKey('corn')}`;
     expect(a.backend.entryKey(priceKey('corn')).replace(':v:', ':l:')).toBe(leaseKey);
     expect(await raw.set(leaseKey, 'a process that died', 'PX', 500)).toBe('OK');
 
@@ -978,6 +1058,10 @@ describeRedis('RedisBackend on a Redis Cluster (16 partitions over 3 masters)', 
     const client = clusterClient();
     await ready(client);
     await expectOneRoundTripPerHit(client, raw, 'cluster');
+  });
+
+  it('serves a miss in two round trips on the cluster: the lookup brings the token, then the store', async () => {
+    await expectTwoRoundTripsPerMiss(clusterClient(), raw, 'cluster');
   });
 
   it('sends the lookups of one tick together, one pipeline per partition, never CROSSSLOT: each caller gets its own value', async () => {
@@ -1050,7 +1134,7 @@ describeRedis('RedisBackend on a Redis Cluster (16 partitions over 3 masters)', 
     expect(v).toHaveLength(ORDERS * 6);
     const partitions = new Set(v.map(partitionOf));
     expect(partitions.size).toBe(16);
-    expect(new Set(await Promise.all([...partitions].map(p => masterOf(`${prefix}ac1:{p${p}}:s`))))).toHaveProperty('size', 3);
+    expect(new Set(await Promise.all([...partitions].map(p => masterOf(`${prefix}ac2:{p${p}}:s`))))).toHaveProperty('size', 3);
     expect(i.length).toBeGreaterThan(0);
 
     // Every order is a hit now; invalidating product 3 removes its lines and the orders holding them.
@@ -1073,7 +1157,7 @@ describeRedis('RedisBackend on a Redis Cluster (16 partitions over 3 masters)', 
     expect(a.events.errors).toEqual([]);
   });
 
-  it('removes a chain of entries in different partitions (A on B, B on C, C on D) by invalidating D', async () => {
+  it('removes a chain of entries in different partitions (A on B, B on C, C on D) by invalidating D, in one round of every partition', async () => {
     const prefix = uniquePrefix('cluster-chain');
     const a = startProcess(raw, prefix);
     const backend = a.backend;
@@ -1094,13 +1178,14 @@ describeRedis('RedisBackend on a Redis Cluster (16 partitions over 3 masters)', 
       if (lookup.hit) return;
       expect(await backend.set(key, { value: key, async: true, dependencies, expiresAt: Infinity, sliding: 0 }, lookup.token)).toBe('stored');
     };
+    // Closed dependency lists, as the service stores them: a caller names its child and what the child depends on.
     await store(keyC, ['D']);
-    await store(keyB, [keyC]);
-    await store(keyA, [keyB]);
+    await store(keyB, [keyC, 'D']);
+    await store(keyA, [keyB, keyC, 'D']);
     await store('bystander', ['E']);
 
     const { removed } = await backend.invalidate(['D']);
-    expect(removed).toEqual([keyC, keyB, keyA]);
+    expect([...removed].sort()).toEqual([keyA, keyB, keyC]);
     for (const key of keys) expect((await backend.get(key)).hit, key).toBe(false);
     expect((await backend.get('bystander')).hit).toBe(true);
     expect(a.events.errors).toEqual([]);

@@ -1,7 +1,8 @@
-// Multi-partition invalidation on the real 3-master cluster: the rounds of one invalidation run concurrently on
+// Multi-partition invalidation on the real 3-master cluster: the scripts of one invalidation run concurrently on
 // every partition, so a computation in one partition can take its token after that partition was marked and
 // still read an entry of another partition that the invalidation has not reached yet. Such a value must never
-// be stored (found by the consistency model: ./consistency-redis.test.ts).
+// be stored (found by the consistency model: ./consistency-redis.test.ts): the first round fences the keys in
+// every partition, the second lowers the fences once every partition has removed its dependents.
 import { expect, it } from 'vitest';
 import type { Cluster } from 'ioredis';
 import type { CacheLookup } from '../../src/backends/backend.js';
@@ -74,8 +75,10 @@ describeRedis('invalidation across partitions of the cluster', () => {
       const lateToken = token(await reader.get(late));
       const seen = await reader.get(child);
       expect(seen.hit && seen.value).toBe('old');
-      // One parent stores before the invalidation reaches the child's partition, the other after it completed.
-      expect(await reader.set(early, entry('from old', [child, 'row']), earlyToken)).toBe('stored');
+      // One parent stores before the invalidation reaches the child's partition: the fence the first round left
+      // in its partition refuses it; the other stores after the invalidation completed, with a token taken before
+      // the second round: refused too.
+      expect(await reader.set(early, entry('from old', [child, 'row']), earlyToken)).toBe('stale');
       held.release();
       expect((await invalidation).pending).toBeUndefined();
       expect(await reader.set(late, entry('from old', [child, 'row']), lateToken)).toBe('stale');

@@ -242,7 +242,7 @@ describeRedis('RedisBackend with awkward keys, corrupt bookkeeping and awkward v
     const client = standaloneClient();
     const a = startProcess(client, prefix);
     const token = await a.backend.begin('k');
-    const base = `${prefix}ac1:{p0}:`;
+    const base = `${prefix}ac2:{p0}:`;
     const script = client as unknown as { aspectCacheSet(...args: Array<string | number>): Promise<unknown> };
     const keys = [`${base}v:k`, `${base}c`, `${base}s`, `${base}g:k`];
     const { generation, serverTime } = token as { generation: string; serverTime: number };
@@ -264,7 +264,7 @@ describeRedis('RedisBackend with awkward keys, corrupt bookkeeping and awkward v
     const a = startProcess(standaloneClient(), prefix);
     const rows = new Rows(a.service, new Map([['1', 1]]));
     expect(await rows.row('1')).toBe(1);
-    const index = `${prefix}ac1:{p0}:i:Row:1`;
+    const index = `${prefix}ac2:{p0}:i:Row:1`;
     expect(await raw.type(index)).toBe('zset');
     await raw.del(index);
     await raw.set(index, 'not a sorted set');
@@ -310,7 +310,7 @@ describeRedis('RedisBackend with awkward keys, corrupt bookkeeping and awkward v
     const prefix = uniquePrefix('corrupt-index-store');
     const a = startProcess(standaloneClient(), prefix);
     const rows = new Rows(a.service, new Map([['1', 1]]));
-    const index = `${prefix}ac1:{p0}:i:Row:1`;
+    const index = `${prefix}ac2:{p0}:i:Row:1`;
     await raw.set(index, 'not a sorted set');
     expect(await rows.row('1')).toBe(1);
     expect(a.skips.map(s => s.reason)).toEqual(['stale']);
@@ -328,7 +328,7 @@ describeRedis('RedisBackend with awkward keys, corrupt bookkeeping and awkward v
       const prefix = uniquePrefix('corrupt-seq');
       const a = startProcess(standaloneClient(), prefix);
       const rows = new Rows(a.service, new Map([['1', 1]]));
-      const seq = `${prefix}ac1:{p0}:s`;
+      const seq = `${prefix}ac2:{p0}:s`;
 
       // A computation takes its token, then the generation is corrupted, then the row is invalidated.
       rows.gate = deferred();
@@ -354,8 +354,8 @@ describeRedis('RedisBackend with awkward keys, corrupt bookkeeping and awkward v
     const prefix = uniquePrefix('corrupt-marker');
     const a = startProcess(standaloneClient(), prefix);
     const rows = new Rows(a.service, new Map([['1', 1], ['2', 2]]));
-    await raw.set(`${prefix}ac1:{p0}:c`, 'garbage');
-    await raw.hset(`${prefix}ac1:{p0}:g:Row:2`, 'x', '1');
+    await raw.set(`${prefix}ac2:{p0}:c`, 'garbage');
+    await raw.hset(`${prefix}ac2:{p0}:g:Row:2`, 'x', '1');
 
     expect(await rows.row('1')).toBe(1);
     expect(await rows.row('2')).toBe(2);
@@ -373,12 +373,12 @@ describeRedis('RedisBackend with awkward keys, corrupt bookkeeping and awkward v
     const prefix = uniquePrefix('corrupt-lease');
     const a = startProcess(standaloneClient(), prefix, { lock: { leaseMs: 60_000, pollMs: 10 } });
     const rows = new Rows(a.service, new Map([['1', 1]]));
-    await raw.set(`${prefix}ac1:{p0}:l:${rowKey('1')}`, 'a lease without expiry');
+    await raw.set(`${prefix}ac2:{p0}:l:${rowKey('1')}`, 'a lease without expiry');
     const started = Date.now();
     expect(await rows.row('1')).toBe(1);
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(a.sets).toEqual([rowKey('1')]);
-    await waitUntil(async () => (await raw.exists(`${prefix}ac1:{p0}:l:${rowKey('1')}`)) === 0, 2_000, () => 'the lease was not released');
+    await waitUntil(async () => (await raw.exists(`${prefix}ac2:{p0}:l:${rowKey('1')}`)) === 0, 2_000, () => 'the lease was not released');
   });
 
   // ───────────── case 7: values round-trip faithfully or are skipped, naming the type ─────────────

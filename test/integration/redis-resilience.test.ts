@@ -289,7 +289,7 @@ describeRedis('RedisBackend when Redis fails', () => {
     await server.start(); // empty: the entry is gone, but the retry must still land (markers for other processes' writes)
     await ready(client);
     await waitUntil(async () => a.backend.pendingInvalidations === 0, 10_000, () => `${a.backend.pendingInvalidations} invalidations still pending`);
-    expect(await raw.exists(`${prefix}ac1:{p0}:g:Price:corn`)).toBe(1);
+    expect(await raw.exists(`${prefix}ac2:{p0}:g:Price:corn`)).toBe(1);
     // The retry does not touch the read circuit: it closes after its own probe.
     await sleep(RESET_TIMEOUT_MS + 50);
     expect(await prices.getPrice('corn')).toBe(2);

@@ -5,7 +5,6 @@ import {
   decodeKey,
   encodeKey,
   entryKey,
-  indexKeyPrefix,
   leaseKey,
   markerKeys,
   partitionBase,
@@ -15,20 +14,19 @@ import {
 } from '../../src/backends/redis/key-schema.js';
 
 describe('Redis key schema', () => {
-  it('names every kind of key under <prefix>ac1:{p<n>}:', () => {
+  it('names every kind of key under <prefix>ac2:{p<n>}:', () => {
     const base = partitionBase('shop:', 3);
-    expect(base).toBe('shop:ac1:{p3}:');
-    expect(entryKey(base, 'k')).toBe('shop:ac1:{p3}:v:k');
-    expect(indexKeyPrefix(base)).toBe('shop:ac1:{p3}:i:');
-    expect(leaseKey(base, 'k')).toBe('shop:ac1:{p3}:l:k');
-    expect(sequenceKey(base)).toBe('shop:ac1:{p3}:s');
-    expect(clearMarkerKey(base)).toBe('shop:ac1:{p3}:c');
-    expect(markerKeys(base, 'k', ['d1', 'd2'])).toEqual(['shop:ac1:{p3}:g:k', 'shop:ac1:{p3}:g:d1', 'shop:ac1:{p3}:g:d2']);
+    expect(base).toBe('shop:ac2:{p3}:');
+    expect(entryKey(base, 'k')).toBe('shop:ac2:{p3}:v:k');
+    expect(leaseKey(base, 'k')).toBe('shop:ac2:{p3}:l:k');
+    expect(sequenceKey(base)).toBe('shop:ac2:{p3}:s');
+    expect(clearMarkerKey(base)).toBe('shop:ac2:{p3}:c');
+    expect(markerKeys(base, 'k', ['d1', 'd2'])).toEqual(['shop:ac2:{p3}:g:k', 'shop:ac2:{p3}:g:d1', 'shop:ac2:{p3}:g:d2']);
   });
 
   it('escapes glob characters of the prefix in SCAN patterns', () => {
-    expect(partitionDataPattern(partitionBase('a*b?[c]\\', 0))).toBe('a\\*b\\?\\[c\\]\\\\ac1:{p0}:[vi]:*');
-    expect(allDataPattern('a*')).toBe('a\\*ac1:{p*}:[vi]:*');
+    expect(partitionDataPattern(partitionBase('a*b?[c]\\', 0))).toBe('a\\*b\\?\\[c\\]\\\\ac2:{p0}:[vim]:*');
+    expect(allDataPattern('a*')).toBe('a\\*ac2:{p*}:[vim]:*');
   });
 
   // Every process must agree on a key's partition, and entries already stored must stay findable: the hash

@@ -4,17 +4,18 @@
  * script runs on one node) and the kind is one letter:
  *
  * - `v:<key>` the entry (a hash; see entry-codec.ts for its `h` field),
- * - `i:<key>` the dependency index of `<key>` (a sorted set of the entries that depend on it),
+ * - `i:<key>` and `m:<key>` the dependency indexes of `<key>` (sorted sets of the entries that depend on it: those
+ *   with that one dependency, and those with several; see scripts.ts),
  * - `g:<key>` the invalidation marker of `<key>` (the generation that last invalidated it),
  * - `l:<key>` the lease of a computation (distributed single-flight),
  * - `s` the partition's generation sequence, `c` its clear marker (no key name).
  *
  * The Lua scripts (scripts.ts) derive some of these names themselves from the partition's base (the
- * `v:`, `i:` and `g:` keys of dependents they discover): a change here must be made there too.
+ * `v:`, `i:`, `m:` and `g:` keys of the keys they are given and of the entries they find): a change here must be made there too.
  */
 
 /** The schema version in every key: entries written by another layout are never read. */
-export const SCHEMA = 'ac1';
+export const SCHEMA = 'ac2';
 
 /** The base of every key of one partition: `<prefix>ac1:{p<n>}:`. */
 export function partitionBase(prefix: string, partition: number): string {
@@ -46,11 +47,6 @@ export function entryKey(base: string, name: string): string {
   return `${base}v:${name}`;
 }
 
-/** The common part of the partition's dependency index keys (scripts append the encoded dependency). */
-export function indexKeyPrefix(base: string): string {
-  return `${base}i:`;
-}
-
 /** The lease of an (encoded) key name. */
 export function leaseKey(base: string, name: string): string {
   return `${base}l:${name}`;
@@ -73,12 +69,12 @@ export function markerKeys(base: string, name: string, dependencyNames: readonly
 
 /** A SCAN pattern of the entries and indexes of one partition (what a repair of the partition removes). */
 export function partitionDataPattern(base: string): string {
-  return `${escapeGlob(base)}[vi]:*`;
+  return `${escapeGlob(base)}[vim]:*`;
 }
 
 /** A SCAN pattern of the entries and indexes of every partition under a prefix (what `clear` removes). */
 export function allDataPattern(prefix: string): string {
-  return `${escapeGlob(prefix)}${SCHEMA}:{p*}:[vi]:*`;
+  return `${escapeGlob(prefix)}${SCHEMA}:{p*}:[vim]:*`;
 }
 
 function escapeGlob(text: string): string {

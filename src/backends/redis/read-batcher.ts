@@ -4,7 +4,7 @@ import type { CacheLookup } from '../backend.js';
 import type { CallGuard } from '../resilience/call-guard.js';
 import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import { HIT_FIELD } from './entry-codec.js';
-import { encodeKey, entryKey } from './key-schema.js';
+import { encodeKey, entryKey, sequenceKey } from './key-schema.js';
 
 /** What the batcher needs from RedisBackend: its connection and resilience, and what a reply means. */
 export interface ReadBatcherOptions {
@@ -17,10 +17,26 @@ export interface ReadBatcherOptions {
   readonly guard: CallGuard;
   /** The guard's breaker: a batch records one outcome per round trip in it. */
   readonly breaker: CircuitBreaker;
-  /** What an entry's `h` field (or its absence) means for a lookup. May throw: the lookup then fails. */
-  readonly interpret: (base: string, key: string, packed: string | null | undefined) => CacheLookup | Promise<CacheLookup>;
+  /** The local clock (when a pipeline was sent). */
+  readonly now: () => number;
+  /**
+   * What an entry's `h` field (or its absence) means for a lookup, with what the partition's generation and the
+   * server's clock were just before the field was read (`clock`, absent when the lookup went alone): a miss takes
+   * its token from it instead of asking again. May throw: the lookup then fails.
+   */
+  readonly interpret: (base: string, key: string, packed: string | null | undefined, clock?: PartitionClock) => CacheLookup | Promise<CacheLookup>;
   /** The lookup of an entry key that holds another type (the server answered WRONGTYPE). */
   readonly foreign: (base: string, key: string, error: unknown) => Promise<CacheLookup>;
+}
+
+/**
+ * The partition's generation (`GET` of its sequence key: a decimal string, or null) and the server's `TIME`,
+ * read in the lookup's pipeline before its HGET, and when the pipeline was sent (local ms).
+ */
+export interface PartitionClock {
+  readonly generation: unknown;
+  readonly time: unknown;
+  readonly sentAt: number;
 }
 
 /** A lookup waiting for this tick's batch of its partition. */
@@ -32,12 +48,14 @@ interface PendingRead {
 }
 
 /**
- * Sends RedisBackend's lookups. With a closed circuit, the lookups made during one tick are sent together: a
- * single HGET when there is one, otherwise one pipeline per partition (one slot, so valid on a cluster),
- * written to the socket at once. Each lookup is still one command and one round trip; under concurrency, a
- * write per batch instead of a write per lookup is what keeps a hit's CPU cost close to a raw GET's. One
- * deadline and one breaker outcome per round trip. Otherwise (and for lookups a cluster redirected) each
- * lookup is sent alone, through the breaker.
+ * Sends RedisBackend's lookups. With a closed circuit, the lookups made during one tick are sent together: one
+ * pipeline per partition (one slot, so valid on a cluster), written to the socket at once: `GET` of the
+ * partition's generation, `TIME`, then one HGET per lookup. A hit is one round trip; a miss has its token in
+ * the same round trip (the generation and the time were read before its entry), so a miss and its store take
+ * two. Under concurrency, a write per batch instead of a write per lookup is what keeps a hit's CPU cost close
+ * to a raw GET's, and the two extra commands are shared by the batch. One deadline and one breaker outcome per
+ * round trip. Otherwise (and for lookups a cluster redirected) each lookup is sent alone (a plain HGET, whose
+ * miss asks for its token separately), through the breaker.
  */
 export class ReadBatcher {
   readonly #client: Redis | Cluster;
@@ -47,6 +65,7 @@ export class ReadBatcher {
   readonly #breaker: CircuitBreaker;
   readonly #interpret: ReadBatcherOptions['interpret'];
   readonly #foreign: ReadBatcherOptions['foreign'];
+  readonly #now: () => number;
   /** Lookups of the current tick not yet sent, per partition. */
   readonly #reads: Array<PendingRead[] | undefined>;
   #flushScheduled = false;
@@ -59,6 +78,7 @@ export class ReadBatcher {
     this.#breaker = options.breaker;
     this.#interpret = options.interpret;
     this.#foreign = options.foreign;
+    this.#now = options.now;
     this.#reads = new Array<PendingRead[] | undefined>(options.partitions).fill(undefined);
   }
 
@@ -99,29 +119,14 @@ export class ReadBatcher {
     };
     // This runs in a nextTick callback: a synchronous exception must become the lookups' error, never an uncaught one.
     try {
-      if (batch.length === 1) {
-        const read = batch[0]!;
-        this.#client.hget(entryKey(read.base, encodeKey(read.key)), HIT_FIELD).then(
-          packed => {
-            if (!this.#guard.settle(pending)) return; // already timed out
-            this.#breaker.recordSuccess();
-            this.#answer(read, packed);
-          },
-          error => {
-            // A key of another type in the entry's place: the server answered; a miss, and the key is replaced.
-            if (!isWrongType(error)) onError(error);
-            else if (this.#guard.settle(pending)) {
-              this.#breaker.recordSuccess();
-              read.resolve(this.#foreign(read.base, read.key, error));
-            }
-          },
-        );
-        return;
-      }
+      const base = batch[0]!.base;
       const pipeline = this.#client.pipeline();
+      pipeline.get(sequenceKey(base));
+      pipeline.time();
       for (const read of batch) pipeline.hget(entryKey(read.base, encodeKey(read.key)), HIT_FIELD);
+      const sentAt = this.#now();
       pipeline.exec().then(replies => {
-        if (this.#guard.settle(pending)) this.#answerReads(batch, replies, pipeline);
+        if (this.#guard.settle(pending)) this.#answerReads(batch, replies, pipeline, sentAt);
       }, onError);
     } catch (error) {
       onError(error);
@@ -134,9 +139,9 @@ export class ReadBatcher {
     this.#breaker.recordFailure();
   }
 
-  #answerReads(batch: readonly PendingRead[], replies: Array<[error: Error | null, reply: unknown]> | null, pipeline: object): void {
-    if (replies === null || replies.length !== batch.length) {
-      this.#failReads(batch, new CachingError(errors.E_BACKEND, `RedisBackend: a pipeline of ${batch.length} lookups returned ${replies === null ? 'no replies' : `${replies.length} replies`}.`));
+  #answerReads(batch: readonly PendingRead[], replies: Array<[error: Error | null, reply: unknown]> | null, pipeline: object, sentAt: number): void {
+    if (replies === null || replies.length !== batch.length + 2) {
+      this.#failReads(batch, new CachingError(errors.E_BACKEND, `RedisBackend: a pipeline of ${batch.length} lookups returned ${replies === null ? 'no replies' : `${replies.length - 2} replies`}.`));
       return;
     }
     // On a cluster, ioredis answers a redirection inside a pipeline by sending the whole pipeline again to the
@@ -144,9 +149,13 @@ export class ReadBatcher {
     // a redirection, lookups that came back empty or redirected are asked again one by one (a single command
     // follows its own redirection). ioredis marks a pipeline it re-sent with `leftRedirections`.
     const redirected = this.#isCluster && ((pipeline as { leftRedirections?: unknown }).leftRedirections !== undefined || replies.some(([error]) => isRedirection(error)));
+    const [generationError, generation] = replies[0]!;
+    const [timeError, time] = replies[1]!;
+    // Without both (an error, a redirection), a miss asks for its token on its own.
+    const clock = redirected || generationError !== null || timeError !== null ? undefined : { generation, time, sentAt };
     let failed = 0;
     for (let i = 0; i < batch.length; i++) {
-      const [error, packed] = replies[i]!;
+      const [error, packed] = replies[i + 2]!;
       const read = batch[i]!;
       if (redirected && (isRedirection(error) || (error === null && (packed === null || packed === undefined)))) this.#lookupAlone(read.base, read.key).then(read.resolve, read.reject);
       else if (error !== null) {
@@ -156,7 +165,7 @@ export class ReadBatcher {
           failed++;
           read.reject(this.#guard.failure(error));
         }
-      } else this.#answer(read, packed as string | null);
+      } else this.#answer(read, packed as string | null, clock);
     }
     // The server answered: one key's error (a foreign value of another type, say) is that lookup's failure,
     // not a sign of a failing Redis. Only a batch of nothing but errors counts against the circuit.
@@ -173,9 +182,9 @@ export class ReadBatcher {
     );
   }
 
-  #answer(read: PendingRead, packed: string | null | undefined): void {
+  #answer(read: PendingRead, packed: string | null | undefined, clock: PartitionClock | undefined): void {
     try {
-      read.resolve(this.#interpret(read.base, read.key, packed));
+      read.resolve(this.#interpret(read.base, read.key, packed, clock));
     } catch (error) {
       read.reject(error);
     }

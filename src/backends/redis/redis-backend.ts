@@ -18,9 +18,9 @@ import { BackendListeners } from '../backend-listeners.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from '../resilience/circuit-breaker.js';
 import { CallGuard } from '../resilience/call-guard.js';
 import { RetryQueue } from '../resilience/retry-queue.js';
-import { allDataPattern, clearMarkerKey, decodeKey, encodeKey, entryKey, indexKeyPrefix, leaseKey, markerKeys, partitionBase, partitionDataPattern, partitionOf, sequenceKey } from './key-schema.js';
+import { allDataPattern, clearMarkerKey, decodeKey, encodeKey, entryKey, leaseKey, markerKeys, partitionBase, partitionDataPattern, partitionOf, sequenceKey } from './key-schema.js';
 import { entryFields, EXPIRY_FIELD, HIT_FIELD, unpackEntry, type StoredEntry } from './entry-codec.js';
-import { ReadBatcher } from './read-batcher.js';
+import { ReadBatcher, type PartitionClock } from './read-batcher.js';
 import { BEGIN_SCRIPT, CHECK_SCRIPT, CLEAR_MARK_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
 
 /** Options of {@link RedisBackend}. */
@@ -226,7 +226,8 @@ export class RedisBackend implements CachingBackend {
       timeoutMs: operationTimeoutMs,
       guard: this.#guard,
       breaker: this.#breaker,
-      interpret: (base, key, packed) => this.#lookup(base, key, packed),
+      now: () => this.clock.now(),
+      interpret: (base, key, packed, clock) => this.#lookup(base, key, packed, clock),
       foreign: (base, key, error) => this.#foreign(base, key, error),
     });
     const define = (client as unknown as { defineCommand(name: string, definition: { lua: string }): void }).defineCommand.bind(client);
@@ -277,23 +278,46 @@ export class RedisBackend implements CachingBackend {
   }
 
   /** What the `h` field of an entry (or its absence) means for a lookup. */
-  #lookup(base: string, key: string, packed: string | null | undefined): CacheLookup | Promise<CacheLookup> {
-    if (packed === null || packed === undefined) return this.#miss(base, key, undefined);
+  #lookup(base: string, key: string, packed: string | null | undefined, clock?: PartitionClock): CacheLookup | Promise<CacheLookup> {
+    if (packed === null || packed === undefined) return this.#miss(base, key, undefined, undefined, clock);
     const entry = this.#unpack(key, packed);
     if (entry === undefined) {
       void this.#discard(key);
-      return this.#miss(base, key, undefined);
+      return this.#miss(base, key, undefined, undefined, clock);
     }
-    if (this.#pending.size > 0 && this.#pending.affects(key, entry.hit.dependencies)) return this.#miss(base, key, undefined);
+    if (this.#pending.size > 0 && this.#pending.affects(key, entry.hit.dependencies)) return this.#miss(base, key, undefined, undefined, clock);
     const { hit, cap, sliding, staleFor } = entry;
     // Redis expires the entry itself (at expiry + fail-safe window), so a present entry is fresh unless it
     // is in its fail-safe window.
     if (sliding > 0) {
-      if (staleFor > 0) return this.#slidingWithFailSafe(base, key, hit, cap, sliding, packed);
+      if (staleFor > 0) return this.#slidingWithFailSafe(base, key, hit, cap, sliding, packed, clock);
       return this.#touch(base, key, hit, sliding, cap, this.clock.now());
     }
-    if (staleFor > 0 && cap !== 0 && this.clock.now() + this.#offset >= cap) return this.#miss(base, key, hit, packed);
+    if (staleFor > 0 && cap !== 0 && this.clock.now() + this.#offset >= cap) return this.#miss(base, key, hit, packed, clock);
     return hit;
+  }
+
+  /**
+   * A miss's token from the generation and time its lookup read just before the entry (see ReadBatcher): the
+   * same value BEGIN computes, max(generation, server time in µs). An invalidation that ran after the lookup
+   * wrote a higher generation (it was later on the same server clock, and its generation exceeds the one read);
+   * one that ran between the reads had already removed what the entry read could find. Undefined if the replies
+   * are not what Redis sends, or the generation is corrupt: the miss then takes its token with BEGIN, which
+   * repairs it.
+   */
+  #clockToken(clock: PartitionClock): RedisToken | undefined {
+    const { time } = clock;
+    if (!Array.isArray(time) || time.length !== 2) return undefined;
+    const seconds = Number(time[0]);
+    const micros = Number(time[1]);
+    if (!Number.isSafeInteger(seconds) || !Number.isSafeInteger(micros)) return undefined;
+    const nowUs = seconds * 1_000_000 + micros;
+    // A corrupt generation is repaired by BEGIN (ahead of the clock, past any marker written after it).
+    if (clock.generation !== null && !(typeof clock.generation === 'string' && /^\d{1,17}$/.test(clock.generation))) return undefined;
+    const raw = clock.generation === null ? 0 : Number(clock.generation);
+    const serverTime = seconds * 1000 + Math.floor(micros / 1000);
+    this.#observeServerTime(serverTime, clock.sentAt);
+    return this.#token(String(Math.max(raw, nowUs)), serverTime);
   }
 
   /**
@@ -302,7 +326,12 @@ export class RedisBackend implements CachingBackend {
    * dropped unless it is still the one stored, so a copy invalidated between the lookup and the token is never
    * offered to fail-safe (the token would be newer than that invalidation's markers).
    */
-  async #miss(base: string, key: string, stale: CacheHit | undefined, packed?: string): Promise<CacheLookup> {
+  async #miss(base: string, key: string, stale: CacheHit | undefined, packed?: string, clock?: PartitionClock): Promise<CacheLookup> {
+    // Without a lease to take, the lookup's own round trip brought the token (and a stale copy read after it).
+    if (this.#leaseMs === 0 && clock !== undefined) {
+      const token = this.#clockToken(clock);
+      if (token !== undefined) return stale === undefined ? { hit: false, token } : { hit: false, token, stale };
+    }
     const waitUntil = this.#leaseMs > 0 ? Date.now() + this.#leaseMs : 0;
     const name = encodeKey(key);
     for (;;) {
@@ -344,10 +373,10 @@ export class RedisBackend implements CachingBackend {
   }
 
   /** Sliding entries with a fail-safe window need their moving expiry to tell fresh from stale. */
-  async #slidingWithFailSafe(base: string, key: string, hit: CacheHit, cap: number, sliding: number, packed: string): Promise<CacheLookup> {
+  async #slidingWithFailSafe(base: string, key: string, hit: CacheHit, cap: number, sliding: number, packed: string, clock?: PartitionClock): Promise<CacheLookup> {
     const expiry = Number(await this.#guard.call(() => this.#client.hget(entryKey(base, encodeKey(key)), EXPIRY_FIELD)));
     const localNow = this.clock.now();
-    if (expiry !== 0 && localNow + this.#offset >= expiry) return this.#miss(base, key, { ...hit, expiresAt: expiry - this.#offset }, packed);
+    if (expiry !== 0 && localNow + this.#offset >= expiry) return this.#miss(base, key, { ...hit, expiresAt: expiry - this.#offset }, packed, clock);
     return this.#touch(base, key, hit, sliding, cap, localNow);
   }
 
@@ -363,7 +392,7 @@ export class RedisBackend implements CachingBackend {
   /** A sliding hit: answered now, extended in Redis without waiting (the extension is idempotent). */
   #touch(base: string, key: string, entry: CacheHit, sliding: number, cap: number, localNow: number): CacheHit {
     const name = encodeKey(key);
-    this.#guard.call(() => this.#scripts.aspectCacheTouch(1, entryKey(base, name), indexKeyPrefix(base), name, String(Math.floor(localNow + sliding + this.#offsetLow)))).then(
+    this.#guard.call(() => this.#scripts.aspectCacheTouch(1, entryKey(base, name), base, String(Math.floor(localNow + sliding + this.#offsetLow)))).then(
       serverNow => this.#observeServerTime(Number(serverNow), localNow),
       error => this.#report({ type: 'error', error, operation: 'extend a sliding entry' }),
     );
@@ -425,14 +454,14 @@ export class RedisBackend implements CachingBackend {
     // decoded by Lua), the index names are sent apart only when encoding changed one.
     const name = encodeKey(key);
     const names = dependencies.map(encodeKey);
-    const keys = [entryKey(base, name), clearMarkerKey(base), sequenceKey(base), ...markerKeys(base, name, names)];
+    const keys = [entryKey(base, name), sequenceKey(base), clearMarkerKey(base), ...markerKeys(base, name, names)];
     // Absolute deadlines on the server's clock, converted with a lower bound of the offset (see #offsetLow).
     const ttl = entry.expiresAt === Infinity ? 'none' : String(Math.floor(entry.expiresAt + this.#offsetLow));
     const slideUntil = entry.sliding > 0 ? String(Math.floor(this.clock.now() + entry.sliding + this.#offsetLow)) : '';
     const refreshAt = entry.refreshAt !== undefined && Number.isFinite(entry.refreshAt) ? String(Math.floor(entry.refreshAt + this.#offsetLow)) : '';
     const fields = entryFields(entry, dependencies);
     const indexJson = JSON.stringify(names);
-    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, fields.depsJson, ttl, fields.sliding, fields.staleFor, fields.async, indexKeyPrefix(base), name, dependencies.length, indexJson === fields.depsJson ? '' : indexJson, slideUntil, refreshAt];
+    const args = [t.generation, t.serverTime, this.#markerTtlMs, payload, fields.depsJson, ttl, fields.sliding, fields.staleFor, fields.async, base, '', dependencies.length, indexJson === fields.depsJson ? '' : indexJson, slideUntil, refreshAt];
     try {
       const outcome = (await this.#guard.call(() => this.#scripts.aspectCacheSet(keys.length, ...keys, ...args))) as StoreOutcome | 'corrupt-index';
       if (outcome !== 'corrupt-index') return outcome;
@@ -500,61 +529,49 @@ export class RedisBackend implements CachingBackend {
   // ───────────────────────────── internals ─────────────────────────────
 
   /**
-   * Runs the invalidation script on every partition until nothing new is removed. `direct` (the retry of
-   * queued invalidations) bypasses the circuit breaker and leaves its state alone: the retry has its own
-   * schedule, and an open circuit must not keep other processes reading entries this one invalidated.
+   * Runs the invalidation script on every partition, concurrently. `direct` (the retry of queued invalidations)
+   * bypasses the circuit breaker and leaves its state alone: the retry has its own schedule, and an open circuit
+   * must not keep other processes reading entries this one invalidated.
+   *
+   * Each partition marks the given keys and removes the entries that depend on them (dependency lists are
+   * closed, so every dependent, whatever the depth, names a given key: see scripts.ts). One partition is one
+   * atomic script. With several, the scripts run concurrently, and a computation in one partition could take
+   * its token after that partition was marked, read a dependent in another partition whose script has not run
+   * yet, and store a value built on it that passes the marker. So the first round *fences* the keys (a marker in
+   * the future, like a transaction's hold: no store that depends on them is accepted in any partition meanwhile),
+   * and a second round, once every partition has removed its dependents, lowers the fences to a new generation
+   * (refusing the tokens taken before). A fence left by a failed second round ends by itself after
+   * `invalidationTimeoutMs`; the invalidation is then queued and retried like any other.
    */
   async #invalidateEverywhere(keys: readonly string[], preserveRoots: boolean, direct: boolean, holdMs = 0, release = false): Promise<string[]> {
-    const removed: string[] = [];
-    // Encoded key names (see encodeKey) on the wire; the removed keys are decoded back.
-    const sent = new Set<string>(keys.map(encodeKey));
-    let round: readonly string[] = [...sent];
+    const removed = new Set<string>();
+    // Encoded key names (see encodeKey) on the wire; the removed entry keys are decoded back.
+    const names = [...new Set(keys.map(encodeKey))];
+    const protectedKeys = preserveRoots ? JSON.stringify(names) : '[]';
     const corrupt = new Set<number>();
-    // Preserved roots stay preserved in every round: in a cycle, a later round reaches them again.
-    const protectedKeys = preserveRoots ? JSON.stringify(round) : '[]';
-    let continuation = false;
-    // Holds and releases apply to the roots, which only the first round carries.
-    const run = (base: string) => () =>
-      this.#scripts.aspectCacheInvalidate(1, sequenceKey(base), base, this.#markerTtlMs, protectedKeys, continuation ? '1' : '0', continuation ? 0 : Math.ceil(holdMs), !continuation && release ? '1' : '0', ...round);
-    // Keys sent again after the round that removed them (see below): at most once each, so that a key
-    // recomputed between every two rounds cannot keep the invalidation going.
-    const resent = new Set<string>();
-    // Round 1 sends the roots to every partition, each of which removes its dependents transitively. With
-    // several partitions, a removed entry may be recorded by entries of another partition: later rounds send
-    // the removed keys everywhere until nothing new is removed.
-    while (round.length > 0) {
-      const inRound = new Set(round);
+    const hold = Math.ceil(holdMs);
+    const fenced = this.#partitions > 1;
+    // A hold already refuses every store until it is released: it needs no fence of its own.
+    const fenceMs = fenced && hold === 0 ? this.#invalidationTimeoutMs : 0;
+    let fences: string[] = [];
+    for (let round = 0; round < (fenced ? 2 : 1); round++) {
+      const run = (base: string, i: number) => () =>
+        round === 0
+          ? this.#scripts.aspectCacheInvalidate(1, sequenceKey(base), base, this.#markerTtlMs, protectedKeys, hold, release ? '1' : '0', fenceMs, '', ...names)
+          : this.#scripts.aspectCacheInvalidate(1, sequenceKey(base), base, this.#markerTtlMs, protectedKeys, 0, '0', 0, fences[i] ?? '', ...names);
       const replies = await Promise.all(
-        this.#bases.map((base, i) =>
-          (direct ? this.#guard.direct(run(base), this.#invalidationTimeoutMs) : this.#guard.call(run(base), this.#invalidationTimeoutMs)).then(r => [i, r] as const),
-        ),
+        this.#bases.map((base, i) => (direct ? this.#guard.direct(run(base, i), this.#invalidationTimeoutMs) : this.#guard.call(run(base, i), this.#invalidationTimeoutMs))),
       );
-      const next: string[] = [];
-      for (const [i, reply] of replies) {
-        const [removedHere, corruptIndex] = reply as [string[], number];
+      fences = replies.map((reply, i) => {
+        const [removedHere, corruptIndex, fence] = reply as [string[], number, string];
         if (corruptIndex === 1) corrupt.add(i);
-        for (const key of removedHere) {
-          removed.push(decodeKey(key));
-          if (this.#partitions < 2) continue;
-          if (!sent.has(key)) {
-            sent.add(key);
-            next.push(key);
-          } else if (inRound.has(key) && !resent.has(key)) {
-            // Removed in the round that marked it: the partitions ran that round concurrently, so one of them
-            // may have been marked before this entry was removed in its own partition. A computation there
-            // could take its token after the marker, read this (stale) entry, and store a value built on it
-            // that passes the marker and that this round's index walk, already done, never saw. Marking the
-            // key again everywhere, now that the entry is gone, refuses or removes such a value.
-            resent.add(key);
-            next.push(key);
-          }
-        }
-      }
-      round = next;
-      continuation = true;
+        const skip = this.#bases[i]!.length + 2; // `<base>v:`
+        for (const entry of removedHere) removed.add(decodeKey(entry.slice(skip)));
+        return fence;
+      });
     }
     for (const partition of corrupt) await this.#wipePartition(partition);
-    return removed;
+    return [...removed];
   }
 
   /**

@@ -11,6 +11,17 @@
  * count, e = logical expiry (ms, 0 = none; moves with sliding), a = absolute expiry cap (ms, 0 = none),
  * s = sliding window (ms), f = fail-safe window (ms), t = the token it was stored with (a store with an older
  * token never replaces it).
+ *
+ * Dependency indexes: an entry with exactly one dependency d is a member of `i:<d>`, an entry with several is a
+ * member of `m:<d>` for each. Members are the entries' full Redis keys, scored by the time they expire (server
+ * ms, fail-safe window included; +inf for none). So an invalidation deletes the single-dependency dependents of
+ * a key in bulk, without reading them (the common fan-out), and reads only the others, to unlink them from
+ * their other indexes.
+ *
+ * Dependency lists are closed (see CacheEntryInput.dependencies): an entry that names another entry's key also
+ * names that entry's dependencies. So the dependents of a key are exactly the members of its two indexes (no
+ * walk through the dependents' own keys), and a marker on the invalidated keys alone refuses every store
+ * computed from what they invalidated.
  */
 
 /** Sets an index set's expiry to its longest-lived member's (none if one never expires). */
@@ -119,40 +130,92 @@ return {token, now, locked, entry}
 `;
 
 /**
- * TOUCH — KEYS: [entry]; ARGV: [indexPrefix, entryKey, slideUntil (absolute server ms, optional)]. Extends a sliding
- * entry after a hit (the hit itself was already answered): expiry = min(absolute cap, slideUntil — the hit's time
- * plus the window, as the hit reported it — or now + sliding), for the entry and its index memberships.
- * Returns the server time.
+ * Index helpers. `indexOf(base, n, d)`: the index of dependency d holding an entry with n dependencies.
+ * `extend(ik, score, now)`: after a ZADD of a member with this score, the index lives at least as long as it (an
+ * index without expiry holds a never-expiring member, or was just created by the ZADD).
  */
-export const TOUCH_SCRIPT = `${NOW}${SAFE}
-local h = redis.pcall('HMGET', KEYS[1], 'p', 'e', 'a', 's', 'f')
+const INDEX = `
+local function indexOf(base, n, d)
+  if n == 1 then return base .. 'i:' .. d end
+  return base .. 'm:' .. d
+end
+local function extend(ik, score)
+  if score == '+inf' then redis.call('PERSIST', ik) return end
+  local ttl = redis.call('PTTL', ik)
+  if ttl == -1 then
+    if redis.call('ZCARD', ik) == 1 then redis.call('PEXPIREAT', ik, score) end
+  elseif ttl >= 0 and now + ttl < tonumber(score) then
+    redis.call('PEXPIREAT', ik, score)
+  end
+end
+`;
+
+/**
+ * Reads many markers in few calls: the newest generation among the keys KEYS[from..], and the keys found
+ * corrupt (not a generation, or of another type). MGET answers nil for a key of another type, so EXISTS
+ * (which counts every type) tells whether one hides among the nils; only then are they looked at one by one.
+ */
+const MARKERS = `
+local function newestMarker(from)
+  local newest = 0
+  local corrupt = {}
+  local last = #KEYS
+  local i = from
+  while i <= last do
+    local j = math.min(last, i + 999)
+    local values = redis.call('MGET', unpack(KEYS, i, j))
+    local present = 0
+    for x = 1, j - i + 1 do
+      local raw = values[x]
+      if raw then
+        present = present + 1
+        local g = asGeneration(raw)
+        if not g then corrupt[#corrupt + 1] = KEYS[i + x - 1]
+        elseif g > newest then newest = g end
+      end
+    end
+    if redis.call('EXISTS', unpack(KEYS, i, j)) > present then
+      for x = 1, j - i + 1 do
+        if not values[x] and redis.call('EXISTS', KEYS[i + x - 1]) == 1 then corrupt[#corrupt + 1] = KEYS[i + x - 1] end
+      end
+    end
+    i = j + 1
+  end
+  return newest, corrupt
+end
+`;
+
+/**
+ * TOUCH — KEYS: [entry]; ARGV: [base, slideUntil (absolute server ms, optional)]. Extends a sliding entry after
+ * a hit (the hit itself was already answered): expiry = min(absolute cap, slideUntil — the hit's time plus the
+ * window, as the hit reported it — or now + sliding), for the entry and its index memberships. The memberships
+ * are extended first, and the entry only if all of them were (an index of another type makes ZADD fail without
+ * writing): an entry never outlives its place in an index. Returns the server time.
+ */
+export const TOUCH_SCRIPT = `${NOW}${SAFE}${INDEX}
+local h = redis.pcall('HMGET', KEYS[1], 'p', 'e', 'a', 's', 'f', 'n')
 if h.err then return now end
 local s = tonumber(h[4] or '0') or 0
 if not h[1] or s == 0 then return now end
 local deps = decodeList(h[1])
 if not deps then return now end
--- Checked before the first write: an index of another type would fail the script half-way (the entry then
--- simply is not extended; a store or invalidation repairs the index).
-for _, d in ipairs(deps) do
-  local kind = redis.call('TYPE', ARGV[1] .. d).ok
-  if kind ~= 'zset' and kind ~= 'none' then return now end
-end
 local e = tonumber(h[2]) or 0
 if e ~= 0 and now >= e then return now end
 local a = tonumber(h[3]) or 0
 local f = tonumber(h[5]) or 0
-local ne = tonumber(ARGV[3] or '') or (now + s)
+local ne = tonumber(ARGV[2] or '') or (now + s)
 if a ~= 0 and a < ne then ne = a end
 if ne <= e then return now end
 local until_ = string.format('%.0f', ne + f)
-redis.call('HSET', KEYS[1], 'e', string.format('%.0f', ne))
-redis.call('PEXPIREAT', KEYS[1], until_)
 for _, d in ipairs(deps) do
-  local ik = ARGV[1] .. d
-  redis.call('ZADD', ik, 'XX', 'GT', until_, ARGV[2])
+  local ik = indexOf(ARGV[1], #deps, d)
+  local r = redis.pcall('ZADD', ik, 'XX', 'GT', until_, KEYS[1])
+  if type(r) == 'table' and r.err then return now end
   local ttl = redis.call('PTTL', ik)
   if ttl >= 0 and now + ttl < ne + f then redis.call('PEXPIREAT', ik, until_) end
 end
+redis.call('HSET', KEYS[1], 'e', string.format('%.0f', ne))
+redis.call('PEXPIREAT', KEYS[1], until_)
 return now
 `;
 
@@ -161,17 +224,15 @@ return now
  * Returns 1 if a store with this token would pass SET's staleness test now (nothing invalidated since the
  * token, and the token younger than the markers live), else 0. Writes nothing.
  */
-export const CHECK_SCRIPT = `${NOW}${SAFE}
+export const CHECK_SCRIPT = `${NOW}${SAFE}${MARKERS}
 local token = number(ARGV[1])
 local issued = number(ARGV[2])
 local ttl = number(ARGV[3])
 if not token or not issued or not ttl then return redis.error_reply('aspect-cache CHECK: invalid arguments') end
 if now - issued > ttl then return 0 end
-for i = 1, #KEYS do
-  local g = marker(KEYS[i])
-  -- A corrupt marker certifies nothing (SET refuses and repairs it).
-  if g == false or (g and g > token) then return 0 end
-end
+local newest, corrupt = newestMarker(1)
+-- A corrupt marker certifies nothing (SET refuses and repairs it).
+if #corrupt > 0 or newest > token then return 0 end
 return 1
 `;
 
@@ -182,9 +243,9 @@ return 0
 `;
 
 /**
- * SET — KEYS: [entry, clearMarker, seq, marker(entryKey), marker(dep1)…] (the lease is released separately);
+ * SET — KEYS: [entry, seq, clearMarker, marker(entryKey), marker(dep1)…] (the lease is released separately);
  * ARGV: [token, tokenTimeMs, markerTtlMs, payload, depsJson, expiresAt ('none', or absolute ms on the server's clock), slidingMs,
- *        staleForMs, async, indexPrefix, entryKey, dependencyCount, indexDepsJson ('' = depsJson), slideUntil (absolute
+ *        staleForMs, async, base, '' (unused), dependencyCount, indexDepsJson ('' = depsJson), slideUntil (absolute
  *        server ms: the first sliding deadline, or ''), refreshAt (absolute server ms: the eager-refresh deadline, or
  *        '' — written after the async flag in the h field, never interpreted here)].
  * Deadlines are absolute, converted by the caller with a lower bound of the clock offset, so however late the
@@ -192,15 +253,18 @@ return 0
  * depsJson is what a hit returns (the dependencies as given, JSON from JavaScript, never decoded here);
  * indexDepsJson names the index keys (the dependencies as encoded for Redis key names, which cjson can decode).
  * Refuses ('stale') if the key, a dependency or the whole partition was invalidated after the token, or if
- * the token is older than the markers live. Otherwise replaces the entry and its index memberships.
+ * the token is older than the markers live. Otherwise replaces the entry and its index memberships. The
+ * markers (clear marker included) are read with one MGET.
  *
  * Everything is validated before the first write. Corrupt keys are repaired, never left to fail the next
  * store: a marker that is not a generation counts as an invalidation now (this store is refused, the marker
  * is rewritten so that the next store passes); an entry key of another type, or with an unreadable dependency
  * list, is replaced; an index key of another type is deleted and 'corrupt-index' returned (its entries can no
- * longer be found by an invalidation: the caller removes the partition's entries).
+ * longer be found by an invalidation: the caller removes the partition's entries). The entry is removed before
+ * its old memberships and written after its new ones, so a store that stops at a corrupt index leaves no entry
+ * that an index misses.
  */
-export const SET_SCRIPT = `${NOW}${SAFE}${RETIME}
+export const SET_SCRIPT = `${NOW}${SAFE}${RETIME}${INDEX}${MARKERS}
 local token = number(ARGV[1])
 local tokenTime = number(ARGV[2])
 local markerTtl = number(ARGV[3])
@@ -210,65 +274,43 @@ local ttl = ARGV[6] == 'none' and 0 or number(ARGV[6])
 local slideUntil = (ARGV[14] == nil or ARGV[14] == '') and 0 or number(ARGV[14])
 local deps = decodeList(ARGV[13] ~= '' and ARGV[13] or ARGV[5])
 local refresh = (ARGV[15] == nil or ARGV[15] == '') and '' or number(ARGV[15])
-if not (token and tokenTime and markerTtl and sliding and f and ttl and slideUntil and deps and refresh and type(ARGV[4]) == 'string' and (ARGV[9] == '0' or ARGV[9] == '1') and number(ARGV[12])) then
+if not (token and tokenTime and markerTtl and sliding and f and ttl and slideUntil and deps and refresh and type(ARGV[4]) == 'string' and type(ARGV[10]) == 'string' and (ARGV[9] == '0' or ARGV[9] == '1') and number(ARGV[12])) then
   return redis.error_reply('aspect-cache SET: invalid arguments')
 end
 if now - tokenTime > markerTtl then return 'stale' end
-local stale = false
-local corrupt = {}
-for i = 2, #KEYS do
-  if i ~= 3 then
-    local g = marker(KEYS[i])
-    if g == false then corrupt[#corrupt + 1] = KEYS[i]
-    elseif g and g > token then stale = true end
-  end
-end
+local newest, corrupt = newestMarker(3)
 if #corrupt > 0 then
-  local gen = newGeneration(KEYS[3], markerTtl)
+  local gen = newGeneration(KEYS[2], markerTtl)
   for _, k in ipairs(corrupt) do
     redis.call('DEL', k)
     redis.call('SET', k, gen, 'PX', markerTtl)
   end
   return 'stale'
 end
-if stale then return 'stale' end
+if newest > token then return 'stale' end
+local base = ARGV[10]
+local ek = KEYS[1]
 -- A store never replaces an entry computed from a later token (an older computation that finishes last,
 -- after a refreshCall stored a newer value, say).
-local current = redis.pcall('HGET', KEYS[1], 't')
-if type(current) == 'string' then
-  local ct = number(current)
-  if ct and ct > token then return 'stale' end
-end
-local old = redis.pcall('HGET', KEYS[1], 'p')
+local old = redis.pcall('HMGET', ek, 't', 'p')
 local oldDeps = {}
-if type(old) == 'table' then
+if old.err then
   -- Not a hash: a foreign key in the entry's place. Its dependencies are unknown; the entry is rebuilt.
-  redis.call('DEL', KEYS[1])
-elseif old then
-  oldDeps = decodeList(old)
-  if not oldDeps then
-    redis.call('DEL', KEYS[1])
-    oldDeps = {}
-  end
-end
-local badIndex = false
-for _, list in ipairs({oldDeps, deps}) do
-  for _, d in ipairs(list) do
-    local ik = ARGV[10] .. d
-    local kind = redis.call('TYPE', ik).ok
-    if kind ~= 'zset' and kind ~= 'none' then
-      redis.call('DEL', ik)
-      badIndex = true
+  redis.call('DEL', ek)
+else
+  local ct = number(old[1])
+  if ct and ct > token then return 'stale' end
+  if old[2] then oldDeps = decodeList(old[2]) or {} end
+  if redis.call('DEL', ek) == 1 then
+    for _, d in ipairs(oldDeps) do
+      local ik = indexOf(base, #oldDeps, d)
+      local r = redis.pcall('ZREM', ik, ek)
+      if type(r) == 'table' and r.err then
+        redis.call('DEL', ik)
+        return 'corrupt-index'
+      elseif r == 1 then retime(ik) end
     end
   end
-end
-if badIndex then return 'corrupt-index' end
-if #oldDeps > 0 or redis.call('EXISTS', KEYS[1]) == 1 then
-  for _, d in ipairs(oldDeps) do
-    local ik = ARGV[10] .. d
-    if redis.call('ZREM', ik, ARGV[11]) == 1 then retime(ik) end
-  end
-  redis.call('DEL', KEYS[1])
 end
 local a = 0
 if ARGV[6] ~= 'none' then a = math.max(1, ttl) end
@@ -278,130 +320,173 @@ if sliding > 0 then
   if a ~= 0 and a < e then e = a end
 end
 if e ~= 0 and e + f <= now then return 'stored' end
+local score = '+inf'
+if e > 0 then score = string.format('%.0f', e + f) end
+for _, d in ipairs(deps) do
+  local ik = indexOf(base, #deps, d)
+  local r = redis.pcall('ZADD', ik, score, ek)
+  if type(r) == 'table' and r.err then
+    redis.call('DEL', ik)
+    return 'corrupt-index'
+  end
+  if r == 1 then redis.call('ZREMRANGEBYSCORE', ik, '-inf', '(' .. now) end
+  extend(ik, score)
+end
 local flag = ARGV[9]
 if refresh ~= '' then flag = flag .. 'r' .. string.format('%.0f', refresh) end
 local header = string.format('%.0f', a) .. '|' .. ARGV[7] .. '|' .. ARGV[8] .. '|' .. flag .. '|' .. ARGV[5] .. '\\n'
-redis.call('HSET', KEYS[1], 'h', header .. ARGV[4], 'p', ARGV[13] ~= '' and ARGV[13] or ARGV[5], 'n', ARGV[12], 'e', string.format('%.0f', e), 'a', string.format('%.0f', a), 's', ARGV[7], 'f', ARGV[8], 't', ARGV[1])
-local score = '+inf'
-if e > 0 then
-  score = string.format('%.0f', e + f)
-  redis.call('PEXPIREAT', KEYS[1], score)
-end
-for _, d in ipairs(deps) do
-  local ik = ARGV[10] .. d
-  redis.call('ZREMRANGEBYSCORE', ik, '-inf', '(' .. now)
-  redis.call('ZADD', ik, score, ARGV[11])
-  retime(ik)
-end
+redis.call('HSET', ek, 'h', header .. ARGV[4], 'p', ARGV[13] ~= '' and ARGV[13] or ARGV[5], 'n', ARGV[12], 'e', string.format('%.0f', e), 'a', string.format('%.0f', a), 's', ARGV[7], 'f', ARGV[8], 't', ARGV[1])
+if e > 0 then redis.call('PEXPIREAT', ek, score) end
 return 'stored'
 `;
 
 /**
- * INVALIDATE — KEYS: [seq]; ARGV: [partitionBase, markerTtlMs, protectedKeysJson, continuation ('1'|'0'), holdMs,
- * release ('1'|'0'), key1, key2…]
- * — protected keys (roots of a refresh) keep their entries. A continuation round carries keys removed in other
- * partitions: each gets a marker here, and its dependents are looked up only where something recorded it.
- * Holds (a transaction not committed yet): with holdMs > 0 the roots' markers are set in the future (now +
- * holdMs, never lowered), so every store depending on them is refused until then, whenever its token was taken;
- * an invalidation without release keeps a root's hold; with release the roots' markers are set to the new
- * generation, ending their holds (stores whose tokens predate it are still refused).
- * Marks every visited key with a new generation (refusing in-flight writes that depend on it), removes the
- * entries of the keys and, transitively, of the entries that recorded them. Returns {removed keys, corruptIndex}:
- * corruptIndex = 1 when an index key of another type was found (and deleted): its entries could not be found,
- * so the caller removes every entry of the partition. Corrupt generations, markers and entries are repaired.
+ * INVALIDATE — KEYS: [seq]; ARGV: [partitionBase, markerTtlMs, protectedKeysJson, holdMs, release ('1'|'0'),
+ * fenceMs, unfence, key1, key2…] — protected keys (roots of a refresh) keep their entries.
+ * Marks every given key with a new generation (refusing in-flight writes that depend on it: their dependency
+ * lists are closed, so they name the given key), removes the entries of the keys, and the entries of the
+ * partition that depend on them: the members of their `i:` indexes in bulk, those of their `m:` indexes one by
+ * one, each also unlinked from its other indexes.
+ * Holds (a transaction not committed yet): with holdMs > 0 the markers are set in the future (now + holdMs, never
+ * lowered), so every store depending on them is refused until then, whenever its token was taken; an
+ * invalidation without release keeps a key's hold; with release the markers are set to the new generation,
+ * ending their holds (stores whose tokens predate it are still refused).
+ * Fences (the two rounds of an invalidation on several partitions, see RedisBackend#invalidateEverywhere): with
+ * fenceMs > 0 the markers are set in the future like a hold, unless a hold is already in effect (with release,
+ * always), and the marker written is returned; `unfence` (that value) sets the markers still holding it to the
+ * new generation, and those not in the future, leaving other holds alone.
+ * Returns {removed entry keys (full Redis keys), corruptIndex, fence}: corruptIndex = 1 when an index key of another
+ * type was found (and deleted): its entries could not be found, so the caller removes every entry of the
+ * partition. Corrupt generations, markers and entries are repaired.
  */
 export const INVALIDATE_SCRIPT = `${NOW}${SAFE}${RETIME}
 local base = ARGV[1]
 local markerTtl = ARGV[2]
 local protectedList = decodeList(ARGV[3])
-local holdMs = number(ARGV[5])
-if not protectedList or not number(markerTtl) or (ARGV[4] ~= '0' and ARGV[4] ~= '1') or not holdMs or holdMs < 0 or (ARGV[6] ~= '0' and ARGV[6] ~= '1') then
+local holdMs = number(ARGV[4])
+if not protectedList or not number(markerTtl) or not holdMs or holdMs < 0 or (ARGV[5] ~= '0' and ARGV[5] ~= '1') then
   return redis.error_reply('aspect-cache INVALIDATE: invalid arguments')
 end
-local release = ARGV[6] == '1'
+local release = ARGV[5] == '1'
+local fenceMs = number(ARGV[6])
+local unfence = ARGV[7]
+if not fenceMs or fenceMs < 0 or type(unfence) ~= 'string' then return redis.error_reply('aspect-cache INVALIDATE: invalid arguments') end
 local protected = {}
-for _, k in ipairs(protectedList) do protected[k] = true end
+for _, k in ipairs(protectedList) do protected[base .. 'v:' .. k] = true end
 local gen = newGeneration(KEYS[1], markerTtl)
+local fence = ''
+if fenceMs > 0 then fence = string.format('%.0f', math.max(tonumber(gen), nowUs + fenceMs * 1000)) end
 local corruptIndex = 0
-local queue = {}
-local visited = {}
-for i = 7, #ARGV do
+local roots = {}
+local isRoot = {}
+for i = 8, #ARGV do
   local k = ARGV[i]
-  if not visited[k] then
-    visited[k] = true
-    queue[#queue + 1] = k
+  if not isRoot[k] then
+    isRoot[k] = true
+    roots[#roots + 1] = k
   end
 end
-local given = #queue
-local continuation = ARGV[4] == '1'
-local removed = {}
-local i = 1
-while i <= #queue do
-  local k = queue[i]
-  local vk = base .. 'v:' .. k
-  local ik = base .. 'i:' .. k
-  -- Every visited key gets a marker, even where nothing recorded it yet: a computation in flight here may
-  -- store an entry that depends on it. A root's marker may be a hold (in the future): kept unless released.
+for _, k in ipairs(roots) do
+  -- A root's marker may be a hold (in the future): kept unless released.
   local mk = base .. 'g:' .. k
-  if i <= given and not continuation and holdMs > 0 then
+  if holdMs > 0 then
     local future = math.max(tonumber(gen), nowUs + holdMs * 1000)
     local current = marker(mk)
     if not (current and current >= future) then
       redis.call('DEL', mk)
       redis.call('SET', mk, string.format('%.0f', future), 'PX', number(markerTtl) + holdMs)
     end
-  elseif i <= given and not release then
+  elseif fenceMs > 0 then
     local current = marker(mk)
-    if not (current and current > tonumber(gen)) then redis.call('SET', mk, gen, 'PX', markerTtl) end
+    if release or not (current and current > nowUs) then
+      redis.call('DEL', mk)
+      redis.call('SET', mk, fence, 'PX', number(markerTtl) + fenceMs)
+    end
+  elseif unfence ~= '' then
+    local current = marker(mk)
+    if not (current and current > tonumber(gen)) or string.format('%.0f', current) == unfence then
+      if current == false then redis.call('DEL', mk) end
+      redis.call('SET', mk, gen, 'PX', markerTtl)
+    end
+  elseif not release then
+    local current = marker(mk)
+    if not (current and current > tonumber(gen)) then
+      if current == false then redis.call('DEL', mk) end
+      redis.call('SET', mk, gen, 'PX', markerTtl)
+    end
   else
+    redis.call('DEL', mk)
     redis.call('SET', mk, gen, 'PX', markerTtl)
   end
-  if not (continuation and i <= given and redis.call('EXISTS', ik, vk) == 0) then
-    if not protected[k] then
-      -- A foreign key in an entry's place is removed like an entry (its dependencies are unknown).
-      local h = redis.pcall('HMGET', vk, 'p', 'n')
-      if h.err then h = {} end
-      if redis.call('DEL', vk) == 1 then
-        removed[#removed + 1] = k
-        -- An entry found through an index with a single dependency depends only on the key that led here,
-        -- whose index is being deleted: nothing else to unlink (the common fan-out case).
-        if h[1] and not (i > given and h[2] == '1') then
-          for _, d in ipairs(decodeList(h[1]) or {}) do
-            if not visited[d] then
-              local dk = base .. 'i:' .. d
-              local kind = redis.call('TYPE', dk).ok
-              if kind == 'zset' then
-                if redis.call('ZREM', dk, k) == 1 then retime(dk) end
-              elseif kind ~= 'none' then
-                redis.call('DEL', dk)
-                corruptIndex = 1
-              end
-            end
-          end
-        end
-      end
+end
+local removed = {}
+local visited = {}
+-- Removes one entry read first: a multi-dependency dependent, or a root's own entry. Its memberships in the
+-- indexes of other dependencies are removed too (the roots' indexes are deleted whole).
+local function removeRead(ek)
+  local h = redis.pcall('HMGET', ek, 'p', 'n')
+  if h.err then h = {} end
+  if redis.call('DEL', ek) ~= 1 then return end
+  removed[#removed + 1] = ek
+  local deps = h[1] and decodeList(h[1]) or {}
+  for _, d in ipairs(deps) do
+    if not isRoot[d] then
+      local ik = (#deps == 1 and base .. 'i:' or base .. 'm:') .. d
+      local r = redis.pcall('ZREM', ik, ek)
+      if type(r) == 'table' and r.err then
+        redis.call('DEL', ik)
+        corruptIndex = 1
+      elseif r == 1 then retime(ik) end
     end
-    local members = redis.pcall('ZRANGE', ik, 0, -1)
-    if members.err then
-      -- An index of another type: the entries it recorded cannot be found. Deleted, and reported, so that
-      -- the caller removes every entry of the partition rather than leave dependents stale.
-      redis.call('DEL', ik)
-      corruptIndex = 1
-      members = {}
-    end
-    if #members > 0 then
-      redis.call('DEL', ik)
-      for _, m in ipairs(members) do
-        if not visited[m] then
-          visited[m] = true
-          queue[#queue + 1] = m
-        end
+  end
+end
+-- The live members of an index (an expired member's entry is gone), and the index deleted; nil if corrupt.
+local function takeMembers(ik)
+  local members = redis.pcall('ZRANGE', ik, now, '+inf', 'BYSCORE')
+  if members.err then
+    -- An index of another type: the entries it recorded cannot be found. Deleted, and reported, so that
+    -- the caller removes every entry of the partition rather than leave dependents stale.
+    redis.call('DEL', ik)
+    corruptIndex = 1
+    return {}
+  end
+  redis.call('DEL', ik)
+  return members
+end
+for _, k in ipairs(roots) do
+  local ek = base .. 'v:' .. k
+  if not protected[ek] and not visited[ek] then
+    visited[ek] = true
+    removeRead(ek)
+  end
+end
+local batch = {}
+local function flush()
+  if #batch == 0 then return end
+  redis.call('DEL', unpack(batch))
+  for _, ek in ipairs(batch) do removed[#removed + 1] = ek end
+  batch = {}
+end
+for _, k in ipairs(roots) do
+  -- Single-dependency dependents: their only membership is this index, deleted here; removed unread.
+  for _, ek in ipairs(takeMembers(base .. 'i:' .. k)) do
+    if not visited[ek] then
+      visited[ek] = true
+      if not protected[ek] then
+        batch[#batch + 1] = ek
+        if #batch == 1000 then flush() end
       end
     end
   end
-  i = i + 1
+  flush()
+  for _, ek in ipairs(takeMembers(base .. 'm:' .. k)) do
+    if not visited[ek] then
+      visited[ek] = true
+      if not protected[ek] then removeRead(ek) end
+    end
+  end
 end
-return {removed, corruptIndex}
+return {removed, corruptIndex, fence}
 `;
 
 /** CLEAR-MARK — KEYS: [seq, clearMarker]; ARGV: [markerTtlMs]. Refuses every write whose token predates it. */

@@ -1,32 +1,32 @@
 // Helpers for the RedisBackend integration tests: sorting the backend's keys by kind, removing a test's keys,
 // and reading every command a server executed (to count round trips).
 //
-// Key layout of the backend: `<keyPrefix>ac1:{p<n>}:<kind>:<key>`, kind one of v (entry), i (dependency index),
-// g (invalidation marker), l (computation lease); plus `<keyPrefix>ac1:{p<n>}:s` (generation) and `…:c` (clear
+// Key layout of the backend: `<keyPrefix>ac2:{p<n>}:<kind>:<key>`, kind one of v (entry), i and m (dependency indexes),
+// g (invalidation marker), l (computation lease); plus `<keyPrefix>ac2:{p<n>}:s` (generation) and `…:c` (clear
 // marker).
 import { Cluster, type Redis } from 'ioredis';
 import { scanKeys, type RedisClient } from './redis.js';
 
-export type BackendKeyKind = 'v' | 'i' | 'g' | 'l' | 's' | 'c' | 'other';
+export type BackendKeyKind = 'v' | 'i' | 'm' | 'g' | 'l' | 's' | 'c' | 'other';
 
-/** The kind of a backend key under `prefix` ('other': not in the ac1 layout). */
+/** The kind of a backend key under `prefix` ('other': not in the ac2 layout). */
 export function keyKind(prefix: string, redisKey: string): BackendKeyKind {
   if (!redisKey.startsWith(prefix)) return 'other';
-  const match = /^ac1:\{p\d+\}:(?:([vigl]):|([sc])$)/.exec(redisKey.slice(prefix.length));
+  const match = /^ac2:\{p\d+\}:(?:([vimgl]):|([sc])$)/.exec(redisKey.slice(prefix.length));
   if (match === null) return 'other';
   return (match[1] ?? match[2]) as BackendKeyKind;
 }
 
 /** The keys under `prefix`, grouped by kind. */
 export async function keysByKind(client: RedisClient, prefix: string): Promise<Record<BackendKeyKind, string[]>> {
-  const groups: Record<BackendKeyKind, string[]> = { v: [], i: [], g: [], l: [], s: [], c: [], other: [] };
+  const groups: Record<BackendKeyKind, string[]> = { v: [], i: [], m: [], g: [], l: [], s: [], c: [], other: [] };
   for (const key of await scanKeys(client, prefix)) groups[keyKind(prefix, key)].push(key);
   return groups;
 }
 
-/** The partition number in a backend key (`…ac1:{p7}:v:…` → 7). */
+/** The partition number in a backend key (`…ac2:{p7}:v:…` → 7). */
 export function partitionOf(redisKey: string): number {
-  const match = /ac1:\{p(\d+)\}:/.exec(redisKey);
+  const match = /ac2:\{p(\d+)\}:/.exec(redisKey);
   if (match?.[1] === undefined) throw new Error(`not a backend key: ${redisKey}`);
   return Number(match[1]);
 }
