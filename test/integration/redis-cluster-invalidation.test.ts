@@ -92,3 +92,63 @@ describeRedis('invalidation across partitions of the cluster', () => {
     }
   });
 });
+
+describeRedis('fences of an invalidation on several partitions', () => {
+  it('two processes invalidating one key at once leave no fence behind: a computation that starts afterwards is stored', async () => {
+    const keyPrefix = uniquePrefix('fences');
+    const clients = [clusterClient(), clusterClient(), clusterClient()];
+    await Promise.all(clients.map(ready));
+    const [a, b, reader] = clients.map(client => new RedisBackend({ client: client as Cluster, keyPrefix })) as [RedisBackend, RedisBackend, RedisBackend];
+    try {
+      for (let round = 0; round < 5; round++) {
+        expect(await reader.set('child', entry(`v${round}`, ['row']), token(await reader.get('child')))).toBe('stored');
+        expect(await reader.set('parent', entry('p', ['child', 'row']), token(await reader.get('parent')))).toBe('stored');
+        const [ra, rb] = await Promise.all([a.invalidate(['row']), b.invalidate(['row'])]);
+        expect(ra.pending ?? rb.pending).toBeUndefined();
+        expect((await reader.get('child')).hit).toBe(false);
+        expect((await reader.get('parent')).hit).toBe(false);
+      }
+      expect(await reader.set('child', entry('fresh', ['row']), token(await reader.get('child')))).toBe('stored');
+      expect(await reader.set('parent', entry('fresh', ['child', 'row']), token(await reader.get('parent')))).toBe('stored');
+    } finally {
+      await purgePrefix(clients[0]!, keyPrefix);
+    }
+  });
+
+  it('a fence whose second round never ran refuses the stores that depend on its key only until it ends (invalidationTimeoutMs)', async () => {
+    const keyPrefix = uniquePrefix('fence-left');
+    const writerClient = clusterClient();
+    const readerClient = clusterClient();
+    await Promise.all([ready(writerClient), ready(readerClient)]);
+    // Every second-round script (its unfence argument is set) fails while `failing` is true.
+    let failing = true;
+    const proxy = new Proxy(writerClient, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown;
+        if (property !== 'aspectCacheInvalidate') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        const invalidate = (value as (...a: unknown[]) => Promise<unknown>).bind(target);
+        return (...args: unknown[]) => (failing && args[8] !== '' ? Promise.reject(new Error('injected: second round lost')) : invalidate(...args));
+      },
+    });
+    const writer = new RedisBackend({ client: proxy as unknown as Cluster, keyPrefix, invalidationTimeoutMs: 400, retryDelayMs: 60_000 });
+    const reader = new RedisBackend({ client: readerClient, keyPrefix });
+    writer.subscribe({ onEvent: () => undefined });
+    try {
+      expect(await reader.set('child', entry('old', ['row']), token(await reader.get('child')))).toBe('stored');
+      const result = await writer.invalidate(['row']);
+      expect(result.pending).toBe(true);
+      expect((await reader.get('child')).hit).toBe(false); // removed by the first round
+      // Fenced: a computation that starts now is refused, whatever its token.
+      expect(await reader.set('child', entry('during', ['row']), token(await reader.get('child')))).toBe('stale');
+      await new Promise(resolve => setTimeout(resolve, 500));
+      // The fence has ended: a computation that starts now is stored.
+      expect(await reader.set('child', entry('after', ['row']), token(await reader.get('child')))).toBe('stored');
+      const hit = await reader.get('child');
+      expect(hit.hit && hit.value).toBe('after');
+    } finally {
+      failing = false;
+      await writer.dispose();
+      await purgePrefix(readerClient, keyPrefix);
+    }
+  });
+});

@@ -563,10 +563,11 @@ export class RedisBackend implements CachingBackend {
         this.#bases.map((base, i) => (direct ? this.#guard.direct(run(base, i), this.#invalidationTimeoutMs) : this.#guard.call(run(base, i), this.#invalidationTimeoutMs))),
       );
       fences = replies.map((reply, i) => {
-        const [removedHere, corruptIndex, fence] = reply as [string[], number, string];
+        const [removedHere, corruptIndex, fence, bulk] = reply as [string[], number, string, string[][]];
         if (corruptIndex === 1) corrupt.add(i);
         const skip = this.#bases[i]!.length + 2; // `<base>v:`
         for (const entry of removedHere) removed.add(decodeKey(entry.slice(skip)));
+        for (const list of bulk) for (const entry of list) removed.add(decodeKey(entry.slice(skip)));
         return fence;
       });
     }

@@ -352,10 +352,11 @@ return 'stored'
  * invalidation without release keeps a key's hold; with release the markers are set to the new generation,
  * ending their holds (stores whose tokens predate it are still refused).
  * Fences (the two rounds of an invalidation on several partitions, see RedisBackend#invalidateEverywhere): with
- * fenceMs > 0 the markers are set in the future like a hold, unless a hold is already in effect (with release,
- * always), and the marker written is returned; `unfence` (that value) sets the markers still holding it to the
- * new generation, and those not in the future, leaving other holds alone.
- * Returns {removed entry keys (full Redis keys), corruptIndex, fence}: corruptIndex = 1 when an index key of another
+ * fenceMs > 0 the markers are raised to a generation in the future like a hold (never lowered: a longer hold
+ * or a later fence stays; with release, always set), and that value is returned; `unfence` (that value) sets
+ * the markers still holding it, and those not in the future, to the new generation, leaving other fences and
+ * holds alone.
+ * Returns {removed entry keys (full Redis keys), corruptIndex, fence, lists of more removed entry keys}: corruptIndex = 1 when an index key of another
  * type was found (and deleted): its entries could not be found, so the caller removes every entry of the
  * partition. Corrupt generations, markers and entries are repaired.
  */
@@ -397,8 +398,11 @@ for _, k in ipairs(roots) do
       redis.call('SET', mk, string.format('%.0f', future), 'PX', number(markerTtl) + holdMs)
     end
   elseif fenceMs > 0 then
+    -- Raised to this fence, never lowered (a longer hold or a later fence stays). Raising another invalidation's
+    -- fence is safe for it: this one began after that one's first round reached here, so after its own data
+    -- changed, and this fence is lowered only once every partition has removed what either could find.
     local current = marker(mk)
-    if release or not (current and current > nowUs) then
+    if release or not (current and current >= tonumber(fence)) then
       redis.call('DEL', mk)
       redis.call('SET', mk, fence, 'PX', number(markerTtl) + fenceMs)
     end
@@ -460,25 +464,29 @@ for _, k in ipairs(roots) do
     removeRead(ek)
   end
 end
-local batch = {}
-local function flush()
-  if #batch == 0 then return end
-  redis.call('DEL', unpack(batch))
-  for _, ek in ipairs(batch) do removed[#removed + 1] = ek end
-  batch = {}
+-- Single-dependency dependents: their only membership is the index, deleted here; they are removed unread, in
+-- bulk, and the list of members is returned as it is (without protected keys, the common case, it is not even
+-- copied; a key found twice, a root's own entry say, is deleted once and listed twice: the caller deduplicates).
+local bulk = {}
+local function deleteAll(list)
+  local i = 1
+  while i <= #list do
+    local j = math.min(#list, i + 999)
+    redis.call('DEL', unpack(list, i, j))
+    i = j + 1
+  end
 end
 for _, k in ipairs(roots) do
-  -- Single-dependency dependents: their only membership is this index, deleted here; removed unread.
-  for _, ek in ipairs(takeMembers(base .. 'i:' .. k)) do
-    if not visited[ek] then
-      visited[ek] = true
-      if not protected[ek] then
-        batch[#batch + 1] = ek
-        if #batch == 1000 then flush() end
-      end
-    end
+  local members = takeMembers(base .. 'i:' .. k)
+  if #protectedList > 0 then
+    local kept = {}
+    for _, ek in ipairs(members) do if not protected[ek] then kept[#kept + 1] = ek end end
+    members = kept
   end
-  flush()
+  if #members > 0 then
+    deleteAll(members)
+    bulk[#bulk + 1] = members
+  end
   for _, ek in ipairs(takeMembers(base .. 'm:' .. k)) do
     if not visited[ek] then
       visited[ek] = true
@@ -486,7 +494,7 @@ for _, k in ipairs(roots) do
     end
   end
 end
-return {removed, corruptIndex, fence}
+return {removed, corruptIndex, fence, bulk}
 `;
 
 /** CLEAR-MARK — KEYS: [seq, clearMarker]; ARGV: [markerTtlMs]. Refuses every write whose token predates it. */
