@@ -97,7 +97,7 @@ describeRedis('fences of an invalidation on several partitions', () => {
   it('two processes invalidating one key at once leave no fence behind: a computation that starts afterwards is stored', async () => {
     const keyPrefix = uniquePrefix('fences');
     const clients = [clusterClient(), clusterClient(), clusterClient()];
-    await Promise.all(clients.map(ready));
+    await Promise.all(clients.map(client => ready(client)));
     const [a, b, reader] = clients.map(client => new RedisBackend({ client: client as Cluster, keyPrefix })) as [RedisBackend, RedisBackend, RedisBackend];
     try {
       for (let round = 0; round < 5; round++) {
