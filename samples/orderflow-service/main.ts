@@ -37,6 +37,8 @@ function stopAll(code: number): void {
 }
 process.on('SIGTERM', () => stopAll(0));
 process.on('SIGINT', () => stopAll(0));
+// Started by a program with an IPC channel (the tests, the benchmark): stop when that program goes away.
+if (process.send) process.on('disconnect', () => stopAll(0));
 
 const ports = Array.from({ length: config.processes }, (_, i) => config.port + i);
 await Promise.all(
