@@ -99,11 +99,13 @@ function report(): string {
     '',
     '## Runs',
     '',
-    '| writes | caching | req/s | p50 ms | p99 ms | SQL/request | hit ratio | failed | writes checked | stale within bound | stale beyond bound |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map(({ share, mode, report: r }) =>
-      `| ${pct(share)} | ${mode} | ${r.requestsPerSecond.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.sqlPerRequest.toFixed(3)} | ${r.hitRatio === null ? '—' : r.hitRatio.toFixed(3)} | ${r.failed} | ${r.check.checked} | ${r.check.staleWithinBound} | ${r.check.staleBeyondBound} |`,
-    ),
+    '| writes | caching | req/s | p50 ms | p99 ms | SQL/request | hit ratio | misses/request | entries invalidated/write | failed | writes checked | stale within bound | stale beyond bound |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map(({ share, mode, report: r }) => {
+      const total = (name: 'misses' | 'invalidatedEntries') => r.processes.reduce((sum, p) => sum + p.cache[name], 0);
+      const cache = r.hitRatio === null;
+      return `| ${pct(share)} | ${mode} | ${r.requestsPerSecond.toFixed(0)} | ${r.p50Ms.toFixed(1)} | ${r.p99Ms.toFixed(1)} | ${r.sqlPerRequest.toFixed(3)} | ${cache ? '—' : r.hitRatio!.toFixed(3)} | ${cache ? '—' : (total('misses') / r.serverRequests).toFixed(2)} | ${cache || r.writes === 0 ? '—' : (total('invalidatedEntries') / r.writes).toFixed(1)} | ${r.failed} | ${r.check.checked} | ${r.check.staleWithinBound} | ${r.check.staleBeyondBound} |`;
+    }),
     '',
     '## Caching on against off (same invocation)',
     '',
@@ -126,7 +128,9 @@ function report(): string {
     '- **SQL/request**: SQL statements sent by all processes (BEGIN/COMMIT included) over the API requests they',
     '  served (the re-reads of the checker included), from `GET /stats` — reset after the load generator\'s discovery',
     '  pass (every category page read once) and again after the warm-up, so they describe a warm service.',
-    '- **hit ratio**: cache hits / (hits + misses) over all processes, nested cached calls included.',
+    '- **hit ratio**: cache hits / (hits + misses) over all processes, nested cached calls included; **misses/request**',
+    '  the same misses over the API requests; **entries invalidated/write**: entries removed (in the writing process)',
+    '  per measured write.',
     '- **stale within / beyond bound**: see samples/orderflow-service/README.md. A read-back through another process',
     '  that started within 50 ms of the acknowledgement may see the old value for the invalidation bus\'s delivery',
     '  delay; a stale read-back after 50 ms, or a stale re-read 300 ms later, is a violation.',

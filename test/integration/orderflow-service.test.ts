@@ -70,7 +70,7 @@ describe.skipIf(!probe.available)(`orderflow-service${probe.available ? '' : ` [
           return { status: response.status, body: (await response.json()) as any };
         };
         const send = async (base: string, method: string, path: string, body?: unknown) => {
-          const response = await fetch(new URL(path, base), { method, body: body === undefined ? undefined : JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+          const response = await fetch(new URL(path, base), { method, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
           return { status: response.status, body: (await response.json()) as any };
         };
         const product = await get(a!, '/products/p0001');
