@@ -72,10 +72,14 @@ for (const [name, connect] of [
       const { actors, clients, keyPrefix } = await twoProcesses(connect, ds, scope);
       const [a, b] = actors as [VaryActor, VaryActor];
       const under = <T>(tenant: string, user: string, fn: () => Promise<T>) => scope.run(request(tenant, user), fn);
+      // A variant record is written in the background (begin + set, after the caller has its value): the other
+      // service finds it only once it has landed.
+      const recorded = () => new Promise(resolve => setTimeout(resolve, 200));
       const executed = (model: VaryModelInstance) => ({ ...model.executions });
       try {
         const computedByA = await under('acme', 'bob', () => a.model.card(0));
         expect(executed(a.model)).toMatchObject({ card: 1, price: 1, cost: 1, label: 1 });
+        await recorded();
 
         // Same tenant, another user with the same roles: B finds A's entry through the stored variant record.
         const sameTenant = await under('acme', 'carol', () => b.model.card(0));
@@ -93,12 +97,14 @@ for (const [name, connect] of [
         const admin = await under('acme', 'alice', () => b.model.card(0));
         expect(executed(b.model)).toMatchObject({ card: 2, cost: 1 });
         expect(admin.parts[1]!.rows.map(r => r.id)).toEqual(['cost:acme:0']);
+        await recorded();
         // …and A finds the admin's variant B stored.
         expect((await under('acme', 'alice', () => a.model.card(0))).id).toBe(admin.id);
         expect(executed(a.model)).toMatchObject({ card: 1 });
 
         // varyBy ['user'] over a child reading 'user.roles': stored per user, found by the other service.
         const profile = await under('acme', 'alice', () => a.model.profile(0));
+        await recorded();
         expect((await under('acme', 'alice', () => b.model.profile(0))).id).toBe(profile.id);
         expect(executed(b.model)).toMatchObject({ profile: 0 });
         const erin = await under('acme', 'erin', () => b.model.profile(0));

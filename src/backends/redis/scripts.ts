@@ -352,10 +352,10 @@ return 'stored'
  * invalidation without release keeps a key's hold; with release the markers are set to the new generation,
  * ending their holds (stores whose tokens predate it are still refused).
  * Fences (the two rounds of an invalidation on several partitions, see RedisBackend#invalidateEverywhere): with
- * fenceMs > 0 the markers are raised to a generation in the future like a hold (never lowered: a longer hold
- * or a later fence stays; with release, always set), and that value is returned; `unfence` (that value) sets
- * the markers still holding it, and those not in the future, to the new generation, leaving other fences and
- * holds alone.
+ * fenceMs > 0 the markers are raised to a generation in the future like a hold (odd, where holds are even: a
+ * hold in effect or a later fence stays; with release, always set), and that value is returned; `unfence` (that
+ * value) sets the markers still holding it, and those not in the future, to the new generation, leaving other
+ * fences and holds alone.
  * Returns {removed entry keys (full Redis keys), corruptIndex, fence, lists of more removed entry keys}: corruptIndex = 1 when an index key of another
  * type was found (and deleted): its entries could not be found, so the caller removes every entry of the
  * partition. Corrupt generations, markers and entries are repaired.
@@ -375,8 +375,13 @@ if not fenceMs or fenceMs < 0 or type(unfence) ~= 'string' then return redis.err
 local protected = {}
 for _, k in ipairs(protectedList) do protected[base .. 'v:' .. k] = true end
 local gen = newGeneration(KEYS[1], markerTtl)
+-- Markers in the future are holds (even values) or fences (odd values): a fence never replaces a hold.
+local function parity(n, odd)
+  if (n % 2 == 1) == odd then return n end
+  return n + 1
+end
 local fence = ''
-if fenceMs > 0 then fence = string.format('%.0f', math.max(tonumber(gen), nowUs + fenceMs * 1000)) end
+if fenceMs > 0 then fence = string.format('%.0f', parity(math.max(tonumber(gen), nowUs + fenceMs * 1000), true)) end
 local corruptIndex = 0
 local roots = {}
 local isRoot = {}
@@ -391,18 +396,20 @@ for _, k in ipairs(roots) do
   -- A root's marker may be a hold (in the future): kept unless released.
   local mk = base .. 'g:' .. k
   if holdMs > 0 then
-    local future = math.max(tonumber(gen), nowUs + holdMs * 1000)
+    local future = parity(math.max(tonumber(gen), nowUs + holdMs * 1000), false)
     local current = marker(mk)
     if not (current and current >= future) then
       redis.call('DEL', mk)
       redis.call('SET', mk, string.format('%.0f', future), 'PX', number(markerTtl) + holdMs)
     end
   elseif fenceMs > 0 then
-    -- Raised to this fence, never lowered (a longer hold or a later fence stays). Raising another invalidation's
-    -- fence is safe for it: this one began after that one's first round reached here, so after its own data
-    -- changed, and this fence is lowered only once every partition has removed what either could find.
+    -- A hold in effect stays (it refuses every store until it is released). Another invalidation's fence is
+    -- raised to this one, never lowered: that is safe for it, since this one began after that one's first round
+    -- reached here (so after its data changed), and this fence is lowered only once every partition has
+    -- removed what either could find.
     local current = marker(mk)
-    if release or not (current and current >= tonumber(fence)) then
+    local held = current and current > nowUs and current % 2 == 0
+    if release or not current or current <= nowUs or (not held and current < tonumber(fence)) then
       redis.call('DEL', mk)
       redis.call('SET', mk, fence, 'PX', number(markerTtl) + fenceMs)
     end
