@@ -47,6 +47,11 @@ export function entryKey(base: string, name: string): string {
   return `${base}v:${name}`;
 }
 
+/** The (encoded) key name of an entry's Redis key (the scripts return removed entries by their Redis keys). */
+export function entryNameOf(base: string, redisKey: string): string {
+  return redisKey.slice(base.length + 2);
+}
+
 /** The lease of an (encoded) key name. */
 export function leaseKey(base: string, name: string): string {
   return `${base}l:${name}`;

@@ -18,7 +18,7 @@ import { BackendListeners } from '../backend-listeners.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type CircuitState } from '../resilience/circuit-breaker.js';
 import { CallGuard } from '../resilience/call-guard.js';
 import { RetryQueue } from '../resilience/retry-queue.js';
-import { allDataPattern, clearMarkerKey, decodeKey, encodeKey, entryKey, leaseKey, markerKeys, partitionBase, partitionDataPattern, partitionOf, sequenceKey } from './key-schema.js';
+import { allDataPattern, clearMarkerKey, decodeKey, encodeKey, entryKey, entryNameOf, leaseKey, markerKeys, partitionBase, partitionDataPattern, partitionOf, sequenceKey } from './key-schema.js';
 import { entryFields, EXPIRY_FIELD, HIT_FIELD, unpackEntry, type StoredEntry } from './entry-codec.js';
 import { ReadBatcher, type PartitionClock } from './read-batcher.js';
 import { BEGIN_SCRIPT, CHECK_SCRIPT, CLEAR_MARK_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
@@ -321,10 +321,11 @@ export class RedisBackend implements CachingBackend {
   }
 
   /**
-   * A miss: takes a generation token (and, with `lock`, a lease — or waits for the holder's value). `packed` is
-   * the entry an expired `stale` copy came from: the token's script reads the entry again, and the copy is
-   * dropped unless it is still the one stored, so a copy invalidated between the lookup and the token is never
-   * offered to fail-safe (the token would be newer than that invalidation's markers).
+   * A miss. Without `lock`, and with the `clock` its lookup read, the token comes from that (no round trip), and a
+   * `stale` copy was read after it. Otherwise it takes a token with BEGIN (and, with `lock`, a lease — or waits
+   * for the holder's value); `packed` is the entry an expired `stale` copy came from: BEGIN reads the entry
+   * again, and the copy is dropped unless it is still the one stored, so a copy invalidated between the lookup
+   * and the token is never offered to fail-safe (the token would be newer than that invalidation's markers).
    */
   async #miss(base: string, key: string, stale: CacheHit | undefined, packed?: string, clock?: PartitionClock): Promise<CacheLookup> {
     // Without a lease to take, the lookup's own round trip brought the token (and a stale copy read after it).
@@ -565,9 +566,9 @@ export class RedisBackend implements CachingBackend {
       fences = replies.map((reply, i) => {
         const [removedHere, corruptIndex, fence, bulk] = reply as [string[], number, string, string[][]];
         if (corruptIndex === 1) corrupt.add(i);
-        const skip = this.#bases[i]!.length + 2; // `<base>v:`
-        for (const entry of removedHere) removed.add(decodeKey(entry.slice(skip)));
-        for (const list of bulk) for (const entry of list) removed.add(decodeKey(entry.slice(skip)));
+        const base = this.#bases[i]!;
+        for (const entry of removedHere) removed.add(decodeKey(entryNameOf(base, entry)));
+        for (const list of bulk) for (const entry of list) removed.add(decodeKey(entryNameOf(base, entry)));
         return fence;
       });
     }

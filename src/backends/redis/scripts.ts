@@ -7,8 +7,8 @@
  * formatted with %.0f because Lua's tostring would switch to exponent notation and lose precision.
  *
  * Entry hash fields: h = what a hit needs, in one field (`<cap>|<sliding>|<staleFor>|<async>[r<refresh>]|<deps JSON>\n<payload>`:
- * a hit is one single-field HGET, the cheapest read to parse), p = dependency keys (JSON array), n = their
- * count, e = logical expiry (ms, 0 = none; moves with sliding), a = absolute expiry cap (ms, 0 = none),
+ * a hit is one single-field HGET, the cheapest read to parse), p = dependency keys (JSON array; their count
+ * says which index holds the entry), e = logical expiry (ms, 0 = none; moves with sliding), a = absolute expiry cap (ms, 0 = none),
  * s = sliding window (ms), f = fail-safe window (ms), t = the token it was stored with (a store with an older
  * token never replaces it).
  *
@@ -193,7 +193,7 @@ end
  * writing): an entry never outlives its place in an index. Returns the server time.
  */
 export const TOUCH_SCRIPT = `${NOW}${SAFE}${INDEX}
-local h = redis.pcall('HMGET', KEYS[1], 'p', 'e', 'a', 's', 'f', 'n')
+local h = redis.pcall('HMGET', KEYS[1], 'p', 'e', 'a', 's', 'f')
 if h.err then return now end
 local s = tonumber(h[4] or '0') or 0
 if not h[1] or s == 0 then return now end
@@ -245,7 +245,7 @@ return 0
 /**
  * SET — KEYS: [entry, seq, clearMarker, marker(entryKey), marker(dep1)…] (the lease is released separately);
  * ARGV: [token, tokenTimeMs, markerTtlMs, payload, depsJson, expiresAt ('none', or absolute ms on the server's clock), slidingMs,
- *        staleForMs, async, base, '' (unused), dependencyCount, indexDepsJson ('' = depsJson), slideUntil (absolute
+ *        staleForMs, async, base, '' (unused), dependencyCount (checked only), indexDepsJson ('' = depsJson), slideUntil (absolute
  *        server ms: the first sliding deadline, or ''), refreshAt (absolute server ms: the eager-refresh deadline, or
  *        '' — written after the async flag in the h field, never interpreted here)].
  * Deadlines are absolute, converted by the caller with a lower bound of the clock offset, so however late the
@@ -335,7 +335,7 @@ end
 local flag = ARGV[9]
 if refresh ~= '' then flag = flag .. 'r' .. string.format('%.0f', refresh) end
 local header = string.format('%.0f', a) .. '|' .. ARGV[7] .. '|' .. ARGV[8] .. '|' .. flag .. '|' .. ARGV[5] .. '\\n'
-redis.call('HSET', ek, 'h', header .. ARGV[4], 'p', ARGV[13] ~= '' and ARGV[13] or ARGV[5], 'n', ARGV[12], 'e', string.format('%.0f', e), 'a', string.format('%.0f', a), 's', ARGV[7], 'f', ARGV[8], 't', ARGV[1])
+redis.call('HSET', ek, 'h', header .. ARGV[4], 'p', ARGV[13] ~= '' and ARGV[13] or ARGV[5], 'e', string.format('%.0f', e), 'a', string.format('%.0f', a), 's', ARGV[7], 'f', ARGV[8], 't', ARGV[1])
 if e > 0 then redis.call('PEXPIREAT', ek, score) end
 return 'stored'
 `;
@@ -413,15 +413,10 @@ for _, k in ipairs(roots) do
       redis.call('DEL', mk)
       redis.call('SET', mk, fence, 'PX', number(markerTtl) + fenceMs)
     end
-  elseif unfence ~= '' then
-    local current = marker(mk)
-    if not (current and current > tonumber(gen)) or string.format('%.0f', current) == unfence then
-      if current == false then redis.call('DEL', mk) end
-      redis.call('SET', mk, gen, 'PX', markerTtl)
-    end
   elseif not release then
+    -- A later marker (a hold, another invalidation's fence) stays; this invalidation's own fence is lowered.
     local current = marker(mk)
-    if not (current and current > tonumber(gen)) then
+    if not (current and current > tonumber(gen)) or (unfence ~= '' and string.format('%.0f', current) == unfence) then
       if current == false then redis.call('DEL', mk) end
       redis.call('SET', mk, gen, 'PX', markerTtl)
     end
@@ -435,11 +430,11 @@ local visited = {}
 -- Removes one entry read first: a multi-dependency dependent, or a root's own entry. Its memberships in the
 -- indexes of other dependencies are removed too (the roots' indexes are deleted whole).
 local function removeRead(ek)
-  local h = redis.pcall('HMGET', ek, 'p', 'n')
-  if h.err then h = {} end
+  local p = redis.pcall('HGET', ek, 'p')
+  if type(p) ~= 'string' then p = nil end
   if redis.call('DEL', ek) ~= 1 then return end
   removed[#removed + 1] = ek
-  local deps = h[1] and decodeList(h[1]) or {}
+  local deps = p and decodeList(p) or {}
   for _, d in ipairs(deps) do
     if not isRoot[d] then
       local ik = (#deps == 1 and base .. 'i:' or base .. 'm:') .. d
