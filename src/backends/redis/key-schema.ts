@@ -1,5 +1,5 @@
 /**
- * The Redis key layout of RedisBackend, in one place: every key is `<prefix>ac1:{p<n>}:<kind>:<key>`,
+ * The Redis key layout of RedisBackend, in one place: every key is `<prefix>ac2:{p<n>}:<kind>:<key>`,
  * where `{p<n>}` is the hash tag of partition n (all keys of a partition share one cluster slot, so each
  * script runs on one node) and the kind is one letter:
  *
@@ -17,7 +17,7 @@
 /** The schema version in every key: entries written by another layout are never read. */
 export const SCHEMA = 'ac2';
 
-/** The base of every key of one partition: `<prefix>ac1:{p<n>}:`. */
+/** The base of every key of one partition: `<prefix>ac2:{p<n>}:`. */
 export function partitionBase(prefix: string, partition: number): string {
   return `${prefix}${SCHEMA}:{p${partition}}:`;
 }
