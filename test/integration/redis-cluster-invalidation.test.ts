@@ -115,6 +115,49 @@ describeRedis('fences of an invalidation on several partitions', () => {
     }
   });
 
+  it("a transaction's hold taken while another invalidation's fence is up outlives that invalidation's second round", async () => {
+    const keyPrefix = uniquePrefix('hold-fence');
+    const clients = [clusterClient(), clusterClient(), clusterClient()];
+    await Promise.all(clients.map(client => ready(client)));
+    // The invalidating process's second-round scripts (their unfence argument is set) wait for `go`; the first
+    // of them says the first round has run in every partition.
+    const go = deferred();
+    const roundOneDone = deferred();
+    const proxy = new Proxy(clients[0]!, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown;
+        if (property !== 'aspectCacheInvalidate') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        const invalidate = (value as (...a: unknown[]) => Promise<unknown>).bind(target);
+        return (...args: unknown[]) => {
+          if (args[8] === '') return invalidate(...args);
+          roundOneDone.resolve();
+          return go.promise.then(() => invalidate(...args));
+        };
+      },
+    });
+    // Its fence (invalidationTimeoutMs) lasts longer than the transaction's hold.
+    const writer = new RedisBackend({ client: proxy as unknown as Cluster, keyPrefix, invalidationTimeoutMs: 3_000 });
+    const [transaction, reader] = clients.slice(1).map(client => new RedisBackend({ client: client as Cluster, keyPrefix })) as [RedisBackend, RedisBackend];
+    try {
+      expect(await reader.set('child', entry('old', ['row']), token(await reader.get('child')))).toBe('stored');
+      const invalidation = writer.invalidate(['row']);
+      await roundOneDone.promise;
+      // A transaction changes the row meanwhile (not committed yet): it holds the key.
+      await transaction.invalidate(['row'], { holdMs: 1_000 });
+      go.resolve();
+      expect((await invalidation).pending).toBeUndefined();
+      // The fence is lowered; the hold is not: a computation that reads the uncommitted row's old value now is
+      // refused, whatever its token.
+      expect(await reader.set('child', entry('read during the transaction', ['row']), token(await reader.get('child')))).toBe('stale');
+      // The transaction commits and releases its hold: the next computation is stored.
+      await transaction.invalidate(['row'], { release: true });
+      expect(await reader.set('child', entry('committed', ['row']), token(await reader.get('child')))).toBe('stored');
+    } finally {
+      go.resolve();
+      await purgePrefix(clients[1]!, keyPrefix);
+    }
+  });
+
   it('a fence whose second round never ran refuses the stores that depend on its key only until it ends (invalidationTimeoutMs)', async () => {
     const keyPrefix = uniquePrefix('fence-left');
     const writerClient = clusterClient();

@@ -347,8 +347,8 @@ return 'stored'
  * lists are closed, so they name the given key), removes the entries of the keys, and the entries of the
  * partition that depend on them: the members of their `i:` indexes in bulk, those of their `m:` indexes one by
  * one, each also unlinked from its other indexes.
- * Holds (a transaction not committed yet): with holdMs > 0 the markers are set in the future (now + holdMs, never
- * lowered), so every store depending on them is refused until then, whenever its token was taken; an
+ * Holds (a transaction not committed yet): with holdMs > 0 the markers are set in the future (now + holdMs, or
+ * the end of a fence in effect if later; never lowered), so every store depending on them is refused until then, whenever its token was taken; an
  * invalidation without release keeps a key's hold; with release the markers are set to the new generation,
  * ending their holds (stores whose tokens predate it are still refused).
  * Fences (the two rounds of an invalidation on several partitions, see RedisBackend#invalidateEverywhere): with
@@ -397,11 +397,14 @@ for _, k in ipairs(roots) do
   -- A root's marker may be a hold (in the future): kept unless released.
   local mk = base .. 'g:' .. k
   if holdMs > 0 then
+    -- A longer hold stays. A fence in effect (odd: another invalidation between its two rounds) becomes a hold
+    -- at least as long: that invalidation's second round lowers only its own fence, never this hold.
     local future = parity(math.max(tonumber(gen), nowUs + holdMs * 1000), false)
     local current = marker(mk)
+    if current and current > future and current % 2 == 1 then future = current + 1 end
     if not (current and current >= future) then
       redis.call('DEL', mk)
-      redis.call('SET', mk, string.format('%.0f', future), 'PX', number(markerTtl) + holdMs)
+      redis.call('SET', mk, string.format('%.0f', future), 'PX', number(markerTtl) + math.ceil((future - nowUs) / 1000))
     end
   elseif fenceMs > 0 then
     -- A hold in effect stays (it refuses every store until it is released). Another invalidation's fence is
