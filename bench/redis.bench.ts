@@ -265,6 +265,8 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   const dependentsQuickMarkers = bindCachingService(new Dependents(), residueService);
   /** The miss's token script, as RedisBackend defines it on the client (side measurement of its server cost). */
   const aspectCacheBegin: ScriptCommand = (client as unknown as { aspectCacheBegin: ScriptCommand }).aspectCacheBegin.bind(client);
+  /** The standalone lookup script (a batch of hits in one command), as RedisBackend defines it. */
+  const aspectCacheLookup: ScriptCommand = (client as unknown as { aspectCacheLookup: ScriptCommand }).aspectCacheLookup.bind(client);
 
   // Keys, built once, so every layer pays only what it adds.
   const descriptor = descriptorOf(PriceCatalogue.prototype.getPrice);
@@ -481,7 +483,8 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   }
   const COST = {
     get: 'GET (RESP3)',
-    hmget: 'HGET of the entry\'s h field (RESP3): a hit',
+    hmget: 'HGET of the entry\'s h field (RESP3): what a hit reads',
+    lookup: 'EVALSHA LOOKUP script, one entry (RESP3): a hit on its own (generation, TIME, HGET)',
     empty: 'EVALSHA `return 1` (RESP3): the cost of any script call',
     begin: 'EVALSHA BEGIN script, no lease (RESP3): the token a miss takes',
     getResp2: 'GET (RESP2)',
@@ -489,6 +492,7 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   } as const;
   await measureServerCost(COST.get, 'get', i => client.get(rawKeys[i]!));
   await measureServerCost(COST.hmget, 'hget', i => client.hget(entryKeys[i]!, 'h'));
+  await measureServerCost(COST.lookup, 'evalsha', i => aspectCacheLookup(2, `${hitBase}s`, entryKeys[i]!, 'h'));
   await measureServerCost(COST.empty, 'evalsha', () => client.evalsha(emptySha, 0));
   await measureServerCost(COST.begin, 'evalsha', i => aspectCacheBegin(3, `${hitBase}s`, `${hitBase}l:${cacheKeys[i]!}`, `${hitBase}v:${cacheKeys[i]!}`, 0, '', 120_000, '0'));
   await measureServerCost(COST.getResp2, 'get', i => resp2.get(rawKeys[i]!));
@@ -508,27 +512,20 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   const timerNs = await microBench('setTimeout + clearTimeout (what each call paid before the shared deadline sweep; no longer on the hit path)', () => clearTimeout(setTimeout(noop, 1_000)));
 
   // ── the library's own JS per hit, with Redis replaced by a canned reply (once, mitata, async) ──
-  // The fake client answers a lookup pipeline (GET, TIME, HGET) with the reply of a real hit (an already resolved
-  // promise); TIME for the backend's clock sync; scripts are defined but a hit never calls one.
+  // The fake client answers the LOOKUP script (a standalone batch: generation, TIME, then one field per lookup of
+  // the tick) with the reply of a real hit (an already resolved promise); TIME for the backend's clock sync; the
+  // other scripts are defined but a hit never calls one.
   const cannedReply = await client.hget(entryKeys[0]!, 'h');
   const cannedNow = Date.now();
   const fakeClient = {
     defineCommand(this: Record<string, unknown>, name: string): void {
-      this[name] = () => Promise.reject(new Error(`bench bug: the canned-reply backend called ${name} on a hit.`));
+      this[name] =
+        name === 'aspectCacheLookup'
+          ? (numKeys: number) => Promise.resolve([null, [String(Math.floor(cannedNow / 1000)), '0'], ...Array.from({ length: numKeys - 1 }, () => cannedReply)])
+          : () => Promise.reject(new Error(`bench bug: the canned-reply backend called ${name} on a hit.`));
     },
     hget: (..._args: unknown[]) => Promise.resolve(cannedReply),
     time: () => Promise.resolve([String(Math.floor(cannedNow / 1000)), String((cannedNow % 1000) * 1000)]),
-    // A lookup is a pipeline: GET (the generation), TIME, then one HGET per lookup of the tick.
-    pipeline() {
-      let lookups = 0;
-      const pipeline = {
-        get: () => pipeline,
-        time: () => pipeline,
-        hget: () => (lookups++, pipeline),
-        exec: () => Promise.resolve([[null, null], [null, [String(Math.floor(cannedNow / 1000)), '0']], ...Array.from({ length: lookups }, () => [null, cannedReply])]),
-      };
-      return pipeline;
-    },
   };
   const fakeBackend = new RedisBackend({ client: fakeClient as unknown as Redis, keyPrefix: 'fake:' });
   const fakeService = new CachingService({ backend: fakeBackend });
@@ -631,7 +628,7 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   const commandRows: RedisResultRow[] = [
     ['raw ioredis GET (control of the method)', rawCommands],
     ['aspect-cache @Cache hit', hitCommands],
-    ['aspect-cache @Cache miss (lookup pipeline with its token + SET store)', missCommands],
+    ['aspect-cache @Cache miss (LOOKUP script with its token + SET store)', missCommands],
   ].map(([name, count]) => {
     const c = count as CommandCount;
     return {
@@ -706,10 +703,10 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   const hitRatios = pairedRatios('hit');
   const hitRatio = median(hitRatios);
   const sentPerHit = clientTotal(hitCommands) / hitCommands.calls;
-  // A hit is one pipeline: the partition's generation (GET), the server's clock (TIME), the entry's field (HGET).
-  const lookupOnly = (counted: typeof hitCommands, extra: string[]) =>
-    counted.fromClient.size === 3 + extra.length && ['get', 'time', 'hget', ...extra].every(c => counted.fromClient.get(c) === counted.calls);
-  const onlyHmget = lookupOnly(hitCommands, []);
+  // A hit is one command, the LOOKUP script (EVALSHA), which reads the partition's generation (GET), the server's
+  // clock (TIME) and the entry's field (HGET) inside the server; a miss adds the SET script.
+  const scriptsOnly = (counted: typeof hitCommands, perCall: number) => counted.fromClient.size === 1 && counted.fromClient.get('evalsha') === perCall * counted.calls;
+  const onlyHmget = scriptsOnly(hitCommands, 1);
   const statsHmget = hitCommands.commandstats.get('hget')?.calls ?? 0;
   const bigWall = invalidationSamples.get(10_000)!.map(s => s.wallMs);
   const MARKER_KINDS = new Set(['g', 's', 'c']);
@@ -722,14 +719,14 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
       pass: hitRatio >= 0.9,
     },
     {
-      label: 'a hit is one round trip: GET, TIME and HGET in one pipeline',
+      label: 'a hit is one round trip: one LOOKUP script (GET, TIME and HGET inside the server)',
       measured: `${sentPerHit.toFixed(2)} sent (${perCall(hitCommands, hitCommands.fromClient)}; MONITOR); commandstats: ${statsTotal(hitCommands)} commands for ${hitCommands.calls} hits (${[...hitCommands.commandstats].map(([n, st]) => `${n} ${st.calls}`).join(', ') || 'none'})`,
-      pass: onlyHmget && statsHmget === hitCommands.calls && statsTotal(hitCommands) === 3 * hitCommands.calls,
+      pass: onlyHmget && statsHmget === hitCommands.calls && statsTotal(hitCommands) === 4 * hitCommands.calls,
     },
     {
-      label: 'a miss is at most 2 round trips: the lookup (GET, TIME, HGET) brings the token, then the SET script',
+      label: 'a miss is at most 2 round trips: the LOOKUP script brings the token, then the SET script',
       measured: `${(clientTotal(missCommands) / missCommands.calls).toFixed(2)} commands sent per miss (${perCall(missCommands, missCommands.fromClient)}; MONITOR)`,
-      pass: lookupOnly(missCommands, ['evalsha']),
+      pass: scriptsOnly(missCommands, 2),
     },
     {
       label: 'invalidating 10,000 dependents ≤ 20 ms',
@@ -760,16 +757,17 @@ async function runAll(server: OwnRedis, clients: Redis[], startedAt: Date, loadB
   const lat = (layer: Layer | 'miss') => median(roundP50(layer));
   const empty = serverCost.get(COST.empty)!;
   const hmget = serverCost.get(COST.hmget)!;
+  const lookupCost = serverCost.get(COST.lookup)!;
   const begin = serverCost.get(COST.begin)!;
   const hmgetResp2 = serverCost.get(COST.hmgetResp2)!;
   const findings = [
-    `Sequential latency: a hit takes ${lat('hit').toFixed(1)} µs vs ${lat('rawGet').toFixed(1)} µs for a raw GET (+${(lat('hit') - lat('rawGet')).toFixed(1)} µs). Of the difference, the raw HGET a hit sends accounts for ${signed(lat('rawHmget') - lat('rawGet'))} µs, RedisBackend.get on top of it for ${signed(lat('backendGet') - lat('rawHmget'))} µs, and CachingService for ${signed(lat('hit') - lat('backendGet'))} µs.`,
-    `Throughput with ${CONCURRENCY} callers: raw GET ${med('rawGet', s => s.opsPerSecond).toFixed(0)} ops/s, raw HGET of the entry ${med('rawHmget', s => s.opsPerSecond).toFixed(0)} ops/s (${median(pairedRatios('rawHmget')).toFixed(2)}× GET, no library code at all), RedisBackend.get ${med('backendGet', s => s.opsPerSecond).toFixed(0)} (${median(pairedRatios('backendGet')).toFixed(2)}×), @Cache hit ${med('hit', s => s.opsPerSecond).toFixed(0)} (${hitRatio.toFixed(2)}×). RedisBackend writes the lookups of one tick to the socket together (one pipeline per partition), while the raw GET floor writes each command on its own; the raw GET of a client with ioredis auto-pipelining, which batches in the same way, reaches ${med('rawGetAutoPipelined', s => s.opsPerSecond).toFixed(0)} ops/s (${median(pairedRatios('rawGetAutoPipelined')).toFixed(2)}× GET), so against that batching floor a hit is ${median(pairedRatios('hit', 'rawGetAutoPipelined')).toFixed(2)}× (paired samples).`,
+    `Sequential latency: a hit takes ${lat('hit').toFixed(1)} µs vs ${lat('rawGet').toFixed(1)} µs for a raw GET (+${(lat('hit') - lat('rawGet')).toFixed(1)} µs). Of the difference, the raw HGET of the entry (what the LOOKUP script reads) accounts for ${signed(lat('rawHmget') - lat('rawGet'))} µs, RedisBackend.get (the script, its generation and TIME) on top of it for ${signed(lat('backendGet') - lat('rawHmget'))} µs, and CachingService for ${signed(lat('hit') - lat('backendGet'))} µs.`,
+    `Throughput with ${CONCURRENCY} callers: raw GET ${med('rawGet', s => s.opsPerSecond).toFixed(0)} ops/s, raw HGET of the entry ${med('rawHmget', s => s.opsPerSecond).toFixed(0)} ops/s (${median(pairedRatios('rawHmget')).toFixed(2)}× GET, no library code at all), RedisBackend.get ${med('backendGet', s => s.opsPerSecond).toFixed(0)} (${median(pairedRatios('backendGet')).toFixed(2)}×), @Cache hit ${med('hit', s => s.opsPerSecond).toFixed(0)} (${hitRatio.toFixed(2)}×). RedisBackend sends the lookups of one tick as one command (one LOOKUP script per partition), while the raw GET floor sends each command on its own; the raw GET of a client with ioredis auto-pipelining, which batches in the same way, reaches ${med('rawGetAutoPipelined', s => s.opsPerSecond).toFixed(0)} ops/s (${median(pairedRatios('rawGetAutoPipelined')).toFixed(2)}× GET), so against that batching floor a hit is ${median(pairedRatios('hit', 'rawGetAutoPipelined')).toFixed(2)}× (paired samples).`,
     `Redis CPU per operation under load: GET ${redis('rawGet').toFixed(1)} µs, raw HGET ${redis('rawHmget').toFixed(1)} µs, @Cache hit ${redis('hit').toFixed(1)} µs (${(redis('hit') / redis('rawGet')).toFixed(1)}× GET); the server alone would cap hits at about ${(1e6 / redis('hit')).toFixed(0)} ops/s and GETs at about ${(1e6 / redis('rawGet')).toFixed(0)} ops/s on one core. Redis was ${(med('rawGet', s => s.redisBusy) * 100).toFixed(0)}% busy during raw GETs and ${(med('hit', s => s.redisBusy) * 100).toFixed(0)}% during hits.`,
-    `Node CPU per operation under load: raw GET ${node('rawGet').toFixed(1)} µs; raw HGET ${node('rawHmget').toFixed(1)} µs (${signed(node('rawHmget') - node('rawGet'))} µs: 2-argument command, one bulk reply); RedisBackend.get ${node('backendGet').toFixed(1)} µs (${signed(node('backendGet') - node('rawHmget'))} µs: one socket write, deadline and breaker outcome per batch instead of per command, minus superjson, dependency JSON, a promise and a result object per lookup); @Cache hit ${node('hit').toFixed(1)} µs (${signed(node('hit') - node('backendGet'))} µs: CachingService). Node was ${(med('hit', s => s.nodeBusy) * 100).toFixed(0)}% busy during hits.`,
-    `Server-side cost of one call (commandstats, sequential): HGET of the entry's h field (a hit) ${hmget.serverUs.toFixed(1)} µs (RESP2 client: ${hmgetResp2.serverUs.toFixed(1)} µs) vs GET ${getCost.serverUs.toFixed(1)} µs; the BEGIN script a miss adds ${begin.serverUs.toFixed(1)} µs (an empty script \`return 1\`: ${empty.serverUs.toFixed(1)} µs).`,
+    `Node CPU per operation under load: raw GET ${node('rawGet').toFixed(1)} µs; raw HGET ${node('rawHmget').toFixed(1)} µs (${signed(node('rawHmget') - node('rawGet'))} µs: 2-argument command, one bulk reply); RedisBackend.get ${node('backendGet').toFixed(1)} µs (${signed(node('backendGet') - node('rawHmget'))} µs: one command, one reply, one deadline and one breaker outcome per batch instead of per lookup, minus superjson, dependency JSON, a promise and a result object per lookup); @Cache hit ${node('hit').toFixed(1)} µs (${signed(node('hit') - node('backendGet'))} µs: CachingService). Node was ${(med('hit', s => s.nodeBusy) * 100).toFixed(0)}% busy during hits.`,
+    `Server-side cost of one call (commandstats, sequential): the LOOKUP script of a hit on its own ${lookupCost.serverUs.toFixed(1)} µs (in a batch its GET and TIME are shared), the HGET it runs ${hmget.serverUs.toFixed(1)} µs when sent alone (RESP2 client: ${hmgetResp2.serverUs.toFixed(1)} µs), vs GET ${getCost.serverUs.toFixed(1)} µs; the BEGIN script a miss adds ${begin.serverUs.toFixed(1)} µs (an empty script \`return 1\`: ${empty.serverUs.toFixed(1)} µs).`,
     `With Redis replaced by a canned reply (no network, no ioredis), the library's own JavaScript costs ${formatValue(fakeBackendNs - fakeFloorNs)} ns per hit in RedisBackend.get and ${formatValue(fakeHitNs - fakeBackendNs)} ns in CachingService (total ${formatValue(fakeHitNs)} ns including the awaited promise of the canned reply, ${formatValue(fakeFloorNs)} ns alone).`,
-    `A miss sends ${(clientTotal(missCommands) / missCommands.calls).toFixed(2)} commands (${perCall(missCommands, missCommands.fromClient)}): the lookup pipeline (GET, TIME, HGET: the token comes with the miss) and the SET script; it takes ${lat('miss').toFixed(1)} µs sequentially (${(lat('miss') / lat('hit')).toFixed(2)}× a hit, ${(lat('miss') / lat('rawGet')).toFixed(2)}× a raw GET).`,
+    `A miss sends ${(clientTotal(missCommands) / missCommands.calls).toFixed(2)} commands (${perCall(missCommands, missCommands.fromClient)}): the LOOKUP script (its GET and TIME bring the token with the miss) and the SET script; it takes ${lat('miss').toFixed(1)} µs sequentially (${(lat('miss') / lat('hit')).toFixed(2)}× a hit, ${(lat('miss') / lat('rawGet')).toFixed(2)}× a raw GET).`,
     `Invalidating 10,000 dependents: ${median(bigWall).toFixed(1)} ms end to end, of which the invalidation script kept Redis busy ${median(invalidationSamples.get(10_000)!.map(x => x.serverMs)).toFixed(1)} ms (${((median(invalidationSamples.get(10_000)!.map(x => x.serverMs)) * 1e3) / 10_000).toFixed(1)} µs per dependent; commands per dependent in the last sample, commandstats: ${[...invalidationSamples.get(10_000)!.at(-1)!.commands].filter(([name]) => name !== 'evalsha').map(([name, calls]) => `${name} ${(calls / 10_000).toFixed(2)}`).join(', ')}); every other client of that Redis waits meanwhile.`,
     `Keys left: (a) entries sharing dependencies that simply expire leave ${expiryResidue.total} keys (${expiryBefore.total.toLocaleString('en-US')} right after the fill). (b) Invalidations leave markers only: ${invalidationResidue.total.toLocaleString('en-US')} keys under the invalidation prefix (${kinds(invalidationResidue)}), about ${(invalidationResidue.approxBytes / 2 ** 20).toFixed(1)} MiB, longest PTTL ${(invalidationResidue.maxTtlMs / 1000).toFixed(1)} s ≤ ${DEFAULT_MARKER_TTL_MS / 1000} s, ${sinceLastInvalidationS.toFixed(0)} s after the last invalidation (${markersExpectedAlive.toLocaleString('en-US')} markers were written in the last ${DEFAULT_MARKER_TTL_MS / 1000} s before the scan); with markerTtlMs ${SHORT_MARKER_TTL_MS} ms, ${quickMarkersRightAfter.total.toLocaleString('en-US')} keys right after invalidating ${RESIDUE_ENTRIES.toLocaleString('en-US')} dependents, ${quickMarkersAfterTtl.total} once markerTtlMs has passed.`,
     `Node-side pieces (mitata p50): superjson deserialize ${formatValue(superjsonNs)} ns vs JSON.parse ${formatValue(jsonNs)} ns of the same payload; dependency-list JSON.parse ${formatValue(dependenciesNs)} ns; a setTimeout/clearTimeout pair ${formatValue(timerNs)} ns (no longer paid per call: one interval sweeps the deadlines).`,

@@ -336,11 +336,13 @@ class Orders {
 // ───────────────────────────── shared checks ─────────────────────────────
 
 /**
- * N hits on a warm entry: exactly N socket writes of the client (one round trip each), each the lookup's pipeline
- * of the partition's generation (GET), the server's clock (TIME) and the entry's field (HGET) — the first two
- * are what a miss takes its token from — however many masters there are.
+ * What a lookup sends: on a standalone server one LOOKUP script (EVALSHA), which reads the partition's generation
+ * (GET), the server's clock (TIME) and the entry's field (HGET) inside the server; on a cluster the same three
+ * commands as a pipeline. The generation and the clock are what a miss takes its token from.
  */
-const LOOKUP_COMMANDS = ['get', 'time', 'hget'];
+const lookupCommands = (probe: RedisClient) => (probe instanceof Cluster ? ['get', 'time', 'hget'] : ['evalsha']);
+
+/** N hits on a warm entry: exactly N socket writes of the client (one round trip each), however many masters there are. */
 async function expectOneRoundTripPerHit(client: RedisClient, probe: RedisClient, label: string): Promise<void> {
   const prefix = uniquePrefix(`round-trips-${label}`);
   const a = startProcess(client, prefix);
@@ -372,23 +374,24 @@ async function expectOneRoundTripPerHit(client: RedisClient, probe: RedisClient,
   expect(a.events.hits).toHaveLength(N + 1);
   // One socket write (one round trip) per hit.
   expect(writesPerHit).toEqual(Array(N).fill(1));
-  // What the servers received from clients: the same three commands per hit, in that order.
-  expect(sent).toEqual(Array.from({ length: N }, () => LOOKUP_COMMANDS).flat());
-  console.log(`[redis-backend] a hit on the ${label} is one round trip: ${LOOKUP_COMMANDS.join(', ').toUpperCase()} in one write`);
+  // What the servers received from clients: the same command(s) per hit, in that order.
+  const lookup = lookupCommands(probe);
+  expect(sent).toEqual(Array.from({ length: N }, () => lookup).flat());
+  console.log(`[redis-backend] a hit on the ${label} is one round trip: ${lookup.join(', ').toUpperCase()} in one write`);
   // INFO commandstats agrees. Since Redis 7 it also counts the commands a script runs inside the server
-  // (TIME, HMGET, GET… under an EVALSHA), which are not round trips: MONITOR above tells them apart.
+  // (GET, TIME and HGET under the LOOKUP script's EVALSHA), which are not round trips: MONITOR above tells them apart.
   // (On a cluster, another client's topology check may add a command of its own: MONITOR is the exact count.)
   expect(calls.get('hget')).toBe(N);
-  for (const command of LOOKUP_COMMANDS) expect(calls.get(command)).toBeGreaterThanOrEqual(N);
+  for (const command of ['get', 'time', 'hget', ...lookup]) expect(calls.get(command)).toBeGreaterThanOrEqual(N);
   // The servers executed nothing else at all, but the measurement itself (INFO, CONFIG RESETSTAT, and the
   // MONITOR connections' HELLO, MONITOR and ECHO) and replicas acknowledging the replication stream (REPLCONF).
   // ioredis's own cluster topology refreshes (CLUSTER SLOTS/NODES) may land in the window too: not cache traffic.
-  if (!(probe instanceof Cluster)) expect(totalCalls(calls, ['info', 'config|resetstat', 'hello', 'monitor', 'echo', 'replconf', 'cluster|slots', 'cluster|nodes', 'cluster|shards', 'cluster|info', 'command'])).toBe(3 * N);
+  if (!(probe instanceof Cluster)) expect(totalCalls(calls, ['info', 'config|resetstat', 'hello', 'monitor', 'echo', 'replconf', 'cluster|slots', 'cluster|nodes', 'cluster|shards', 'cluster|info', 'command'])).toBe(4 * N);
 }
 
 /**
  * N misses, each computed and stored: two socket writes each (the lookup, which brings the token, and the store
- * script), and the servers receive the lookup's three commands and one EVALSHA per miss.
+ * script), and the servers receive the lookup (see lookupCommands) and one EVALSHA per miss.
  */
 async function expectTwoRoundTripsPerMiss(client: RedisClient, probe: RedisClient, label: string): Promise<void> {
   const prefix = uniquePrefix(`miss-round-trips-${label}`);
@@ -417,8 +420,9 @@ async function expectTwoRoundTripsPerMiss(client: RedisClient, probe: RedisClien
   expect(writesPerMiss).toEqual(Array(N).fill(2));
   // A cluster client connects to a master on its first command there (HELLO, INFO): not cache traffic.
   // Its first script on a master is sent in full (EVAL), later ones by their SHA.
-  expect(sent.filter(c => c !== 'hello' && c !== 'info').map(c => (c === 'eval' ? 'evalsha' : c))).toEqual(Array.from({ length: N }, () => [...LOOKUP_COMMANDS, 'evalsha']).flat());
-  console.log(`[redis-backend] a miss on the ${label} is two round trips: ${LOOKUP_COMMANDS.join(', ').toUpperCase()}, then the store (EVALSHA)`);
+  const lookup = lookupCommands(probe);
+  expect(sent.filter(c => c !== 'hello' && c !== 'info').map(c => (c === 'eval' ? 'evalsha' : c))).toEqual(Array.from({ length: N }, () => [...lookup, 'evalsha']).flat());
+  console.log(`[redis-backend] a miss on the ${label} is two round trips: ${lookup.join(', ').toUpperCase()}, then the store (EVALSHA)`);
 }
 
 /**
@@ -588,14 +592,16 @@ describeRedis('RedisBackend on a standalone Redis', () => {
     const ids = ['a', 'b', 'c'];
     const catalogue = new Catalogue(a.service, new Map(ids.map((id, i) => [id, i + 1])));
     for (const id of ids) await catalogue.getPrice(id);
-    const pipeline = client.pipeline.bind(client);
-    client.pipeline = () => {
+    // A standalone batch is one call of the LOOKUP script (see ReadBatcher).
+    const scripts = client as unknown as { aspectCacheLookup: unknown };
+    const lookup = scripts.aspectCacheLookup;
+    scripts.aspectCacheLookup = () => {
       throw new Error('pipeline unavailable');
     };
     try {
       expect(await Promise.all(ids.map(id => catalogue.getPrice(id)))).toEqual([1, 2, 3]);
     } finally {
-      client.pipeline = pipeline;
+      scripts.aspectCacheLookup = lookup;
     }
     expect(catalogue.runs).toBe(6);
     const lookupErrors = a.events.errors.filter(e => e.operation === 'get');
@@ -986,19 +992,16 @@ describeRedis('RedisBackend on a standalone Redis', () => {
     expect((await keysByKind(raw, prefix)).l).toHaveLength(0);
 
     const waiterClient = standaloneClient();
-    // The waiter's lookup (a pipeline: GET, TIME, HGET) is answered as if the entry were not there yet.
-    type Replies = Array<[Error | null, unknown]> | null;
-    const pipeline = waiterClient.pipeline.bind(waiterClient);
+    const waiter = startProcess(waiterClient, prefix, { lock });
+    // The waiter's lookup (the LOOKUP script: generation, time, the entry's field) is answered as if the entry
+    // were not there yet.
+    const scripts = waiterClient as unknown as { aspectCacheLookup: (...args: unknown[]) => Promise<unknown[]> };
+    const lookup = scripts.aspectCacheLookup.bind(waiterClient);
     let lookups = 0;
-    (waiterClient as unknown as { pipeline: () => unknown }).pipeline = () => {
-      const p = pipeline();
-      const exec = p.exec.bind(p) as () => Promise<Replies>;
-      (p as unknown as { exec: () => Promise<Replies> }).exec = async () => {
-        const replies = await exec();
-        if (++lookups === 1 && replies !== null) replies[2] = [null, null];
-        return replies;
-      };
-      return p;
+    scripts.aspectCacheLookup = async (...args: unknown[]) => {
+      const replies = await lookup(...args);
+      if (++lookups === 1) replies[2] = null;
+      return replies;
     };
     const hget = waiterClient.hget.bind(waiterClient) as (...args: unknown[]) => Promise<string | null>;
     let reads = 0;
@@ -1006,7 +1009,6 @@ describeRedis('RedisBackend on a standalone Redis', () => {
       reads++;
       return hget(...args);
     };
-    const waiter = startProcess(waiterClient, prefix, { lock });
     expect(await new Catalogue(waiter.service, db, counter).getPrice('corn')).toBe(9);
     expect(counter.runs).toBe(1);
     expect(lookups).toBe(1);

@@ -21,7 +21,7 @@ import { RetryQueue } from '../resilience/retry-queue.js';
 import { allDataPattern, clearMarkerKey, decodeKey, encodeKey, entryKey, entryNameOf, leaseKey, markerKeys, partitionBase, partitionDataPattern, partitionOf, sequenceKey } from './key-schema.js';
 import { entryFields, EXPIRY_FIELD, HIT_FIELD, unpackEntry, type StoredEntry } from './entry-codec.js';
 import { ReadBatcher, type PartitionClock } from './read-batcher.js';
-import { BEGIN_SCRIPT, CHECK_SCRIPT, CLEAR_MARK_SCRIPT, INVALIDATE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
+import { BEGIN_SCRIPT, CHECK_SCRIPT, CLEAR_MARK_SCRIPT, INVALIDATE_SCRIPT, LOOKUP_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT, UNLOCK_SCRIPT } from './scripts.js';
 
 /** Options of {@link RedisBackend}. */
 export interface RedisBackendOptions {
@@ -90,7 +90,7 @@ interface RedisToken {
   readonly lease?: { readonly key: string; readonly owner: string } | undefined;
 }
 
-type ScriptName = 'aspectCacheBegin' | 'aspectCacheTouch' | 'aspectCacheSet' | 'aspectCacheCheck' | 'aspectCacheInvalidate' | 'aspectCacheClearMark' | 'aspectCacheUnlock';
+type ScriptName = 'aspectCacheLookup' | 'aspectCacheBegin' | 'aspectCacheTouch' | 'aspectCacheSet' | 'aspectCacheCheck' | 'aspectCacheInvalidate' | 'aspectCacheClearMark' | 'aspectCacheUnlock';
 
 let instanceCounter = 0;
 
@@ -222,6 +222,7 @@ export class RedisBackend implements CachingBackend {
     this.#reads = new ReadBatcher({
       client,
       isCluster,
+      lookupScript: (...args) => this.#scripts.aspectCacheLookup(...args),
       partitions,
       timeoutMs: operationTimeoutMs,
       guard: this.#guard,
@@ -231,6 +232,7 @@ export class RedisBackend implements CachingBackend {
       foreign: (base, key, error) => this.#foreign(base, key, error),
     });
     const define = (client as unknown as { defineCommand(name: string, definition: { lua: string }): void }).defineCommand.bind(client);
+    define('aspectCacheLookup', { lua: LOOKUP_SCRIPT });
     define('aspectCacheBegin', { lua: BEGIN_SCRIPT });
     define('aspectCacheTouch', { lua: TOUCH_SCRIPT });
     define('aspectCacheSet', { lua: SET_SCRIPT });

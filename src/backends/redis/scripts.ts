@@ -92,6 +92,20 @@ end
 `;
 
 /**
+ * LOOKUP — KEYS: [seq, entry1, entry2…] (one partition); ARGV: [field]. A standalone server's batch of lookups
+ * (see ReadBatcher) in one command: {generation, TIME, the field of each entry}, the generation and the time read
+ * before the entries (a miss takes its token from them). It only reads: the generation is returned as it is
+ * (false when absent), and a key of another type answers its own error in its place (pcall), never the batch's.
+ * Flagged no-writes (Redis ≥ 7.0): it runs while writes are paused (CLIENT PAUSE WRITE, a failover), as the
+ * plain reads it replaces did.
+ */
+export const LOOKUP_SCRIPT = `#!lua flags=no-writes
+local out = {redis.pcall('GET', KEYS[1]), redis.call('TIME')}
+for i = 2, #KEYS do out[i + 1] = redis.pcall('HGET', KEYS[i], ARGV[1]) end
+return out
+`;
+
+/**
  * BEGIN — KEYS: [seq, lock, entry]; ARGV: [lockLeaseMs (0: no lock), lockOwner, markerTtlMs, withEntry ('1' | '0')].
  * Returns {token, now, locked}: the partition's generation when a computation begins, the server time, and
  * `locked` = 1 when this caller now holds the computation lease (or no lock is used), 0 when another process
