@@ -745,7 +745,7 @@ async function runAll(
     if (hgets !== expectedHgets) throw new Error(`bench: ${hgets} HGETs for ${expectedHgets} aspect-cache calls: some layered "L2 hits" were served by L1.`);
     // Each LOOKUP script (a batch of aspect-cache lookups, the only script a hit phase runs) reads its partition's
     // generation with one GET inside Redis, which commandstats counts too.
-    const gets = (commands.get('get') ?? 0) - (commands.get('evalsha') ?? 0);
+    const gets = (commands.get('get') ?? 0) - (commands.get('evalsha') ?? 0) - (commands.get('eval') ?? 0);
     if (gets !== calls.get('bento')) throw new Error(`bench: ${gets} GETs for ${calls.get('bento')} bentocache calls: some bentocache "L2 hits" were served by its L1.`);
     if (!layeredL2.trusted || layeredL2.resyncs !== resyncsAtStart.l2) throw new Error('bench: the L2-hit layered backend lost trust: it read L2 without copying into L1, not the path being measured.');
     if (layeredL2L1.size !== 1) throw new Error(`bench: the L2-hit layered backend's L1 holds ${layeredL2L1.size} entries, expected 1 (the last copy).`);

@@ -108,6 +108,20 @@ for (const [topology, isCluster] of [
         { hit: true, value: 'value of p0:v:c', async: false, dependencies: [], expiresAt: Infinity },
       ]);
       expect(breaker.state).toBe('closed');
+      // A batch of nothing but foreign keys is still an answering Redis: no failure against the circuit.
+      const foreign = clientOf(async command => (command.startsWith('hget ') ? new Error('WRONGTYPE Operation against a key holding the wrong kind of value') : base(command)));
+      const second = batcherOf(foreign, isCluster, 1);
+      expect((await Promise.all([second.batcher.get(0, 'p0:', 'x'), second.batcher.get(0, 'p0:', 'y')])).map(l => l.hit)).toEqual([false, false]);
+      expect(second.breaker.state).toBe('closed');
+    });
+
+    it('splits a tick of more than 1,000 lookups of one partition into round trips of at most 1,000', async () => {
+      const stand = clientOf(defaultAnswer(async key => `value of ${key}`));
+      const { batcher } = batcherOf(stand, isCluster);
+      const keys = Array.from({ length: 2_500 }, (_, i) => `k${i}`);
+      const lookups = await Promise.all(keys.map(key => batcher.get(0, 'p0:', key)));
+      expect(stand.sent.map(commands => commands.length - 2)).toEqual([1_000, 1_000, 500]);
+      expect(lookups.map(l => (l.hit ? l.value : 'miss'))).toEqual(keys.map(key => `value of p0:v:${key}`));
     });
 
     it('a batch that gets no answer fails every lookup in it and counts once against the circuit', async () => {

@@ -22,7 +22,7 @@ export interface ReadBatcherOptions {
   readonly guard: CallGuard;
   /** The guard's breaker: a batch records one outcome per round trip in it. */
   readonly breaker: CircuitBreaker;
-  /** The local clock (when a pipeline was sent). */
+  /** The local clock (when a batch was sent). */
   readonly now: () => number;
   /**
    * What an entry's `h` field (or its absence) means for a lookup, with what the partition's generation and the
@@ -36,13 +36,16 @@ export interface ReadBatcherOptions {
 
 /**
  * The partition's generation (`GET` of its sequence key: a decimal string, or null) and the server's `TIME`,
- * read in the lookup's pipeline before its HGET, and when the pipeline was sent (local ms).
+ * read in the lookup's round trip before its entry, and when that batch was sent (local ms).
  */
 export interface PartitionClock {
   readonly generation: unknown;
   readonly time: unknown;
   readonly sentAt: number;
 }
+
+/** The most lookups sent in one round trip (one script call or pipeline); a larger tick is split. */
+const MAX_BATCH = 1_000;
 
 /** A lookup waiting for this tick's batch of its partition. */
 interface PendingRead {
@@ -121,7 +124,9 @@ export class ReadBatcher {
       const batch = reads[partition];
       if (batch === undefined) continue;
       reads[partition] = undefined;
-      if (closed) this.#sendReads(batch);
+      // At most MAX_BATCH lookups per round trip: a script's arguments are spread through calls (a tick of
+      // 80,000 lookups overflowed the stack), and one atomic script should not hold Redis for too long.
+      if (closed) for (let i = 0; i < batch.length; i += MAX_BATCH) this.#sendReads(batch.length <= MAX_BATCH ? batch : batch.slice(i, i + MAX_BATCH));
       else for (const read of batch) this.#lookupAlone(read.base, read.key).then(read.resolve, read.reject);
     }
   };

@@ -106,9 +106,11 @@ type ScriptClient = Record<ScriptName, (...args: Array<string | number>) => Prom
 /**
  * A backend on Redis or Redis Cluster (ioredis). Values are serialized with superjson by default.
  *
- * - **A hit is one round trip**: one single-field HGET returns the value, its dependencies and its expiry (a sliding entry
- *   is then extended by a script the caller does not wait for). A miss takes a token (and optionally a lease)
- *   in a second round trip, before the method runs.
+ * - **A hit is one round trip**: one field of the entry hash holds the value, its dependencies and its expiry (a sliding entry
+ *   is then extended by a script the caller does not wait for), read with the partition's generation and the
+ *   server's clock, so a miss has its token in that round trip and its store is the second (with `lock`, the
+ *   lease is one more). A tick's lookups share the round trip: the LOOKUP script on a standalone server, a
+ *   pipeline on a cluster (see ReadBatcher).
  * - **Stores and invalidations are atomic per partition**: a store is one script on the entry's partition; an
  *   invalidation is one script per partition, run concurrently, computing the transitive closure on the server.
  * - **No stale write**, across processes, without trusting application clocks: invalidations write

@@ -114,7 +114,7 @@ return out
  * value is never taken to compute it again).
  * With `withEntry`, a fourth element is the entry's `h` field (false if absent), read atomically with the
  * token: a fail-safe caller holding an expired copy learns whether it was invalidated before the token.
- * (A hit is not a script: it is one HGET of the entry's `h` field.)
+ * (A hit does not use BEGIN: its lookup, LOOKUP or a pipeline, brings the token; see ReadBatcher.)
  */
 export const BEGIN_SCRIPT = `${NOW}${SAFE}
 local lease = number(ARGV[1])
